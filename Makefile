@@ -1,0 +1,48 @@
+# pyruntime: `make demo` and `make test` each do all of their own set-up on a fresh
+# Debian 12 machine (as root) through `make setup`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables iptables \
+	containerd podman uidmap tmux bats gawk golang-go
+PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: setup demo test unit integration lint bench conformance clean
+
+setup: $(VENV)/.installed
+	@for b in pyruntime; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -x $(PY) ] || "$$($(PYTHON_BASE) -c 'import sys; print(sys.executable)')" -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	@touch $@
+
+demo: setup
+	@bash scripts/demo.sh
+
+unit: setup
+	$(VENV)/bin/pytest -q tests
+
+integration: setup
+	$(VENV)/bin/pytest -q -m integration integration
+
+test: setup lint
+	$(VENV)/bin/pytest -q tests integration
+
+lint: setup
+	$(VENV)/bin/ruff check pyruntime tests integration
+	$(VENV)/bin/mypy pyruntime
+
+bench: setup
+	$(PY) scripts/bench.py
+
+conformance: setup
+	bash integration/conformance/run.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,164 @@
+"""What cgroup hierarchies are mounted, and where this process sits in them.
+
+Works on text (a mountinfo and a /proc/<pid>/cgroup) so tests can pass fakes;
+the factory in `pyruntime.cgroups` reads the real files. Only mounts at or
+below the cgroup root count, and only hierarchies that are really mounted are
+reported: /sys/fs/cgroup may be a tmpfs where a plain mkdir makes junk, not a
+cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyruntime.errors import CgroupError
+
+V1 = "v1"
+V2 = "v2"
+HYBRID = "hybrid"
+
+#: Key of the cgroup2 tree in layouts, paths and records.
+UNIFIED = "unified"
+#: Key of systemd's named v1 hierarchy (no controller, process tracking only).
+SYSTEMD = "name=systemd"
+
+#: Real v1 controllers; other super options (rw, xattr, release_agent=...) are not.
+V1_CONTROLLERS = frozenset(
+    {
+        "blkio",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "devices",
+        "freezer",
+        "hugetlb",
+        "memory",
+        "misc",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "pids",
+        "rdma",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    mountpoint: str
+    root: str
+    fstype: str
+    super_options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """One mounted hierarchy: where it is mounted and which of its cgroups is there."""
+
+    mountpoint: Path
+    #: The hierarchy path visible at the mount point ("/" unless a sub-tree is bound).
+    root: str = "/"
+
+
+@dataclass(frozen=True)
+class Layout:
+    mode: str
+    #: v1 controller name, SYSTEMD or UNIFIED -> its mount.
+    hierarchies: Mapping[str, Hierarchy]
+
+    @property
+    def v1_controllers(self) -> frozenset[str]:
+        return frozenset(k for k in self.hierarchies if k in V1_CONTROLLERS)
+
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \ooo.
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    entries = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        try:
+            sep = fields.index("-", 6)
+            root, mountpoint = fields[3], fields[4]
+            fstype, super_opts = fields[sep + 1], fields[sep + 3]
+        except (ValueError, IndexError):
+            continue
+        entries.append(
+            MountEntry(
+                mountpoint=_unescape(mountpoint),
+                root=_unescape(root),
+                fstype=fstype,
+                super_options=tuple(super_opts.split(",")),
+            )
+        )
+    return entries
+
+
+def _is_at_or_below(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def detect(mountinfo: str, root: Path = Path("/sys/fs/cgroup")) -> Layout:
+    """The cgroup mode and mounted hierarchies at or below `root`.
+
+    v2: a cgroup2 is mounted at `root` itself. hybrid: v1 controllers plus a
+    cgroup2 somewhere below `root` (usually `unified`). v1: controllers only.
+    """
+    top = os.path.normpath(str(root))
+    # A later mount on the same mount point hides the earlier one.
+    by_mountpoint: dict[str, MountEntry] = {}
+    for entry in parse_mountinfo(mountinfo):
+        if entry.fstype in ("cgroup", "cgroup2") and _is_at_or_below(entry.mountpoint, top):
+            by_mountpoint.pop(entry.mountpoint, None)
+            by_mountpoint[entry.mountpoint] = entry
+        elif entry.mountpoint in by_mountpoint:
+            del by_mountpoint[entry.mountpoint]
+
+    at_root = by_mountpoint.get(top)
+    if at_root is not None and at_root.fstype == "cgroup2":
+        return Layout(V2, {UNIFIED: Hierarchy(Path(top), at_root.root)})
+
+    hierarchies: dict[str, Hierarchy] = {}
+    for entry in by_mountpoint.values():
+        where = Hierarchy(Path(entry.mountpoint), entry.root)
+        if entry.fstype == "cgroup2":
+            hierarchies.setdefault(UNIFIED, where)
+            continue
+        for opt in entry.super_options:
+            if opt in V1_CONTROLLERS or opt == SYSTEMD:
+                # The same hierarchy bound twice: the first mount point is as good.
+                hierarchies.setdefault(opt, where)
+
+    has_v1 = any(k in V1_CONTROLLERS for k in hierarchies)
+    if has_v1:
+        return Layout(HYBRID if UNIFIED in hierarchies else V1, hierarchies)
+    if UNIFIED in hierarchies:
+        return Layout(V2, {UNIFIED: hierarchies[UNIFIED]})
+    raise CgroupError(f"no cgroup filesystem is mounted at or below {top}")
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/<pid>/cgroup as {controller or SYSTEMD or UNIFIED: path}."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hier_id, controllers, path = parts
+        if hier_id == "0" and controllers == "":
+            result[UNIFIED] = path
+            continue
+        for name in controllers.split(","):
+            if name:
+                result[name] = path
+    return result

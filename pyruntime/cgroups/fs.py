@@ -1,0 +1,157 @@
+"""The one seam between the cgroup managers and the kernel's cgroup filesystems.
+
+Every read, write, mkdir, rmdir, signal and wait the managers do goes through a
+`CgroupFS`, so unit tests can hand them a fake tree in `tmp_path` that behaves
+like the kernel (control files appear on mkdir, rmdir refuses busy groups).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pyruntime.errors import CgroupError
+
+
+class CgroupFS:
+    """Plain file operations with the cgroupfs rules built in."""
+
+    def read(self, path: Path) -> str:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+
+    def write(self, path: Path, value: str) -> None:
+        # No O_CREAT: a misspelt control file must fail (ENOENT), never become
+        # a regular file, which it would on the tmpfs under /sys/fs/cgroup.
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: Path) -> None:
+        os.mkdir(path, 0o755)
+
+    def rmdir(self, path: Path) -> None:
+        os.rmdir(path)
+
+    def exists(self, path: Path) -> bool:
+        return os.path.exists(path)
+
+    def is_dir(self, path: Path) -> bool:
+        return os.path.isdir(path)
+
+    def listdir(self, path: Path) -> list[str]:
+        return os.listdir(path)
+
+    def subdirs(self, path: Path) -> list[str]:
+        with os.scandir(path) as it:
+            return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+
+    def kill(self, pid: int, sig: int) -> None:
+        os.kill(pid, sig)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+REAL = CgroupFS()
+
+
+def read_or(fs: CgroupFS, path: Path, default: str | None = None) -> str | None:
+    """The file's text, or `default` when it does not exist (optional control files)."""
+    try:
+        return fs.read(path)
+    except FileNotFoundError:
+        return default
+
+
+def read_checked(fs: CgroupFS, path: Path) -> str:
+    try:
+        return fs.read(path)
+    except OSError as e:
+        raise CgroupError(f"{path}: {e.strerror or e}") from e
+
+
+def write_checked(fs: CgroupFS, path: Path, value: str, field: str = "") -> None:
+    """Write one value; failures become '<file>: <reason>' naming the OCI field."""
+    try:
+        fs.write(path, value)
+    except OSError as e:
+        raise CgroupError(_write_reason(path, value, field, e)) from e
+
+
+def _write_reason(path: Path, value: str, field: str, err: OSError) -> str:
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOENT:
+        reason = "no such control file (controller missing or not supported by this kernel)"
+    what = f" for linux.resources.{field}" if field else ""
+    return f"{path}: cannot write {value!r}{what}: {reason}"
+
+
+def walk_dirs_bottom_up(fs: CgroupFS, top: Path) -> Iterator[Path]:
+    """`top` and every sub-cgroup below it, children before parents."""
+    try:
+        names = fs.subdirs(top)
+    except FileNotFoundError:
+        return
+    for name in sorted(names):
+        yield from walk_dirs_bottom_up(fs, top / name)
+    yield top
+
+
+def read_procs(fs: CgroupFS, top: Path) -> list[int]:
+    """Pids in `top` and all its sub-cgroups; a group vanishing meanwhile is skipped."""
+    pids: list[int] = []
+    for d in walk_dirs_bottom_up(fs, top):
+        text = read_or(fs, d / "cgroup.procs", "") or ""
+        pids.extend(int(line) for line in text.split())
+    return pids
+
+
+def poll(
+    fs: CgroupFS, done: Callable[[], bool], timeout: float, first_delay: float = 0.001
+) -> bool:
+    """Call `done()` with a growing back-off until it is true or `timeout` passes."""
+    deadline = fs.monotonic() + timeout
+    delay = first_delay
+    while True:
+        if done():
+            return True
+        if fs.monotonic() >= deadline:
+            return False
+        fs.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def remove_tree(fs: CgroupFS, top: Path, timeout: float = 2.0) -> None:
+    """rmdir `top` and its sub-cgroups depth-first, retrying while processes exit.
+
+    A cgroup with live tasks answers EBUSY until the last task is reaped, which
+    takes a moment after SIGKILL; anything already gone counts as removed.
+    """
+    last: OSError | None = None
+
+    def attempt() -> bool:
+        nonlocal last
+        for d in walk_dirs_bottom_up(fs, top):
+            try:
+                fs.rmdir(d)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.EAGAIN):
+                    raise CgroupError(f"{d}: remove cgroup: {e.strerror or e}") from e
+                last = e
+                return False
+        return True
+
+    if not poll(fs, attempt, timeout, first_delay=0.005):
+        reason = last.strerror if last is not None and last.strerror else "busy"
+        raise CgroupError(f"{top}: remove cgroup: {reason} (processes still inside?)")

@@ -1,0 +1,233 @@
+"""The runc-compatible command line: global flags into ctx.obj, one thin function per verb."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import OCI_VERSION, __version__
+from .errors import RuntimeErr
+
+DEFAULT_ROOT = "/run/pyruntime"
+
+
+class Ctx:
+    def __init__(self, root: str, log: Any, systemd_cgroup: bool) -> None:
+        self.root = Path(root)
+        self.log = log
+        self.systemd_cgroup = systemd_cgroup
+
+    def runtime(self) -> Any:
+        from .container import Runtime
+
+        if self.systemd_cgroup:
+            raise RuntimeErr("--systemd-cgroup: the systemd cgroup driver is not supported "
+                             "(use cgroupfs paths)")
+        return Runtime(self.root, warn=self.log.warn)
+
+
+def parse_signal(text: str) -> int:
+    t = text.strip().upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n < signal.NSIG:
+            return n
+        raise RuntimeErr(f"invalid signal: {text}")
+    if not t.startswith("SIG"):
+        t = "SIG" + t
+    try:
+        return int(signal.Signals[t])
+    except KeyError:
+        raise RuntimeErr(f"invalid signal: {text}")
+
+
+VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(message=VERSION_TEXT, version=__version__, prog_name="pyruntime")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, help="state directory")
+@click.option("--log", "log_path", default=None, help="log file (default: stderr only)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--debug", is_flag=True, help="debug logging and tracebacks")
+@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver")
+@click.option("--criu", hidden=True, default=None)
+@click.option("--rootless", hidden=True, default=None)
+@click.pass_context
+def main(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
+         systemd_cgroup: bool, criu: str | None, rootless: str | None) -> None:
+    """pyruntime: an OCI container runtime, command-line compatible with runc."""
+    from .log import Logger
+
+    ctx.obj = Ctx(root, Logger(log_path, log_format, debug), systemd_cgroup)
+
+
+def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
+                 no_new_keyring: bool, preserve_fds: int, keep_console: bool = False) -> Any:
+    from .container import CreateOptions
+
+    return CreateOptions(bundle=Path(bundle), pid_file=pid_file, console_socket=console_socket,
+                         no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds, keep_console=keep_console)
+
+
+def _create_flags(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--bundle", "-b", default=".", help="bundle directory"),
+        click.option("--pid-file", default=None),
+        click.option("--console-socket", default=None),
+        click.option("--no-pivot", is_flag=True),
+        click.option("--no-new-keyring", is_flag=True),
+        click.option("--preserve-fds", default=0, type=int),
+    ]):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@_create_flags
+@click.argument("container_id")
+@click.pass_obj
+def create(obj: Ctx, container_id: str, bundle: str, pid_file: str | None,
+           console_socket: str | None, no_pivot: bool, no_new_keyring: bool,
+           preserve_fds: int) -> None:
+    """Create a container (its process waits for `start`)."""
+    obj.runtime().create(container_id, _create_opts(bundle, pid_file, console_socket, no_pivot,
+                                                    no_new_keyring, preserve_fds))
+
+
+@main.command()
+@click.argument("container_id")
+@click.pass_obj
+def start(obj: Ctx, container_id: str) -> None:
+    """Run the user process of a created container."""
+    obj.runtime().start(container_id)
+
+
+@main.command()
+@click.argument("container_id")
+@click.pass_obj
+def state(obj: Ctx, container_id: str) -> None:
+    """Print the container's state as runtime-spec JSON."""
+    from .state import oci_state
+
+    st, stat = obj.runtime().load(container_id)
+    click.echo(json.dumps(oci_state(st, stat), indent=2))
+
+
+@main.command()
+@click.option("--all", "-a", "all_procs", is_flag=True, help="signal every process of the container")
+@click.argument("container_id")
+@click.argument("sig", default="SIGTERM")
+@click.pass_obj
+def kill(obj: Ctx, container_id: str, sig: str, all_procs: bool) -> None:
+    """Send a signal (name or number, default SIGTERM) to the container's init."""
+    obj.runtime().kill(container_id, parse_signal(sig), all_procs)
+
+
+@main.command()
+@click.option("--force", "-f", is_flag=True, help="kill the container first if it runs")
+@click.argument("container_id")
+@click.pass_obj
+def delete(obj: Ctx, container_id: str, force: bool) -> None:
+    """Delete a container and everything create made for it."""
+    from .errors import ContainerNotExist
+
+    try:
+        obj.runtime().delete(container_id, force)
+    except ContainerNotExist:
+        if not force:
+            raise
+
+
+@main.command()
+@_create_flags
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--keep", is_flag=True, help="do not delete the container after it exits")
+@click.argument("container_id")
+@click.pass_obj
+def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_socket: str | None,
+        no_pivot: bool, no_new_keyring: bool, preserve_fds: int, detach: bool, keep: bool) -> None:
+    """Create and start a container; in the foreground, exit with its exit code."""
+    from .run import run_container
+
+    opts = _create_opts(bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds)
+    code = run_container(obj.runtime(), container_id, opts, detach=detach, keep=keep)
+    sys.exit(code)
+
+
+@main.command(name="list")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def list_cmd(obj: Ctx, quiet: bool, fmt: str) -> None:
+    """List containers."""
+    from .listing import list_containers
+
+    click.echo(list_containers(obj.runtime(), quiet, fmt), nl=False)
+
+
+@main.command()
+@click.option("--bundle", "-b", default=".")
+@click.option("--rootless", is_flag=True)
+def spec(bundle: str, rootless: bool) -> None:
+    """Write a default config.json into the bundle."""
+    from .defaults import default_spec
+
+    path = Path(bundle) / "config.json"
+    if path.exists():
+        raise RuntimeErr(f"File {path} exists. Remove it first")
+    path.write_text(json.dumps(default_spec(rootless), indent="\t") + "\n")
+
+
+def entry(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr (and in --log) unless --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        main.main(args=args, prog_name="pyruntime", standalone_mode=False)
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except RuntimeErr as e:
+        _report(str(e), debug)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as e:  # noqa: BLE001 - the last line of defence: still one line
+        if debug:
+            raise
+        _report(f"internal error: {type(e).__name__}: {e}", debug)
+        return 1
+
+
+def _report(msg: str, debug: bool) -> None:
+    from .log import Logger
+
+    ctx = click.get_current_context(silent=True)
+    logger = None
+    if ctx is not None:
+        root = ctx.find_root()
+        logger = root.obj.log if isinstance(root.obj, Ctx) else None
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    (logger or Logger()).error(msg)
+
+
+if os.environ.get("PYRUNTIME_NO_MAIN") is None and __name__ == "__main__":
+    sys.exit(entry())

@@ -1,0 +1,86 @@
+"""The container's terminal: a pty from the container's devpts, its master sent to the caller."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import select
+import socket
+import struct
+import termios
+import tty
+
+from .syscalls.linux import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
+
+
+def open_pty(ptmx: str = "/dev/ptmx") -> tuple[int, str]:
+    """Open a new pty pair in the devpts behind `ptmx`; returns (master fd, slave path)."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    buf = fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0))
+    n = struct.unpack("I", buf)[0]
+    return master, f"/dev/pts/{n}"
+
+
+def set_size(fd: int, height: int, width: int) -> None:
+    fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def become_session_leader_on(slave_path: str) -> None:
+    """setsid, open the slave, make it the controlling tty and stdio (in the container)."""
+    os.setsid()
+    fd = os.open(slave_path, os.O_RDWR)
+    fcntl.ioctl(fd, TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+def send_to_socket(path: str, master: int) -> None:
+    """One sendmsg with the master in SCM_RIGHTS and its name as payload, as runc does."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
+
+
+def copy_size(src: int, dst: int) -> None:
+    try:
+        buf = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, TIOCSWINSZ, buf)
+    except OSError:
+        pass
+
+
+def proxy(master: int, child_alive: object) -> None:
+    """`run -t` without a console socket: bridge our stdin/stdout to the pty until it closes."""
+    restore = None
+    if os.isatty(0):
+        restore = termios.tcgetattr(0)
+        tty.setraw(0)
+        copy_size(0, master)
+    stdin_open = True
+    try:
+        while True:
+            fds = [master] + ([0] if stdin_open else [])
+            ready, _, _ = select.select(fds, [], [], 0.2)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    stdin_open = False
+                else:
+                    os.write(master, data)
+            if not ready and callable(child_alive) and not child_alive():
+                return
+    finally:
+        if restore is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, restore)

@@ -1,0 +1,359 @@
+"""Lifecycle orchestration on the parent side: create, start, kill, delete.
+
+Every verb loads facts from the Store, derives the status, and acts.  `create` records
+what it is about to make (state dir, cgroup paths, then the init pid) *before* making it,
+so that `delete --force` can always clean up after a runtime that was killed midway.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import state as st_mod
+from . import sync
+from .errors import (
+    ChildError,
+    ConfigError,
+    ContainerExists,
+    ContainerNotRunning,
+    RuntimeErr,
+    StateTransitionError,
+)
+from .spec import Spec, load_config, parse_spec
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Store
+from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
+
+
+@dataclass
+class CreateOptions:
+    bundle: Path
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    keep_console: bool = False  # `run -t` without a console socket proxies the pty itself
+
+
+def now_rfc3339() -> str:
+    t = time.time_ns()
+    secs, nanos = divmod(t, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    target = Path(path).absolute()
+    st_mod.atomic_write(target, str(pid).encode(), 0o644)
+
+
+def _listen_fds() -> int:
+    """fds passed by systemd socket activation to us are passed on, as runc does."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) not in (0, os.getpid()):
+            return 0
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
+class Runtime:
+    def __init__(self, root: Path, sys: LinuxSyscalls = LINUX, warn: Any = None) -> None:
+        self.store = Store(root)
+        self.sys = sys
+        self.warn = warn or (lambda msg: None)
+
+    # --- create ------------------------------------------------------------------
+
+    def create(self, cid: str, opts: CreateOptions) -> tuple[State, int | None]:
+        """Returns the saved state and, with keep_console, the pty master."""
+        bundle = opts.bundle.absolute()
+        doc = load_config(bundle)
+        self._validate(doc, bundle)
+        spec = parse_spec(doc)
+        if spec.process is None:
+            raise ConfigError("process", "required to create a container")
+        if spec.process.terminal and not opts.console_socket and not opts.keep_console:
+            raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
+        if opts.console_socket and not spec.process.terminal:
+            raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
+        rootfs = spec.root_path if os.path.isabs(spec.root_path) else str(bundle / spec.root_path)
+        if not os.path.isdir(rootfs):
+            raise ConfigError("root.path", f"{rootfs}: no such directory")
+
+        from .cgroups import new_manager
+
+        cgroup = new_manager(spec.linux.cgroups_path, cid)
+        self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sdir = self.store.dir(cid)
+        try:
+            sdir.mkdir(mode=0o711)
+        except FileExistsError:
+            raise ContainerExists(cid)
+        st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
+                   annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
+        try:
+            self.store.save(st)
+            master = self._build(st, spec, sdir, cgroup, opts)
+        except BaseException:
+            self._cleanup_failed(st, sdir, cgroup)
+            raise
+        return st, master
+
+    def _validate(self, doc: dict[str, Any], bundle: Path) -> None:
+        from .validate import validate_config
+
+        validate_config(doc, bundle, cache_dir=self.store.root / ".validated")
+
+    def _build(self, st: State, spec: Spec, sdir: Path, cgroup: Any, opts: CreateOptions) -> int | None:
+        from .init import InitPlan, stage1
+
+        assert spec.process is not None
+        fifo = sdir / st_mod.FIFO
+        os.mkfifo(fifo, 0o622)
+        new_flags, joins = 0, []
+        for ns in spec.linux.namespaces:
+            if ns.path:
+                joins.append((ns.type, ns.path))
+            else:
+                new_flags |= NAMESPACE_FLAGS[ns.type]
+        listen = _listen_fds()
+        plan = InitPlan(
+            spec=spec, rootfs=st.rootfs, fifo_path=str(fifo), no_pivot=opts.no_pivot,
+            new_namespaces=new_flags, join_namespaces=joins,
+            extra_fds=listen + opts.preserve_fds,
+            extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else [],
+            cgroup_paths=cgroup.paths(), keyring=not opts.no_new_keyring, container_id=st.id,
+        )
+        parent, child = sync.Channel.pair()
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            stage1(child, plan, self.sys)  # never returns
+        child.close()
+        master = None
+        try:
+            cgroup.apply(pid)
+            if spec.linux.resources:
+                cgroup.set(spec.linux.resources)
+            parent.send(sync.GO)
+            if new_flags & NAMESPACE_FLAGS["user"]:
+                parent.wait_for(sync.USERNS)
+                _write_id_maps(pid, spec)
+                parent.send(sync.USERNS_DONE)
+            init_pid = parent.wait_for(sync.INIT_PID)["pid"]
+            os.waitpid(pid, 0)
+            pid = 0
+            st.pid = init_pid
+            st.pid_start = st_mod.proc_start_time(init_pid) or 0
+            st.created = now_rfc3339()
+            self.store.save(st)
+            if spec.process.oom_score_adj is not None:
+                with open(f"/proc/{init_pid}/oom_score_adj", "w") as f:
+                    f.write(str(spec.process.oom_score_adj))
+            parent.wait_for(sync.HOOKS)
+            from .hooks import run_hooks
+
+            state_doc = st_mod.oci_state(st, CREATING)
+            run_hooks(spec.hooks.prestart, state_doc, "prestart")
+            run_hooks(spec.hooks.create_runtime, state_doc, "createRuntime")
+            parent.send(sync.HOOKS_DONE, state=state_doc)
+            if spec.process.terminal:
+                fds = parent.wait_for(sync.CONSOLE)["_fds"]
+                master = fds[0]
+                if opts.console_socket:
+                    from .console import send_to_socket
+
+                    try:
+                        send_to_socket(opts.console_socket, master)
+                    except OSError as e:
+                        raise RuntimeErr(f"console socket {opts.console_socket}: {e.strerror}")
+                    os.close(master)
+                    master = None
+            parent.wait_for(sync.READY)
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, init_pid)
+        except BaseException:
+            if pid:
+                _kill_quietly(pid)
+            if master is not None:
+                os.close(master)
+            raise
+        finally:
+            parent.close()
+        return master
+
+    def _cleanup_failed(self, st: State, sdir: Path, cgroup: Any) -> None:
+        if st.pid and st_mod.is_alive(st):
+            _kill_quietly(st.pid)
+            _wait_gone(st, 5.0)
+        try:
+            if cgroup.exists():
+                cgroup.kill_all(signal.SIGKILL)
+            cgroup.destroy()
+        except (OSError, RuntimeErr):
+            pass
+        shutil.rmtree(sdir, ignore_errors=True)
+
+    # --- start / state -----------------------------------------------------------
+
+    def load(self, cid: str) -> tuple[State, str]:
+        st = self.store.load(cid)
+        return st, st_mod.status(st, self.store.dir(cid))
+
+    def start(self, cid: str) -> None:
+        st, stat = self.load(cid)
+        if stat == STOPPED:
+            raise StateTransitionError(cid, stat, "start")
+        if stat != CREATED:
+            raise RuntimeErr("cannot start an already running container" if stat in (RUNNING, PAUSED)
+                             else f"cannot start a container in the {stat} state")
+        fifo = self.store.dir(cid) / st_mod.FIFO
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise RuntimeErr("cannot start an already running container")
+        try:
+            self._await_fifo(fd, st)
+        finally:
+            os.close(fd)
+        try:
+            fifo.unlink()
+        except FileNotFoundError:
+            pass
+        spec = parse_spec(st.config)
+        if spec.hooks.poststart:
+            from .hooks import run_hooks_warn
+
+            run_hooks_warn(spec.hooks.poststart, st_mod.oci_state(st, RUNNING), "poststart", self.warn)
+
+    def _await_fifo(self, fd: int, st: State) -> None:
+        """Read init's one byte; a dead init must not hang `start` (poll a pidfd too)."""
+        try:
+            pidfd = self.sys.pidfd_open(st.pid)
+        except OSError:
+            raise ContainerNotRunning(st.id)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            while True:
+                for rfd, _ev in poller.poll():
+                    if rfd == fd:
+                        try:
+                            if os.read(fd, 1):
+                                return
+                        except BlockingIOError:
+                            continue
+                    elif rfd == pidfd:
+                        raise RuntimeErr("container init exited before start")
+                # POLLHUP with no data before the writer opened: keep waiting on the pidfd
+                time.sleep(0.001)
+        finally:
+            os.close(pidfd)
+
+    # --- kill --------------------------------------------------------------------
+
+    def kill(self, cid: str, sig: int, all_procs: bool = False) -> None:
+        st, stat = self.load(cid)
+        if stat not in (CREATED, RUNNING, PAUSED):
+            raise ContainerNotRunning(cid)
+        if all_procs and st.cgroup:
+            from .cgroups import manager_from_record
+
+            manager_from_record(st.cgroup).kill_all(sig)
+            return
+        self._signal_init(st, sig)
+
+    def _signal_init(self, st: State, sig: int) -> None:
+        try:
+            pidfd = self.sys.pidfd_open(st.pid)
+        except ProcessLookupError:
+            raise ContainerNotRunning(st.id)
+        try:
+            # the pidfd pins the process: check it is still ours, then signal it race-free
+            if st_mod.proc_start_time(st.pid) != st.pid_start:
+                raise ContainerNotRunning(st.id)
+            self.sys.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            raise ContainerNotRunning(st.id)
+        finally:
+            os.close(pidfd)
+
+    # --- delete ------------------------------------------------------------------
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        st, stat = self.load(cid)
+        sdir = self.store.dir(cid)
+        if stat in (RUNNING, PAUSED) and not force:
+            raise RuntimeErr(f"cannot delete container {cid} that is not stopped: {stat}")
+        if stat == CREATING and not force and st.pid and st_mod.is_alive(st):
+            raise RuntimeErr(f"cannot delete container {cid} that is being created")
+        manager = None
+        if st.cgroup:
+            from .cgroups import manager_from_record
+
+            manager = manager_from_record(st.cgroup)
+        if stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st):
+            if manager is not None and manager.exists():
+                manager.kill_all(signal.SIGKILL)
+            self._signal_quietly(st)
+            if stat == PAUSED and manager is not None:
+                manager.thaw()
+            _wait_gone(st, 10.0)
+        elif manager is not None and manager.exists() and manager.pids():
+            # init is gone but it shared a pid namespace: stragglers die with the container
+            manager.kill_all(signal.SIGKILL)
+        if st.config and st.created:
+            spec = parse_spec(st.config)
+            if spec.hooks.poststop:
+                from .hooks import run_hooks_warn
+
+                run_hooks_warn(spec.hooks.poststop, st_mod.oci_state(st, STOPPED), "poststop", self.warn)
+        if manager is not None:
+            manager.destroy()
+        shutil.rmtree(sdir, ignore_errors=True)
+
+    def _signal_quietly(self, st: State) -> None:
+        try:
+            self._signal_init(st, signal.SIGKILL)
+        except RuntimeErr:
+            pass
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _wait_gone(st: State, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while st_mod.is_alive(st) and time.monotonic() < deadline:
+        try:
+            os.waitpid(st.pid, os.WNOHANG)  # when we are its subreaper (`run`)
+        except ChildProcessError:
+            pass
+        time.sleep(0.002)
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    lx = spec.linux
+    try:
+        for name, maps in (("uid_map", lx.uid_mappings), ("gid_map", lx.gid_mappings)):
+            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+    except OSError as e:
+        raise ChildError(f"linux.uidMappings/gidMappings: writing {name}: {e.strerror}")

@@ -1,0 +1,350 @@
+"""The child side of create: the stage-1 child (namespaces) and the container's init.
+
+Both run in processes forked from `pyruntime create`.  Each body runs inside
+`try/except BaseException`, reports failure as one ERROR message over the sync channel
+and always ends with os._exit().  After pivot_root the host filesystem is gone, so every
+module init needs is imported at the top of this file or before the pivot.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import console, sync
+from .capabilities import CapabilityPlan
+from .errors import ChildError, ConfigError
+from .hooks import run_hooks
+from .spec import Spec
+from .syscalls.linux import (
+    CLONE_NEWNS,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    NAMESPACE_FLAGS,
+    PR_SET_DUMPABLE,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+    LinuxSyscalls,
+)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Joining order matters: the user namespace first (it grants the rights for the rest),
+# the mount namespace last (it changes what paths mean).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+@dataclass
+class InitPlan:
+    """Everything init needs, decided by the parent before the fork."""
+
+    spec: Spec
+    rootfs: str
+    fifo_path: str | None
+    no_pivot: bool = False
+    new_namespaces: int = 0
+    join_namespaces: list[tuple[str, str]] = field(default_factory=list)
+    extra_fds: int = 0
+    extra_env: list[str] = field(default_factory=list)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    is_exec: bool = False
+    keyring: bool = True
+    container_id: str = ""
+
+
+def _fail(chan: sync.Channel, e: BaseException, debug: bool = False) -> None:
+    if isinstance(e, OSError) and e.strerror:
+        msg = e.strerror if e.filename is None or str(e.filename) in e.strerror else f"{e.strerror}: {e.filename}"
+    else:
+        msg = str(e) or type(e).__name__
+    try:
+        chan.error(msg)
+    except OSError:
+        pass
+
+
+# --- stage 1: namespaces ---------------------------------------------------------
+
+
+def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+    """Join/create namespaces, then fork init into them.  Never returns."""
+    code = 1
+    try:
+        chan.wait_for(sync.GO)
+        # From here on the process is about to enter namespaces the container can see:
+        # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
+        sys.prctl(PR_SET_DUMPABLE, 0)
+        fds = {}
+        for ns_type, path in plan.join_namespaces:
+            try:
+                fds[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise ChildError(f"linux.namespaces: {ns_type} path {path}: {e.strerror}")
+        flags = plan.new_namespaces
+        if "user" in fds:
+            sys.setns(fds.pop("user"), CLONE_NEWUSER)
+            _become_root()
+        elif flags & CLONE_NEWUSER:
+            sys.unshare(CLONE_NEWUSER)
+            chan.send(sync.USERNS)
+            chan.wait_for(sync.USERNS_DONE)
+            _become_root()
+        for ns_type in JOIN_ORDER:
+            if ns_type in fds:
+                try:
+                    sys.setns(fds.pop(ns_type), NAMESPACE_FLAGS[ns_type])
+                except OSError as e:
+                    raise ChildError(f"linux.namespaces: join {ns_type}: {e.strerror}")
+        rest = flags & ~CLONE_NEWUSER
+        if rest:
+            sys.unshare(rest)
+        if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
+            _write_time_offsets(plan.spec.linux.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            init(chan, plan, sys)  # never returns
+        chan.send(sync.INIT_PID, pid=pid)
+        code = 0
+    except BaseException as e:
+        _fail(chan, e)
+    os._exit(code)
+
+
+def _become_root() -> None:
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        pass  # unmapped root: stay as we are, the container's user is set later
+
+
+def _write_time_offsets(offsets: Any) -> None:
+    lines = "".join(f"{clock} {secs} {nsecs}\n" for clock, (secs, nsecs) in offsets.items())
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(lines)
+
+
+# --- init: rootfs and process ----------------------------------------------------
+
+
+def init(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+    """Build the container from inside its namespaces, wait on the exec fifo, execve."""
+    try:
+        _init_body(chan, plan, sys)
+    except BaseException as e:
+        _fail(chan, e)
+    os._exit(1)
+
+
+def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+    from . import mounts, paths
+
+    spec = plan.spec
+    proc = spec.process
+    assert proc is not None
+    # If `create` dies before READY, init sees EOF on the channel and exits: no pdeathsig,
+    # since init's parent (stage 1) exits on purpose right after forking it.
+    os.setsid()
+    if plan.keyring:
+        try:
+            sys.join_session_keyring(f"_ses.{plan.container_id}" if plan.container_id else None)
+        except OSError:
+            pass  # keyrings may be unavailable (e.g. in a user namespace); runc ignores that too
+    caps = CapabilityPlan(proc.capabilities)
+    seccomp_filter = None
+    listener = None
+    if spec.linux.seccomp is not None:
+        from . import seccomp
+
+        seccomp_filter = seccomp.compile_filter(spec.linux.seccomp)
+        listener_path = spec.linux.seccomp.get("listenerPath")
+        if listener_path:
+            listener = seccomp.connect_listener(listener_path)
+    fifo_fd = None
+    if plan.fifo_path:
+        fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
+
+    has_mount_ns = bool(plan.new_namespaces & CLONE_NEWNS) or spec.linux.namespace("mount") is not None
+    new_cgroupns = spec.linux.namespace("cgroup") is not None and not spec.linux.namespace("cgroup").path  # type: ignore[union-attr]
+    in_userns = spec.linux.namespace("user") is not None
+    if has_mount_ns and not plan.is_exec:
+        mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
+                              new_cgroupns=new_cgroupns)
+        from . import devices
+
+        devices.create_devices(spec, plan.rootfs, sys=sys, in_userns=in_userns)
+
+    chan.send(sync.HOOKS)
+    state = chan.wait_for(sync.HOOKS_DONE)["state"]
+    run_hooks(spec.hooks.create_container, state, "createContainer")
+
+    if has_mount_ns:
+        mounts.pivot_root(plan.rootfs, sys=sys, no_pivot=plan.no_pivot)
+    else:
+        os.chroot(plan.rootfs)
+        os.chdir("/")
+
+    if proc.terminal:
+        master, slave = console.open_pty("/dev/ptmx")
+        if proc.console_size:
+            console.set_size(master, proc.console_size.height, proc.console_size.width)
+        _mount_console(slave, sys, paths)
+        chan.send(sync.CONSOLE, fds=[master])
+        os.close(master)
+        console.become_session_leader_on(slave)
+
+    mounts.finalize_rootfs(spec, sys=sys)
+    if spec.linux.sysctl:
+        mounts.write_sysctl(spec.linux.sysctl, sys=sys)
+    if spec.hostname:
+        sys.sethostname(spec.hostname)
+    if spec.domainname:
+        sys.setdomainname(spec.domainname)
+    if proc.apparmor_profile:
+        _apparmor_exec(proc.apparmor_profile)
+
+    env = _environment(list(proc.env) + plan.extra_env, proc.user.uid)
+    path = _look_path(proc.args[0], env)
+    if seccomp_filter is not None and not proc.no_new_privileges:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while init still
+        # has it (as runc does); the filter must then allow the few syscalls that follow.
+        _load_seccomp(seccomp_filter, listener, state, spec)
+        seccomp_filter = None
+    _setup_process(proc, caps, sys)
+
+    chan.send(sync.READY)
+    chan.close()
+
+    if fifo_fd is not None:
+        # Blocks until `start` opens the fifo for reading.
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+
+    if spec.hooks.start_container:
+        run_hooks(spec.hooks.start_container, state, "startContainer")
+    if proc.no_new_privileges:
+        sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp_filter is not None:
+        _load_seccomp(seccomp_filter, listener, state, spec)
+    # No host fd reaches the container but stdio and the preserved ones (CVE-2024-21626).
+    os.closerange(3 + plan.extra_fds, 1 << 20)
+    _unblock_signals()
+    os.execve(path, list(proc.args), env)
+
+
+def _load_seccomp(flt: Any, listener: Any, state: dict[str, Any], spec: Spec) -> None:
+    notify_fd = flt.load()
+    if listener is not None and notify_fd is not None:
+        from . import seccomp
+
+        meta = str((spec.linux.seccomp or {}).get("listenerMetadata", ""))
+        seccomp.send_listener_fd(listener, notify_fd, state, meta)
+        os.close(notify_fd)
+        listener.close()
+
+
+def _mount_console(slave: str, sys: LinuxSyscalls, paths: Any) -> None:
+    from .syscalls.linux import MS_BIND
+
+    fd = paths.open_in_root(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), "/dev/console",
+                            create="file", mode=0o600)
+    try:
+        sys.mount(slave, paths.fd_path(fd), None, MS_BIND)
+    finally:
+        os.close(fd)
+
+
+def _apparmor_exec(profile: str) -> None:
+    for attr in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
+        try:
+            with open(attr, "w") as f:
+                f.write(f"exec {profile}")
+            return
+        except FileNotFoundError:
+            continue
+    raise ConfigError("process.apparmorProfile", "AppArmor is not available")
+
+
+def _environment(env: list[str], uid: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ConfigError("process.env", f"invalid entry {item!r}: expected KEY=value")
+        out[k] = v
+    if "HOME" not in out:
+        out["HOME"] = _home_of(uid)
+    return out
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _look_path(name: str, env: dict[str, str]) -> str:
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    for cand in candidates:
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return cand
+    if "/" in name:
+        raise ChildError(f"exec: {name}: no such file or executable")
+    raise ChildError(f"exec: {name}: executable file not found in $PATH")
+
+
+def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
+    for rl in proc.rlimits:
+        number = getattr(resource, rl.type, None)
+        if number is None:
+            raise ConfigError("process.rlimits", f"unknown rlimit {rl.type}")
+        try:
+            resource.setrlimit(number, (rl.soft, rl.hard))
+        except (OSError, ValueError) as e:
+            raise ChildError(f"process.rlimits: {rl.type}: {e}")
+    caps.drop_bounding()
+    sys.prctl(PR_SET_KEEPCAPS, 1)
+    user = proc.user
+    try:
+        os.setgroups(list(user.additional_gids))
+    except OSError as e:
+        if user.additional_gids:
+            raise ChildError(f"process.user.additionalGids: setgroups: {e.strerror}")
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as e:
+        raise ChildError(f"process.user: cannot become {user.uid}:{user.gid}: {e.strerror}")
+    caps.apply(sys)
+    sys.prctl(PR_SET_KEEPCAPS, 0)
+    os.umask(user.umask if user.umask is not None else 0o022)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise ChildError(f"process.cwd: {proc.cwd}: {e.strerror}")
+
+
+def _unblock_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT,
+                signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+

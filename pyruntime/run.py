@@ -1,0 +1,83 @@
+"""`run`: create + start; in the foreground, wait for init and exit with its status.
+
+Like runc, the foreground runtime makes itself a child subreaper before creating, so the
+container's init (a grandchild) is re-parented to it and can be waited for, and it
+forwards the signals it receives to init.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from .errors import RuntimeErr
+from .state import is_alive
+from .syscalls.linux import PR_SET_CHILD_SUBREAPER
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
+
+
+def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int:
+    if detach:
+        rt.create(cid, opts)
+        _start_or_destroy(rt, cid)
+        return 0
+    rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    opts.keep_console = True
+    st, master = rt.create(cid, opts)
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        pending.append(signum)
+        try:
+            os.kill(st.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    _start_or_destroy(rt, cid)
+    try:
+        if master is not None:
+            from .console import proxy
+
+            proxy(master, lambda: is_alive(st))
+            os.close(master)
+        code = _wait_init(st.pid)
+    finally:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+    if not keep:
+        try:
+            rt.delete(cid, force=True)
+        except RuntimeErr as e:
+            rt.warn(str(e))
+    return code
+
+
+def _start_or_destroy(rt: Any, cid: str) -> None:
+    try:
+        rt.start(cid)
+    except BaseException:
+        try:
+            rt.delete(cid, force=True)
+        except RuntimeErr:
+            pass
+        raise
+
+
+def _wait_init(pid: int) -> int:
+    """Reap children until init exits; 128+N when it died of signal N (as a shell reports)."""
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 255
+        if done == pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)

@@ -1,0 +1,148 @@
+"""What pyruntime remembers about a container, and the status derived from facts.
+
+`<root>/<id>/state.json` holds facts only (pid, pid start time, bundle, cgroup paths,
+the config).  The status is computed each time: a dead pid, or a pid with another start
+time, is `stopped`; an existing exec fifo is `created`; a frozen cgroup is `paused`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ContainerNotExist, RuntimeErr
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, doc: Any) -> None:
+    atomic_write(path, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def validate_id(cid: str) -> None:
+    ok = cid and cid not in (".", "..") and len(cid) <= 1024
+    if not ok or any(not (c.isalnum() or c in "_+-.") for c in cid):
+        raise RuntimeErr(f"invalid container id: {cid!r}")
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    pid: int = 0
+    pid_start: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    exec_pids: list[list[int]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> State:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+class Store:
+    """The --root directory: one sub-directory per container."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def dir(self, cid: str) -> Path:
+        validate_id(cid)
+        return self.root / cid
+
+    def load(self, cid: str) -> State:
+        d = self.dir(cid)
+        try:
+            raw = (d / STATE_FILE).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            if d.is_dir():
+                # a create that was killed before it saved anything: only delete --force applies
+                return State(id=cid, bundle="", rootfs="", created="")
+            raise ContainerNotExist(cid)
+        return State.from_json(json.loads(raw))
+
+    def save(self, st: State) -> None:
+        atomic_write_json(self.dir(st.id) / STATE_FILE, st.to_json())
+
+    def ids(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+        except FileNotFoundError:
+            return []
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat, or None when the pid is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = stat[stat.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def is_alive(st: State) -> bool:
+    return st.pid > 0 and proc_start_time(st.pid) == st.pid_start
+
+
+def status(st: State, state_dir: Path) -> str:
+    if st.pid <= 0:
+        return CREATING if st.created == "" or not st.pid else STOPPED
+    if not is_alive(st):
+        return STOPPED
+    if (state_dir / FIFO).exists():
+        return CREATED
+    if st.cgroup:
+        from .cgroups import manager_from_record
+
+        try:
+            if manager_from_record(st.cgroup).is_frozen():
+                return PAUSED
+        except OSError:
+            pass
+    return RUNNING
+
+
+def oci_state(st: State, stat: str) -> dict[str, Any]:
+    """The runtime-spec state document (what `state` prints and hooks read on stdin)."""
+    from . import OCI_VERSION
+
+    return {
+        "ociVersion": OCI_VERSION,
+        "id": st.id,
+        "status": stat,
+        "pid": st.pid if stat not in (STOPPED,) else 0,
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+        "owner": st.owner,
+        "annotations": st.annotations,
+    }

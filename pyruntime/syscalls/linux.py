@@ -1,0 +1,183 @@
+"""The real kernel interface: every raw syscall pyruntime makes that Python's os module lacks.
+
+All ctypes in the runtime (apart from the libseccomp binding) lives here.  Each wrapper
+checks the return value and raises OSError(errno, "<op> <path>").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+# clone(2) namespace flags
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NAMESPACE_FLAGS = {
+    "mount": CLONE_NEWNS, "cgroup": CLONE_NEWCGROUP, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC,
+    "user": CLONE_NEWUSER, "pid": CLONE_NEWPID, "network": CLONE_NEWNET, "time": CLONE_NEWTIME,
+}
+# the names under /proc/<pid>/ns/
+NAMESPACE_PROC_NAMES = {
+    "mount": "mnt", "cgroup": "cgroup", "uts": "uts", "ipc": "ipc", "user": "user",
+    "pid": "pid", "network": "net", "time": "time",
+}
+
+# mount(2) flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+
+# prctl(2) options
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# ioctls
+TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCSWINSZ = 0x5414
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+_SYSCALL_NUMBERS = {
+    "x86_64": {"pivot_root": 155, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
+    "ppc64le": {"pivot_root": 203, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 271},
+    "s390x": {"pivot_root": 217, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 280},
+    "riscv64": {"pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
+}
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.personality.argtypes = [ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(ret: int, op: str, path: str | None = None) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{op}: {os.strerror(err)}", path)
+    return ret
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def _nr(name: str) -> int:
+    table = _SYSCALL_NUMBERS.get(platform.machine())
+    if table is None:
+        raise OSError(38, f"{name}: unsupported architecture {platform.machine()}")
+    return table[name]
+
+
+class LinuxSyscalls:
+    """The real implementation; `pyruntime.syscalls.fake.FakeSyscalls` mirrors it for tests."""
+
+    def unshare(self, flags: int) -> None:
+        _check(_libc.unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int = 0) -> None:
+        _check(_libc.setns(fd, nstype), "setns")
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,
+              data: str | None = None) -> None:
+        _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+               f"mount {source or fstype or ''} on {target}", target)
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        _check(_libc.umount2(_b(target), flags), f"umount {target}", target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        _check(_libc.syscall(_nr("pivot_root"), _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        raw = name.encode()
+        _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+
+    def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+        return _check(_libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+    def personality(self, persona: int) -> None:
+        _check(_libc.personality(persona), "personality")
+
+    def pidfd_open(self, pid: int) -> int:
+        return _check(_libc.syscall(_nr("pidfd_open"), ctypes.c_int(pid), ctypes.c_uint(0)),
+                      f"pidfd_open {pid}")
+
+    def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
+        _check(_libc.syscall(_nr("pidfd_send_signal"), ctypes.c_int(pidfd), ctypes.c_int(sig),
+                             None, ctypes.c_uint(0)), "pidfd_send_signal")
+
+    def join_session_keyring(self, name: str | None) -> None:
+        _check(_libc.syscall(_nr("keyctl"), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)),
+               "keyctl join session keyring")
+
+    def ambient_raise(self, cap: int) -> None:
+        self.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+
+    def ambient_clear(self) -> None:
+        self.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+    def fstatfs_type(self, fd: int) -> int:
+        """f_type of the filesystem holding fd (to check that /proc really is procfs)."""
+        buf = ctypes.create_string_buffer(120)
+        _check(_libc.fstatfs(fd, buf), "fstatfs")
+        return int.from_bytes(buf.raw[:8], "little" if _little() else "big")
+
+
+def _little() -> bool:
+    import sys
+
+    return sys.byteorder == "little"
+
+
+LINUX = LinuxSyscalls()
