@@ -162,6 +162,60 @@ def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_
     sys.exit(code)
 
 
+@main.command(name="exec", context_settings={"ignore_unknown_options": True,
+                                             "allow_interspersed_args": False})
+@click.option("--process", "-p", "process_file", default=None, help="process.json to run")
+@click.option("--tty", "-t", is_flag=True)
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--cwd", default=None)
+@click.option("--env", "-e", multiple=True)
+@click.option("--user", "-u", default=None, help="uid[:gid] or names from the container")
+@click.option("--additional-gids", "-g", multiple=True, type=int)
+@click.option("--cap", "-c", multiple=True)
+@click.option("--no-new-privs", is_flag=True)
+@click.option("--apparmor", default=None)
+@click.option("--process-label", default=None)
+@click.option("--pid-file", default=None)
+@click.option("--console-socket", default=None)
+@click.option("--preserve-fds", default=0, type=int)
+@click.option("--ignore-paused", is_flag=True)
+@click.option("--cgroup", default=None, hidden=True)
+@click.argument("container_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_cmd(obj: Ctx, container_id: str, command: tuple[str, ...], process_file: str | None,
+             tty: bool, detach: bool, cwd: str | None, env: tuple[str, ...], user: str | None,
+             additional_gids: tuple[int, ...], cap: tuple[str, ...], no_new_privs: bool,
+             apparmor: str | None, process_label: str | None, pid_file: str | None,
+             console_socket: str | None, preserve_fds: int, ignore_paused: bool,
+             cgroup: str | None) -> None:
+    """Run a new process inside a running container."""
+    from .exec import ExecOptions, exec_process, process_from_flags
+
+    rt = obj.runtime()
+    if process_file:
+        proc_doc = _read_json(process_file, "--process")
+    else:
+        st, _ = rt.load(container_id)
+        proc_doc = process_from_flags(st.config, st.rootfs, list(command), tty=tty, cwd=cwd,
+                                      env=list(env), user=user,
+                                      additional_gids=list(additional_gids), caps=list(cap),
+                                      no_new_privs=no_new_privs, apparmor=apparmor)
+    opts = ExecOptions(detach=detach, pid_file=pid_file, console_socket=console_socket,
+                       preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+    sys.exit(exec_process(rt, container_id, proc_doc, opts))
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with (sys.stdin if path == "-" else open(path)) as f:
+            return json.load(f)
+    except OSError as e:
+        raise RuntimeErr(f"{what} {path}: {e.strerror}")
+    except json.JSONDecodeError as e:
+        raise RuntimeErr(f"{what} {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+
+
 @main.command(name="list")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")

@@ -19,9 +19,8 @@ from . import console, sync
 from .capabilities import CapabilityPlan
 from .errors import ChildError, ConfigError
 from .hooks import run_hooks
-from .spec import Spec
+from .spec import Process, Spec
 from .syscalls.linux import (
-    CLONE_NEWNS,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     NAMESPACE_FLAGS,
@@ -51,6 +50,7 @@ class InitPlan:
     extra_env: list[str] = field(default_factory=list)
     cgroup_paths: dict[str, str] = field(default_factory=dict)
     is_exec: bool = False
+    process: Process | None = None  # exec's process (create uses spec.process)
     keyring: bool = True
     container_id: str = ""
 
@@ -140,42 +140,34 @@ def init(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
 
 
 def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+    # If `create` dies before READY, init sees EOF on the channel and exits: no pdeathsig,
+    # since init's parent (stage 1) exits on purpose right after forking it.
+    os.setsid()
+    if plan.is_exec:
+        _exec_body(chan, plan, sys)
+        return
     from . import mounts, paths
 
     spec = plan.spec
     proc = spec.process
     assert proc is not None
-    # If `create` dies before READY, init sees EOF on the channel and exits: no pdeathsig,
-    # since init's parent (stage 1) exits on purpose right after forking it.
-    os.setsid()
     if plan.keyring:
         try:
             sys.join_session_keyring(f"_ses.{plan.container_id}" if plan.container_id else None)
         except OSError:
             pass  # keyrings may be unavailable (e.g. in a user namespace); runc ignores that too
-    caps = CapabilityPlan(proc.capabilities)
-    seccomp_filter = None
-    listener = None
-    if spec.linux.seccomp is not None:
-        from . import seccomp
+    prepared = _Prepared(plan, proc)
+    fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC) if plan.fifo_path else None
 
-        seccomp_filter = seccomp.compile_filter(spec.linux.seccomp)
-        listener_path = spec.linux.seccomp.get("listenerPath")
-        if listener_path:
-            listener = seccomp.connect_listener(listener_path)
-    fifo_fd = None
-    if plan.fifo_path:
-        fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
-
-    has_mount_ns = bool(plan.new_namespaces & CLONE_NEWNS) or spec.linux.namespace("mount") is not None
-    new_cgroupns = spec.linux.namespace("cgroup") is not None and not spec.linux.namespace("cgroup").path  # type: ignore[union-attr]
-    in_userns = spec.linux.namespace("user") is not None
-    if has_mount_ns and not plan.is_exec:
-        mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
-                              new_cgroupns=new_cgroupns)
+    has_mount_ns = spec.linux.namespace("mount") is not None
+    cgroup_ns = spec.linux.namespace("cgroup")
+    if has_mount_ns:
         from . import devices
 
-        devices.create_devices(spec, plan.rootfs, sys=sys, in_userns=in_userns)
+        mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
+                              new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
+        devices.create_devices(spec, plan.rootfs, sys=sys,
+                               in_userns=spec.linux.namespace("user") is not None)
 
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
@@ -188,32 +180,73 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         os.chdir("/")
 
     if proc.terminal:
-        master, slave = console.open_pty("/dev/ptmx")
-        if proc.console_size:
-            console.set_size(master, proc.console_size.height, proc.console_size.width)
+        slave = _send_pty(chan, proc)
         _mount_console(slave, sys, paths)
-        chan.send(sync.CONSOLE, fds=[master])
-        os.close(master)
         console.become_session_leader_on(slave)
 
-    mounts.finalize_rootfs(spec, sys=sys)
+    if has_mount_ns:
+        mounts.finalize_rootfs(spec, sys=sys)
     if spec.linux.sysctl:
         mounts.write_sysctl(spec.linux.sysctl, sys=sys)
     if spec.hostname:
         sys.sethostname(spec.hostname)
     if spec.domainname:
         sys.setdomainname(spec.domainname)
+    _become_process(chan, plan, proc, prepared, state, fifo_fd, sys)
+
+
+def _exec_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+    """`exec`: the namespaces (mount included) are joined already; only the process remains."""
+    proc = plan.process
+    assert proc is not None
+    prepared = _Prepared(plan, proc)
+    os.chdir("/")
+    if proc.terminal:
+        console.become_session_leader_on(_send_pty(chan, proc))
+    _become_process(chan, plan, proc, prepared, {}, None, sys)
+
+
+class _Prepared:
+    """What must be looked up or loaded while the host filesystem is still reachable."""
+
+    def __init__(self, plan: InitPlan, proc: Process) -> None:
+        self.caps = CapabilityPlan(proc.capabilities)
+        self.seccomp: Any = None
+        self.listener: Any = None
+        seccomp_doc = plan.spec.linux.seccomp
+        if seccomp_doc is not None:
+            from . import seccomp
+
+            self.seccomp = seccomp.compile_filter(seccomp_doc)
+            # the listener only matters when a rule notifies; connect before pivot_root
+            if self.seccomp.uses_notify and self.seccomp.listener_path:
+                self.listener = seccomp.connect_listener(self.seccomp.listener_path)
+
+
+def _send_pty(chan: sync.Channel, proc: Process) -> str:
+    master, slave = console.open_pty("/dev/ptmx")
+    if proc.console_size:
+        console.set_size(master, proc.console_size.height, proc.console_size.width)
+    chan.send(sync.CONSOLE, fds=[master])
+    os.close(master)
+    return slave
+
+
+def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared: _Prepared,
+                    state: dict[str, Any], fifo_fd: int | None, sys: LinuxSyscalls) -> None:
+    """Apparmor, user, capabilities, seccomp; report READY; wait for start; execve."""
+    spec = plan.spec
     if proc.apparmor_profile:
         _apparmor_exec(proc.apparmor_profile)
-
     env = _environment(list(proc.env) + plan.extra_env, proc.user.uid)
     path = _look_path(proc.args[0], env)
-    if seccomp_filter is not None and not proc.no_new_privileges:
+    flt = prepared.seccomp
+    if flt is not None and not proc.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while init still
         # has it (as runc does); the filter must then allow the few syscalls that follow.
-        _load_seccomp(seccomp_filter, listener, state, spec)
-        seccomp_filter = None
-    _setup_process(proc, caps, sys)
+        _load_seccomp(flt, prepared.listener, state, spec)
+        flt = None
+    _setup_process(proc, prepared.caps, sys)
 
     chan.send(sync.READY)
     chan.close()
@@ -225,12 +258,12 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         os.close(fd)
         os.close(fifo_fd)
 
-    if spec.hooks.start_container:
+    if spec.hooks.start_container and not plan.is_exec:
         run_hooks(spec.hooks.start_container, state, "startContainer")
     if proc.no_new_privileges:
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if seccomp_filter is not None:
-        _load_seccomp(seccomp_filter, listener, state, spec)
+    if flt is not None:
+        _load_seccomp(flt, prepared.listener, state, spec)
     # No host fd reaches the container but stdio and the preserved ones (CVE-2024-21626).
     os.closerange(3 + plan.extra_fds, 1 << 20)
     _unblock_signals()

@@ -23,7 +23,6 @@ import array
 import errno
 import json
 import os
-import platform
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -456,7 +455,7 @@ def supported_flags(lib: lsc.LibSeccomp) -> list[str]:
 
 # -- containers-format profiles -------------------------------------------------------------
 
-# platform.machine() -> (OCI arch, the Go arch name that profiles' includes/excludes use)
+# uname machine -> (OCI arch, the Go arch name that profiles' includes/excludes use)
 _MACHINES = {
     "x86_64": ("SCMP_ARCH_X86_64", "amd64"),
     "aarch64": ("SCMP_ARCH_AARCH64", "arm64"),
@@ -475,7 +474,7 @@ def containers_profile_to_oci(profile: Mapping[str, Any], *, caps: Iterable[str]
     and minimum kernel; an OCI config carries the result of applying them for one machine
     and one capability set, which is what this returns.
     """
-    native, goarch = _MACHINES.get(machine or platform.machine(), ("", ""))
+    native, goarch = _MACHINES.get(machine or os.uname().machine, ("", ""))
     held = set(caps)
     release = _kernel_version(kernel if kernel is not None else os.uname().release)
 
@@ -496,7 +495,7 @@ def containers_profile_to_oci(profile: Mapping[str, Any], *, caps: Iterable[str]
     for entry in profile.get("archMap") or ():
         if entry.get("architecture") == native:
             arches = [native, *(entry.get("subArchitectures") or ())]
-    out: dict[str, Any] = {"defaultAction": profile["defaultAction"], "architectures": arches}
+    out: dict[str, Any] = {"defaultAction": profile.get("defaultAction"), "architectures": arches}
     for key in ("defaultErrnoRet", "flags", "listenerPath", "listenerMetadata"):
         if profile.get(key) is not None:
             out[key] = profile[key]

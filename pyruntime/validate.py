@@ -1,0 +1,596 @@
+"""Validation of config.json, exec's process.json and state documents, before any side effect.
+
+This module owns:
+- loading pyruntime's own JSON Schemas from ``oci-schemas/`` and turning the most relevant
+  schema error into one ``ConfigError(where, reason)``, ``where`` being a JSON path such as
+  ``linux.namespaces[2].type``;
+- the cache of configs that already passed the schema (a marker file per sha256 of the
+  config bytes and the schema files), so that a repeated ``create`` never imports jsonschema;
+- the semantic checks that a schema cannot express, as a list of small ``check_*(doc, bundle)``
+  functions run in order, in the style of runc's libcontainer/configs/validate.
+
+The checks assume a schema-valid document (types and enumerations are the schema's job) and
+stop at the first problem.  They read the filesystem (the bundle's rootfs, namespace paths,
+/sys and /proc), so they run on every call, cached or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, RuntimeErr
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "oci-schemas"
+
+# Where successful schema validations are remembered when the caller passes no cache_dir.
+CACHE_ENV = "PYRUNTIME_SCHEMA_CACHE"
+# Bump when the meaning of a marker changes (the schema files are hashed in as well).
+_CACHE_FORMAT = b"pyruntime-schema-cache-1\0"
+
+# Module-level so that tests can point them at fixtures.
+APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
+SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
+PROC_NS = Path("/proc/self/ns")
+
+# config.json namespace type -> name under /proc/<pid>/ns
+_PROC_NS_NAME = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+                 "user": "user", "cgroup": "cgroup", "time": "time"}
+
+Doc = Mapping[str, Any]
+Check = Callable[[Doc, Path], None]
+
+
+# --- public entry points ----------------------------------------------------------
+
+
+def validate_config(doc: Doc, bundle: Path, cache_dir: Path | None = None,
+                    raw: bytes | None = None) -> None:
+    """Raise ConfigError for the first problem in config.json; return None if it is usable.
+
+    ``raw`` is the exact bytes ``doc`` was parsed from (cheaper and more exact to hash than a
+    re-serialisation).  ``cache_dir`` (or $PYRUNTIME_SCHEMA_CACHE) enables the schema cache;
+    it must be writable only by the runtime's user, since a marker there skips the schema.
+    """
+    if not isinstance(doc, dict):
+        raise ConfigError("config.json", "expected a JSON object")
+    marker = _cache_marker(_cache_dir(cache_dir), "config-schema.json", doc, raw)
+    if marker is None or not marker.exists():
+        _check_schema("config-schema.json", doc, (), "config.json")
+        if marker is not None:
+            _touch(marker)
+    for check in CONFIG_CHECKS:
+        check(doc, bundle)
+
+
+def validate_process(doc: Doc) -> None:
+    """Validate exec's process.json (a config.json ``process`` object); paths read ``process.*``."""
+    if not isinstance(doc, dict):
+        raise ConfigError("process", "expected a JSON object")
+    _check_schema("config-schema.json#/definitions/Process", doc, ("process",), "process")
+    wrapped = {"process": doc}
+    for check in PROCESS_CHECKS:
+        check(wrapped, Path("/"))
+
+
+def validate_state(doc: Doc) -> None:
+    """Validate a state document (what ``state`` prints) against state-schema.json."""
+    _check_schema("state-schema.json", doc, (), "state")
+
+
+# --- the schema, loaded lazily ------------------------------------------------------
+
+
+def _schema_files() -> list[Path]:
+    files = sorted(SCHEMA_DIR.glob("*.json"))
+    if not files:
+        raise RuntimeErr(f"{SCHEMA_DIR}: no JSON schemas found (broken installation)")
+    return files
+
+
+@cache
+def _validator(ref: str) -> Any:
+    # jsonschema (and referencing) cost ~120 ms to import: only here, only on a cache miss.
+    from jsonschema import Draft7Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT7
+
+    # The files refer to each other by bare file name ("defs.json#/definitions/uint32"),
+    # which resolves against an empty base URI; so register them under their names.
+    # Nothing is ever fetched from the network.
+    resources = [
+        (path.name, Resource.from_contents(json.loads(path.read_text()),
+                                           default_specification=DRAFT7))
+        for path in _schema_files()
+    ]
+    return Draft7Validator({"$ref": ref}, registry=Registry().with_resources(resources))
+
+
+def _check_schema(ref: str, doc: Any, prefix: Sequence[str | int], root_name: str) -> None:
+    from jsonschema.exceptions import best_match
+
+    # best_match prefers the shallowest error and descends into anyOf/allOf branches, which
+    # gives the most useful single message; ties go to the first error found.
+    error = best_match(_validator(ref).iter_errors(doc))
+    if error is not None:
+        raise _config_error(error, prefix, root_name)
+
+
+def _config_error(error: Any, prefix: Sequence[str | int], root_name: str) -> ConfigError:
+    path: list[str | int] = [*prefix, *error.absolute_path]
+    kind, value, instance = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        # Name the missing member itself: "process.args: required".
+        missing = next((k for k in value if k not in instance), value[0])
+        return ConfigError(_where([*path, missing]), "required")
+    if "propertyNames" in error.relative_schema_path:
+        # A bad key of a map (timeOffsets, annotations): the instance is the key.
+        reason = "not a valid key"
+        if kind == "enum":
+            reason += f"; expected one of {', '.join(map(str, value))}"
+        return ConfigError(_where([*path, instance]), reason)
+    return ConfigError(_where(path) or root_name, _reason(kind, value, instance, error.message))
+
+
+def _reason(kind: str, value: Any, instance: Any, message: str) -> str:
+    if kind == "type":
+        wanted = " or ".join(value) if isinstance(value, list) else value
+        return f"expected {wanted}, got {_json_type(instance)}"
+    if kind == "enum":
+        if len(value) <= 9:
+            return f"invalid value {_show(instance)}; expected one of {', '.join(map(str, value))}"
+        return f"unknown value {_show(instance)}"
+    if kind == "minimum":
+        return f"must be >= {value}"
+    if kind == "maximum":
+        return f"must be <= {value}"
+    if kind in ("minItems", "minLength") and value == 1:
+        return "must not be empty"
+    if kind == "maxLength":
+        return f"longer than {value} characters"
+    if kind == "pattern":
+        return f"{_show(instance)} does not match {value}"
+    return message
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    for kind, name in ((dict, "object"), (list, "array"), (str, "string"), (int, "integer"),
+                       (float, "number")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _where(parts: Iterable[str | int]) -> str:
+    """JSON path for humans: linux.namespaces[2].type, linux.sysctl["net.ipv4.ip_forward"]."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+# --- the cache of passed schema checks -------------------------------------------------
+
+
+def _cache_dir(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else None
+
+
+@cache
+def _schema_digest() -> bytes:
+    import hashlib
+
+    h = hashlib.sha256(_CACHE_FORMAT)
+    for path in _schema_files():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.digest()
+
+
+def _cache_marker(cache_dir: Path | None, ref: str, doc: Doc, raw: bytes | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    import hashlib
+
+    if raw is None:
+        try:
+            raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            return None  # not plain JSON data: validate it every time
+    h = hashlib.sha256(_schema_digest())
+    h.update(ref.encode() + b"\0")
+    h.update(raw)
+    return cache_dir / h.hexdigest()
+
+
+def _touch(marker: Path) -> None:
+    try:
+        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+    except OSError:
+        pass  # the cache only saves time; a read-only or full disk must not fail a create
+
+
+# --- helpers for the semantic checks ---------------------------------------------------
+
+
+def _linux(doc: Doc) -> Doc:
+    return doc.get("linux") or {}
+
+
+def _process(doc: Doc) -> Doc:
+    return doc.get("process") or {}
+
+
+def _namespace(doc: Doc, ns_type: str) -> Doc | None:
+    for ns in _linux(doc).get("namespaces") or ():
+        if ns.get("type") == ns_type:
+            return ns
+    return None
+
+
+def _is_abs(path: str) -> bool:
+    return path.startswith("/")
+
+
+def _warn(message: str) -> None:
+    # logging costs a few ms to import and is needed only on this rare path.
+    import logging
+
+    logging.getLogger("pyruntime").warning(message)
+
+
+# --- semantic checks: config.json ------------------------------------------------------
+
+
+def check_root(doc: Doc, bundle: Path) -> None:
+    """root.path (relative to the bundle) must be an existing directory."""
+    path = (doc.get("root") or {}).get("path")
+    if not path:
+        raise ConfigError("root.path", "required")
+    full = bundle / path
+    if not full.is_dir():
+        reason = "not a directory" if full.exists() else "no such directory"
+        raise ConfigError("root.path", f"{full}: {reason}")
+
+
+def check_process(doc: Doc, bundle: Path) -> None:
+    """create needs a process with args, an absolute cwd and NAME=value env entries."""
+    if "process" not in doc:
+        raise ConfigError("process", "required to create a container")
+    proc = _process(doc)
+    if not proc.get("args"):
+        raise ConfigError("process.args", "must not be empty")
+    if not _is_abs(proc.get("cwd", "")):
+        raise ConfigError("process.cwd", "must be an absolute path")
+    # runc fails on these in init, after the namespaces exist; catch them before.
+    for i, var in enumerate(proc.get("env") or ()):
+        name, eq, _ = var.partition("=")
+        if not eq:
+            raise ConfigError(f"process.env[{i}]", "invalid environment variable: missing '='")
+        if not name:
+            raise ConfigError(f"process.env[{i}]", "invalid environment variable: empty name")
+        if "\0" in var:
+            raise ConfigError(f"process.env[{i}]", "invalid environment variable: NUL byte")
+
+
+def check_rlimits(doc: Doc, bundle: Path) -> None:
+    """The spec forbids duplicate rlimit types; setrlimit(2) rejects soft > hard."""
+    seen: set[str] = set()
+    for i, rlimit in enumerate(_process(doc).get("rlimits") or ()):
+        where = f"process.rlimits[{i}]"
+        if rlimit["type"] in seen:
+            raise ConfigError(f"{where}.type", f"duplicate rlimit {rlimit['type']}")
+        seen.add(rlimit["type"])
+        if rlimit["soft"] > rlimit["hard"]:
+            raise ConfigError(f"{where}.soft", "soft limit is greater than hard limit")
+
+
+def check_apparmor(doc: Doc, bundle: Path) -> None:
+    if _process(doc).get("apparmorProfile") and not _apparmor_enabled():
+        raise ConfigError("process.apparmorProfile",
+                          "apparmor profile specified but AppArmor is not enabled on this system")
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        return APPARMOR_ENABLED.read_text().startswith("Y")
+    except OSError:
+        return False
+
+
+def check_selinux(doc: Doc, bundle: Path) -> None:
+    if _process(doc).get("selinuxLabel") and not SELINUX_ENFORCE.exists():
+        raise ConfigError("process.selinuxLabel",
+                          "selinux label is specified in config, but selinux is disabled or not supported")
+
+
+def check_scheduler(doc: Doc, bundle: Path) -> None:
+    """Field combinations that sched_setattr(2) rejects (runtime-spec 1.3 process.scheduler)."""
+    sched = _process(doc).get("scheduler")
+    if not sched:
+        return
+    policy = sched["policy"]
+    priority = sched.get("priority", 0)
+    if policy in ("SCHED_FIFO", "SCHED_RR"):
+        if not 1 <= priority <= 99:
+            raise ConfigError("process.scheduler.priority", f"must be 1..99 for {policy}")
+    elif priority:
+        raise ConfigError("process.scheduler.priority", "only valid for SCHED_FIFO and SCHED_RR")
+    if policy != "SCHED_DEADLINE":
+        for key in ("runtime", "deadline", "period"):
+            if sched.get(key):
+                raise ConfigError(f"process.scheduler.{key}", "only valid for SCHED_DEADLINE")
+
+
+def check_namespaces(doc: Doc, bundle: Path) -> None:
+    """No duplicate types; a joined namespace's path must exist; a new one must be supported."""
+    seen: set[str] = set()
+    for i, ns in enumerate(_linux(doc).get("namespaces") or ()):
+        where, ns_type, path = f"linux.namespaces[{i}]", ns["type"], ns.get("path")
+        if ns_type in seen:
+            raise ConfigError(f"{where}.type", f"duplicate namespace type {ns_type!r}")
+        seen.add(ns_type)
+        if path:
+            if not _is_abs(path):
+                raise ConfigError(f"{where}.path", "must be an absolute path")
+            try:
+                os.stat(path)
+            except OSError as e:
+                raise ConfigError(f"{where}.path", f"{path}: {e.strerror}")
+        elif not (PROC_NS / _PROC_NS_NAME[ns_type]).exists():
+            raise ConfigError(f"{where}.type", f"{ns_type} namespaces are not supported by this kernel")
+
+
+def check_user_namespace(doc: Doc, bundle: Path) -> None:
+    """Mappings need a user namespace, and a new user namespace needs both mappings."""
+    lx = _linux(doc)
+    userns = _namespace(doc, "user")
+    for key in ("uidMappings", "gidMappings"):
+        maps = lx.get(key) or []
+        if userns is None:
+            if maps:
+                raise ConfigError(f"linux.{key}",
+                                  "user namespace mappings specified, but no user namespace")
+            continue
+        if userns.get("path"):
+            continue  # the joined namespace already has its mappings
+        if not maps:
+            raise ConfigError(f"linux.{key}", "a new user namespace needs mappings")
+        _check_no_overlap(key, maps)
+
+
+def _check_no_overlap(key: str, maps: Sequence[Doc]) -> None:
+    # The kernel rejects a map whose ranges overlap on either side (user_namespaces(7)).
+    for side in ("containerID", "hostID"):
+        ranges = sorted((m[side], m[side] + m["size"], i) for i, m in enumerate(maps))
+        for (_, end, _), (start, _, i) in pairwise(ranges):
+            if start < end:
+                raise ConfigError(f"linux.{key}[{i}]", f"{side} range overlaps another mapping")
+        for start, stop, i in ranges:
+            if stop > 1 << 32:
+                raise ConfigError(f"linux.{key}[{i}]", f"{side} range goes past 4294967295")
+
+
+def check_id_mappings_cover_user(doc: Doc, bundle: Path) -> None:
+    """In a new user namespace, the process's uid, gid and additional gids must be mapped."""
+    userns = _namespace(doc, "user")
+    if userns is None or userns.get("path") or "process" not in doc:
+        return
+    lx, user = _linux(doc), _process(doc).get("user") or {}
+
+    def mapped(ident: int, maps: Sequence[Doc]) -> bool:
+        return any(m["containerID"] <= ident < m["containerID"] + m["size"] for m in maps)
+
+    uid_maps, gid_maps = lx.get("uidMappings") or [], lx.get("gidMappings") or []
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if not mapped(uid, uid_maps):
+        raise ConfigError("process.user.uid", f"uid {uid} is not mapped by linux.uidMappings")
+    if not mapped(gid, gid_maps):
+        raise ConfigError("process.user.gid", f"gid {gid} is not mapped by linux.gidMappings")
+    for i, extra in enumerate(user.get("additionalGids") or ()):
+        if not mapped(extra, gid_maps):
+            raise ConfigError(f"process.user.additionalGids[{i}]",
+                              f"gid {extra} is not mapped by linux.gidMappings")
+
+
+def check_uts(doc: Doc, bundle: Path) -> None:
+    # As runc: a uts entry (new or joined) is enough; without one we would rename the host.
+    if _namespace(doc, "uts") is None:
+        for key in ("hostname", "domainname"):
+            if doc.get(key):
+                raise ConfigError(key, f"unable to set {key} without a private UTS namespace")
+
+
+def check_restricted_paths(doc: Doc, bundle: Path) -> None:
+    """maskedPaths/readonlyPaths are absolute, and need a mount namespace to stay private."""
+    lx = _linux(doc)
+    for key in ("maskedPaths", "readonlyPaths"):
+        paths = lx.get(key) or []
+        for i, path in enumerate(paths):
+            if not _is_abs(path):
+                raise ConfigError(f"linux.{key}[{i}]", "must be an absolute path")
+        if paths and _namespace(doc, "mount") is None:
+            raise ConfigError(f"linux.{key}",
+                              "unable to restrict sys entries without a private MNT namespace")
+
+
+# Prefixes of the sysctls that the ipc namespace owns (kernel/ipc + mqueue).
+_IPC_SYSCTL_PREFIXES = ("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.")
+
+
+def check_sysctl(doc: Doc, bundle: Path) -> None:
+    """Only namespaced sysctls, and only when the container has its own such namespace.
+
+    Follows runc: kernel.hostname is refused even with a uts namespace because the
+    ``hostname`` field owns it; kernel.domainname is allowed with a uts namespace.
+    """
+    for key in _linux(doc).get("sysctl") or {}:
+        where = _where(["linux", "sysctl", key])
+        name = key.replace("/", ".")  # net/ipv4/ip_forward is the same knob
+        if name.startswith(_IPC_SYSCTL_PREFIXES):
+            if _namespace(doc, "ipc") is None:
+                raise ConfigError(where, "sysctl is not allowed in the host's ipc namespace")
+            continue
+        if name.startswith("net."):
+            netns = _namespace(doc, "network")
+            if netns is None or (netns.get("path") and _is_host_netns(netns["path"])):
+                raise ConfigError(where, "sysctl is not allowed in the host's network namespace")
+            continue
+        if _namespace(doc, "uts") is not None:
+            if name == "kernel.domainname":
+                continue
+            if name == "kernel.hostname":
+                raise ConfigError(where, "conflicts with the 'hostname' field; use that instead")
+        raise ConfigError(where, "sysctl is not in a separate kernel namespace")
+
+
+def _is_host_netns(path: str) -> bool:
+    try:
+        ours, theirs = os.stat(PROC_NS / "net"), os.stat(path)
+    except OSError:
+        return False  # check_namespaces has already reported a missing path
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def check_time_offsets(doc: Doc, bundle: Path) -> None:
+    """Offsets are written to a new time namespace before its first process; never joined ones."""
+    if not _linux(doc).get("timeOffsets"):
+        return
+    timens = _namespace(doc, "time")
+    if timens is None:
+        raise ConfigError("linux.timeOffsets",
+                          "unable to set time offsets without a private time namespace")
+    if timens.get("path"):
+        raise ConfigError("linux.timeOffsets",
+                          "cannot set time offsets when joining an existing time namespace")
+
+
+def check_cgroups_path(doc: Doc, bundle: Path) -> None:
+    # Refuse any "..": it could climb out of the cgroup hierarchy (or the systemd slice), and
+    # refusing it outright spares the cgroup managers from normalising paths.
+    path = _linux(doc).get("cgroupsPath") or ""
+    if ".." in path.replace(":", "/").split("/"):
+        raise ConfigError("linux.cgroupsPath", "must not contain '..'")
+
+
+def check_mounts(doc: Doc, bundle: Path) -> None:
+    """Relative destinations: a warning, not an error, as in runc 1.1 (checked with 1.1.5).
+
+    The spec says destinations MUST be absolute, but runc 1.1 still runs such configs (it
+    logs "mount destination X is not absolute"), and callers rely on it; the mount code
+    takes a relative destination as relative to the container's root.
+    """
+    for i, mount in enumerate(doc.get("mounts") or ()):
+        dest = mount["destination"]
+        if not _is_abs(dest):
+            _warn(f"mounts[{i}].destination: {dest!r} is not absolute; "
+                  "taken relative to the container's root")
+
+
+def check_devices(doc: Doc, bundle: Path) -> None:
+    for i, dev in enumerate(_linux(doc).get("devices") or ()):
+        where = f"linux.devices[{i}]"
+        if not _is_abs(dev["path"]):
+            raise ConfigError(f"{where}.path", "must be an absolute path")
+        if dev["type"] != "p":  # the spec: major/minor REQUIRED unless type is p
+            for key in ("major", "minor"):
+                if key not in dev:
+                    raise ConfigError(f"{where}.{key}", f"required for device type {dev['type']!r}")
+
+
+def check_hooks(doc: Doc, bundle: Path) -> None:
+    for stage, hooks in (doc.get("hooks") or {}).items():
+        for i, hook in enumerate(hooks if isinstance(hooks, list) else ()):
+            if not _is_abs(hook["path"]):
+                raise ConfigError(f"hooks.{stage}[{i}].path", "must be an absolute path")
+
+
+def check_seccomp(doc: Doc, bundle: Path) -> None:
+    """Actions are enumerated by the schema; unknown syscall names are skipped later, as runc.
+
+    SCMP_ACT_NOTIFY needs a listener to hand the notify fd to, may not be the default
+    action, and may not cover write(2): the runtime itself writes after loading the filter.
+    """
+    seccomp = _linux(doc).get("seccomp")
+    if not seccomp:
+        return
+    if seccomp["defaultAction"] == "SCMP_ACT_NOTIFY":
+        raise ConfigError("linux.seccomp.defaultAction",
+                          "SCMP_ACT_NOTIFY cannot be used as the default action")
+    for i, rule in enumerate(seccomp.get("syscalls") or ()):
+        if rule["action"] != "SCMP_ACT_NOTIFY":
+            continue
+        if "write" in rule["names"]:
+            raise ConfigError(f"linux.seccomp.syscalls[{i}].names",
+                              "SCMP_ACT_NOTIFY cannot be used for the write syscall")
+        if not seccomp.get("listenerPath"):
+            raise ConfigError("linux.seccomp.listenerPath", "required when SCMP_ACT_NOTIFY is used")
+
+
+def check_memory(doc: Doc, bundle: Path) -> None:
+    """swap is memory+swap (cgroup v1 semantics): it needs a limit and cannot be below it."""
+    memory = (_linux(doc).get("resources") or {}).get("memory") or {}
+    limit, swap = memory.get("limit", 0), memory.get("swap", 0)
+    if limit < -1:
+        raise ConfigError("linux.resources.memory.limit", "must be -1 (unlimited) or >= 0")
+    if swap in (0, -1):
+        return
+    if swap < -1:
+        raise ConfigError("linux.resources.memory.swap", "must be -1 (unlimited) or >= 0")
+    if limit in (0, -1):
+        raise ConfigError("linux.resources.memory.swap", "unable to set swap limit without memory limit")
+    if swap < limit:
+        raise ConfigError("linux.resources.memory.swap", "memory+swap limit must be >= memory limit")
+
+
+# Order matters only for which error is reported first: runc's order, roughly.
+CONFIG_CHECKS: tuple[Check, ...] = (
+    check_root,
+    check_process,
+    check_rlimits,
+    check_apparmor,
+    check_selinux,
+    check_scheduler,
+    check_namespaces,
+    check_user_namespace,
+    check_id_mappings_cover_user,
+    check_uts,
+    check_restricted_paths,
+    check_sysctl,
+    check_time_offsets,
+    check_cgroups_path,
+    check_mounts,
+    check_devices,
+    check_hooks,
+    check_seccomp,
+    check_memory,
+)
+
+# The subset that applies to exec's process.json (wrapped as {"process": ...}).
+PROCESS_CHECKS: tuple[Check, ...] = (
+    check_process,
+    check_rlimits,
+    check_apparmor,
+    check_selinux,
+    check_scheduler,
+)

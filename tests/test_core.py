@@ -1,0 +1,131 @@
+"""Unit tests of the parent-side pieces: spec parsing, state facts, sync, hooks, CLI bits."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pyruntime import state as st_mod
+from pyruntime import sync
+from pyruntime.cli import parse_signal
+from pyruntime.defaults import default_spec
+from pyruntime.errors import ChildError, ConfigError, ContainerNotExist, HookError, RuntimeErr
+from pyruntime.hooks import run_hook
+from pyruntime.spec import Hook, load_config, parse_spec
+
+
+def test_parse_default_spec() -> None:
+    spec = parse_spec(default_spec())
+    assert spec.process is not None and spec.process.args == ("sh",)
+    assert spec.root_path == "rootfs" and spec.root_readonly
+    assert spec.linux.namespace("pid") is not None and spec.linux.namespace("user") is None
+    assert spec.process.capabilities is not None
+    assert "CAP_KILL" in (spec.process.capabilities.bounding or ())
+    assert spec.mounts[0].destination == "/proc"
+
+
+def test_parse_spec_names_the_field() -> None:
+    doc = default_spec()
+    doc["process"]["args"] = ["sh", 3]
+    with pytest.raises(ConfigError, match=r"process.args\[1\]"):
+        parse_spec(doc)
+    doc = default_spec()
+    doc["linux"]["namespaces"][1] = "net"
+    with pytest.raises(ConfigError, match=r"linux.namespaces\[1\]"):
+        parse_spec(doc)
+
+
+def test_load_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config.json: no such file"):
+        load_config(tmp_path)
+    (tmp_path / "config.json").write_text("{nope")
+    with pytest.raises(ConfigError, match="invalid JSON at line 1"):
+        load_config(tmp_path)
+
+
+def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    st_mod.atomic_write_json(target, {"a": 1})
+    st_mod.atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_status_is_derived_from_facts(tmp_path: Path) -> None:
+    me = os.getpid()
+    start = st_mod.proc_start_time(me)
+    assert start is not None
+    st = st_mod.State(id="x", bundle="/b", rootfs="/b/rootfs", created="now", pid=me, pid_start=start)
+    assert st_mod.status(st, tmp_path) == st_mod.RUNNING
+    os.mkfifo(tmp_path / st_mod.FIFO)
+    assert st_mod.status(st, tmp_path) == st_mod.CREATED
+    # the same pid with another start time is someone else: the container is stopped
+    st.pid_start = start + 1
+    assert st_mod.status(st, tmp_path) == st_mod.STOPPED
+    st.pid = 0x3FFFFFFF
+    assert st_mod.status(st, tmp_path) == st_mod.STOPPED
+
+
+def test_store_load_missing_and_ids(tmp_path: Path) -> None:
+    store = st_mod.Store(tmp_path)
+    with pytest.raises(ContainerNotExist, match="container does not exist"):
+        store.load("nope")
+    with pytest.raises(RuntimeErr, match="invalid container id"):
+        store.dir("../etc")
+    (tmp_path / "half").mkdir()  # a create killed before it saved anything
+    assert store.load("half").pid == 0
+    assert store.ids() == ["half"]
+
+
+def test_sync_roundtrip_and_errors() -> None:
+    a, b = sync.Channel.pair()
+    r, w = os.pipe()
+    a.send(sync.CONSOLE, fds=[r], note="x")
+    msg = b.wait_for(sync.CONSOLE)
+    assert msg["note"] == "x" and len(msg["_fds"]) == 1
+    assert stat.S_ISFIFO(os.fstat(msg["_fds"][0]).st_mode)
+    a.send(sync.READY)
+    with pytest.raises(sync.UnexpectedMessage, match="expected hooks, received ready"):
+        b.wait_for(sync.HOOKS)
+    a.error("exec: foo: executable file not found in $PATH")
+    with pytest.raises(ChildError, match="executable file not found"):
+        b.wait_for(sync.READY)
+    a.close()
+    with pytest.raises(ChildError, match="exited unexpectedly"):
+        b.wait_for(sync.READY)
+    for fd in (r, w, msg["_fds"][0]):
+        os.close(fd)
+
+
+def test_hook_gets_state_on_stdin_and_env(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    script = tmp_path / "hook.sh"
+    script.write_text(f'#!/bin/sh\ncat > {out}\necho "$FOO" >> {out}\n')
+    script.chmod(0o755)
+    run_hook(Hook(path=str(script), args=("hook.sh",), env=("FOO=bar",)), {"id": "c1"}, "prestart", 0)
+    text = out.read_text()
+    assert text == json.dumps({"id": "c1"}) + "bar\n"
+
+
+def test_hook_failure_and_timeout(tmp_path: Path) -> None:
+    with pytest.raises(HookError, match=r"hooks.poststop\[2\]: exit status 3: boom"):
+        run_hook(Hook(path="/bin/sh", args=("sh", "-c", "echo boom >&2; exit 3")), {}, "poststop", 2)
+    with pytest.raises(HookError, match="timed out after 1s"):
+        run_hook(Hook(path="/bin/sleep", args=("sleep", "10"), timeout=1), {}, "prestart", 0)
+    with pytest.raises(HookError, match="no such file"):
+        run_hook(Hook(path="/nonexistent/hook"), {}, "prestart", 0)
+
+
+@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGTERM", 15), ("9", 9), ("hup", 1)])
+def test_parse_signal(text: str, num: int) -> None:
+    assert parse_signal(text) == num
+
+
+def test_parse_signal_rejects() -> None:
+    for bad in ("SIGNOPE", "0", "99"):
+        with pytest.raises(RuntimeErr, match="invalid signal"):
+            parse_signal(bad)
