@@ -50,6 +50,9 @@ class CapabilityPlan:
     """The five sets, resolved up front so that applying them needs no lookups."""
 
     def __init__(self, caps: Capabilities | None, where: str = "process.capabilities") -> None:
+        import prctl  # loaded now: after pivot_root the host's site-packages are gone
+
+        self._prctl = prctl
         self.given = caps is not None
         c = caps or Capabilities()
         self.bounding = to_numbers(c.bounding, f"{where}.bounding")
@@ -63,14 +66,13 @@ class CapabilityPlan:
         """Before changing user: dropping from the bounding set needs CAP_SETPCAP."""
         if not self.given:
             return
-        import prctl
-
+        prctl = self._prctl
         for cap in sorted(self.all - self.bounding):
             prctl.capbset_drop(cap)
 
     def apply(self, sys: object) -> None:
         """After changing user (with keepcaps set): make the sets exactly what was asked."""
-        import prctl
+        prctl = self._prctl
 
         if not self.given:
             # no capabilities object: root keeps its full sets; inheritable stays empty

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import click
 
 from . import OCI_VERSION, __version__
 from .errors import RuntimeErr
+from .signals import parse_signal
 
 DEFAULT_ROOT = "/run/pyruntime"
 
@@ -30,21 +30,6 @@ class Ctx:
             raise RuntimeErr("--systemd-cgroup: the systemd cgroup driver is not supported "
                              "(use cgroupfs paths)")
         return Runtime(self.root, warn=self.log.warn)
-
-
-def parse_signal(text: str) -> int:
-    t = text.strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < signal.NSIG:
-            return n
-        raise RuntimeErr(f"invalid signal: {text}")
-    if not t.startswith("SIG"):
-        t = "SIG" + t
-    try:
-        return int(signal.Signals[t])
-    except KeyError:
-        raise RuntimeErr(f"invalid signal: {text}")
 
 
 VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"

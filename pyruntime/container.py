@@ -141,7 +141,11 @@ class Runtime:
         try:
             cgroup.apply(pid)
             if spec.linux.resources:
-                cgroup.set(spec.linux.resources)
+                from .defaults import effective_resources
+
+                linux_doc = st.config.get("linux") or {}
+                cgroup.set(effective_resources(dict(spec.linux.resources),
+                                               list(linux_doc.get("devices") or [])))
             parent.send(sync.GO)
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)

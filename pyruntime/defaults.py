@@ -55,3 +55,34 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         doc["linux"].pop("resources")
         doc["mounts"] = [m for m in doc["mounts"] if m["type"] != "cgroup"]
     return doc
+
+
+# Devices every container may use whatever its config says, as runc grants them: mknod of
+# anything (the node is useless without an allow rule), the standard character devices,
+# pty slaves, ptmx and tun.
+_ALWAYS_ALLOWED_DEVICES = [
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),
+]
+
+
+def effective_resources(resources: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """linux.resources plus the device rules runc adds: the config's own devices and the
+    always-allowed set, after the config's rules (so they win over a leading deny-all)."""
+    if "devices" not in resources:
+        return resources
+    rules = list(resources["devices"])
+    for d in devices:
+        if d.get("type") in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "c" if d["type"] == "u" else d["type"],
+                          "major": d.get("major"), "minor": d.get("minor"), "access": "rwm"})
+    for typ, major, minor, access in _ALWAYS_ALLOWED_DEVICES:
+        rule: dict[str, Any] = {"allow": True, "type": typ, "access": access}
+        if major is not None:
+            rule["major"] = major
+        if minor is not None:
+            rule["minor"] = minor
+        rules.append(rule)
+    return {**resources, "devices": rules}

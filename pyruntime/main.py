@@ -1,11 +1,196 @@
-"""Console-script entry point: `pyruntime` (imports stay lazy for the hot verbs)."""
+"""Console-script entry point.
+
+The hot verbs that containerd and podman call for every container (state, start, kill,
+delete, create, run) are parsed here without importing click, which alone costs more
+than runc's whole `state`.  Any flag this parser does not know, and every other verb,
+goes to the full click CLI in cli.py, which defines the same options.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+
+_GLOBAL_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
+_GLOBAL_FLAG = {"--debug", "--systemd-cgroup"}
+
+_VERB_VALUE = {
+    "create": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+    "run": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+    "kill": set(),
+    "delete": set(),
+    "start": set(),
+    "state": set(),
+}
+_VERB_FLAG = {
+    "create": {"--no-pivot", "--no-new-keyring"},
+    "run": {"--no-pivot", "--no-new-keyring", "--detach", "-d", "--keep"},
+    "kill": {"--all", "-a"},
+    "delete": {"--force", "-f"},
+    "start": set(),
+    "state": set(),
+}
+_POSITIONAL = {"create": 1, "run": 1, "kill": 2, "delete": 1, "start": 1, "state": 1}
+
+
+class _Fallback(Exception):
+    """The fast parser does not handle this command line: let click do it."""
+
+
+def _split(arg: str) -> tuple[str, str | None]:
+    if arg.startswith("--") and "=" in arg:
+        k, v = arg.split("=", 1)
+        return k, v
+    return arg, None
+
+
+def parse(argv: list[str]) -> tuple[dict[str, object], str, dict[str, object], list[str]]:
+    gopts: dict[str, object] = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        key, val = _split(argv[i])
+        if key in _GLOBAL_FLAG and val is None:
+            gopts[key] = True
+        elif key in _GLOBAL_VALUE:
+            if val is None:
+                i += 1
+                if i >= len(argv):
+                    raise _Fallback
+                val = argv[i]
+            gopts[key] = val
+        else:
+            raise _Fallback
+        i += 1
+    if i >= len(argv) or argv[i] not in _VERB_VALUE:
+        raise _Fallback
+    verb = argv[i]
+    opts: dict[str, object] = {}
+    pos: list[str] = []
+    i += 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            pos.extend(argv[i + 1:])
+            break
+        if arg.startswith("-") and len(arg) > 1 and not (verb == "kill" and pos and arg[1:].isdigit()):
+            key, val = _split(arg)
+            if key in _VERB_FLAG[verb] and val is None:
+                opts[key.lstrip("-")] = True
+            elif key in _VERB_VALUE[verb]:
+                if val is None:
+                    i += 1
+                    if i >= len(argv):
+                        raise _Fallback
+                    val = argv[i]
+                opts[key.lstrip("-")] = val
+            else:
+                raise _Fallback
+        else:
+            pos.append(arg)
+        i += 1
+    if not 1 <= len(pos) <= _POSITIONAL[verb]:
+        raise _Fallback
+    if not str(opts.get("preserve-fds", "0")).isdigit():
+        raise _Fallback
+    return gopts, verb, opts, pos
+
+
+def _opt(opts: dict[str, object], *names: str, default: object = None) -> object:
+    for n in names:
+        if n in opts:
+            return opts[n]
+    return default
+
+
+def fast(argv: list[str]) -> int:
+    gopts, verb, opts, pos = parse(argv)
+    if gopts.get("--systemd-cgroup"):
+        raise _Fallback
+    from .errors import RuntimeErr
+    from .log import Logger
+
+    log = Logger(gopts.get("--log"), str(gopts.get("--log-format", "text")),  # type: ignore[arg-type]
+                 bool(gopts.get("--debug")))
+    root = str(gopts.get("--root", "/run/pyruntime"))
+    try:
+        return _dispatch(root, log, verb, opts, pos)
+    except RuntimeErr as e:
+        if gopts.get("--debug"):
+            import traceback
+
+            traceback.print_exc()
+        log.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: still one line
+        if gopts.get("--debug"):
+            raise
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        return 1
+
+
+def _dispatch(root: str, log: object, verb: str, opts: dict[str, object], pos: list[str]) -> int:
+    from pathlib import Path
+
+    if verb == "state":
+        import json
+
+        from .state import Store, oci_state, status
+
+        store = Store(Path(root))
+        st = store.load(pos[0])
+        doc = oci_state(st, status(st, store.dir(pos[0])))
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    from .container import CreateOptions, Runtime
+
+    rt = Runtime(Path(root), warn=getattr(log, "warn"))
+    cid = pos[0]
+    if verb == "start":
+        rt.start(cid)
+    elif verb == "kill":
+        from .signals import parse_signal
+
+        rt.kill(cid, parse_signal(pos[1] if len(pos) > 1 else "SIGTERM"), bool(_opt(opts, "all", "a")))
+    elif verb == "delete":
+        from .errors import ContainerNotExist
+
+        force = bool(_opt(opts, "force", "f"))
+        try:
+            rt.delete(cid, force)
+        except ContainerNotExist:
+            if not force:
+                raise
+    else:
+        copts = CreateOptions(
+            bundle=Path(str(_opt(opts, "bundle", "b", default="."))),
+            pid_file=_opt(opts, "pid-file"),  # type: ignore[arg-type]
+            console_socket=_opt(opts, "console-socket"),  # type: ignore[arg-type]
+            no_pivot=bool(_opt(opts, "no-pivot")),
+            no_new_keyring=bool(_opt(opts, "no-new-keyring")),
+            preserve_fds=int(str(_opt(opts, "preserve-fds", default=0))),
+        )
+        if verb == "create":
+            rt.create(cid, copts)
+        else:
+            from .run import run_container
+
+            return run_container(rt, cid, copts, detach=bool(_opt(opts, "detach", "d")),
+                                 keep=bool(_opt(opts, "keep")))
+    return 0
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    if os.environ.get("PYRUNTIME_SLOW_CLI") is None:
+        try:
+            code = fast(argv)
+        except _Fallback:
+            pass
+        else:
+            sys.stdout.flush()
+            sys.exit(code)
     from .cli import entry
 
     sys.exit(entry())

@@ -16,7 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Literal
+from typing import Literal, Protocol
+
+from .syscalls.linux import PROC_SUPER_MAGIC
 
 MAX_SYMLINK_HOPS = 40  # what the kernel allows (MAXSYMLINKS) before ELOOP
 
@@ -25,9 +27,32 @@ _OPEN_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 CreateKind = Literal["dir", "file"]
 
 
+class StatfsSyscalls(Protocol):
+    def fstatfs_type(self, fd: int) -> int: ...
+
+
 def fd_path(fd: int) -> str:
     """The magic link naming exactly the file behind `fd`, usable as a mount source/target."""
     return f"/proc/self/fd/{fd}"
+
+
+def open_procfs(sys: StatfsSyscalls, proc: str = "/proc") -> int:
+    """An O_PATH fd on `proc` once it is known to be a real procfs.
+
+    `fd_path` names are only as trustworthy as the /proc they go through: a /proc that is
+    a symlink, a plain directory of the image or a tmpfs dressed up with "self/fd/N"
+    symlinks would redirect every mount made through them.
+    """
+    fd = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fs_type = sys.fstatfs_type(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if fs_type != PROC_SUPER_MAGIC:
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"not a procfs (filesystem type {fs_type:#x})", proc)
+    return fd
 
 
 def _components(path: str) -> list[str]:

@@ -134,7 +134,11 @@ def _config_error(error: Any, prefix: Sequence[str | int], root_name: str) -> Co
         if kind == "enum":
             reason += f"; expected one of {', '.join(map(str, value))}"
         return ConfigError(_where([*path, instance]), reason)
-    return ConfigError(_where(path) or root_name, _reason(kind, value, instance, error.message))
+    reason = _reason(kind, value, instance, error.message)
+    if kind == "pattern" and isinstance(error.schema, dict) and "description" in error.schema:
+        # A regex means little to a user; the schema's description says what was meant.
+        reason = f"{_show(instance)}: expected {error.schema['description']}"
+    return ConfigError(_where(path) or root_name, reason)
 
 
 def _reason(kind: str, value: Any, instance: Any, message: str) -> str:
@@ -320,8 +324,8 @@ def _apparmor_enabled() -> bool:
 
 def check_selinux(doc: Doc, bundle: Path) -> None:
     if _process(doc).get("selinuxLabel") and not SELINUX_ENFORCE.exists():
-        raise ConfigError("process.selinuxLabel",
-                          "selinux label is specified in config, but selinux is disabled or not supported")
+        raise ConfigError("process.selinuxLabel", "selinux label is specified in config, "
+                          "but selinux is disabled or not supported")
 
 
 def check_scheduler(doc: Doc, bundle: Path) -> None:
@@ -348,7 +352,7 @@ def check_namespaces(doc: Doc, bundle: Path) -> None:
     for i, ns in enumerate(_linux(doc).get("namespaces") or ()):
         where, ns_type, path = f"linux.namespaces[{i}]", ns["type"], ns.get("path")
         if ns_type in seen:
-            raise ConfigError(f"{where}.type", f"duplicate namespace type {ns_type!r}")
+            raise ConfigError(f"{where}.type", f"duplicate namespace type {_show(ns_type)}")
         seen.add(ns_type)
         if path:
             if not _is_abs(path):
@@ -358,7 +362,8 @@ def check_namespaces(doc: Doc, bundle: Path) -> None:
             except OSError as e:
                 raise ConfigError(f"{where}.path", f"{path}: {e.strerror}")
         elif not (PROC_NS / _PROC_NS_NAME[ns_type]).exists():
-            raise ConfigError(f"{where}.type", f"{ns_type} namespaces are not supported by this kernel")
+            raise ConfigError(f"{where}.type",
+                              f"{ns_type} namespaces are not supported by this kernel")
 
 
 def check_user_namespace(doc: Doc, bundle: Path) -> None:
@@ -386,7 +391,7 @@ def _check_no_overlap(key: str, maps: Sequence[Doc]) -> None:
         for (_, end, _), (start, _, i) in pairwise(ranges):
             if start < end:
                 raise ConfigError(f"linux.{key}[{i}]", f"{side} range overlaps another mapping")
-        for start, stop, i in ranges:
+        for _, stop, i in ranges:
             if stop > 1 << 32:
                 raise ConfigError(f"linux.{key}[{i}]", f"{side} range goes past 4294967295")
 
@@ -515,12 +520,19 @@ def check_devices(doc: Doc, bundle: Path) -> None:
         if dev["type"] != "p":  # the spec: major/minor REQUIRED unless type is p
             for key in ("major", "minor"):
                 if key not in dev:
-                    raise ConfigError(f"{where}.{key}", f"required for device type {dev['type']!r}")
+                    raise ConfigError(f"{where}.{key}",
+                                      f"required for device type {_show(dev['type'])}")
+
+
+HOOK_STAGES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+               "poststop")
 
 
 def check_hooks(doc: Doc, bundle: Path) -> None:
-    for stage, hooks in (doc.get("hooks") or {}).items():
-        for i, hook in enumerate(hooks if isinstance(hooks, list) else ()):
+    """The spec extends execv(3): a hook's path MUST be absolute."""
+    hooks = doc.get("hooks") or {}
+    for stage in HOOK_STAGES:  # other keys are unknown properties: ignored, not validated
+        for i, hook in enumerate(hooks.get(stage) or ()):
             if not _is_abs(hook["path"]):
                 raise ConfigError(f"hooks.{stage}[{i}].path", "must be an absolute path")
 
@@ -555,12 +567,13 @@ def check_memory(doc: Doc, bundle: Path) -> None:
         raise ConfigError("linux.resources.memory.limit", "must be -1 (unlimited) or >= 0")
     if swap in (0, -1):
         return
+    where = "linux.resources.memory.swap"
     if swap < -1:
-        raise ConfigError("linux.resources.memory.swap", "must be -1 (unlimited) or >= 0")
+        raise ConfigError(where, "must be -1 (unlimited) or >= 0")
     if limit in (0, -1):
-        raise ConfigError("linux.resources.memory.swap", "unable to set swap limit without memory limit")
+        raise ConfigError(where, "unable to set swap limit without memory limit")
     if swap < limit:
-        raise ConfigError("linux.resources.memory.swap", "memory+swap limit must be >= memory limit")
+        raise ConfigError(where, "memory+swap limit must be >= memory limit")
 
 
 # Order matters only for which error is reported first: runc's order, roughly.

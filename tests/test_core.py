@@ -11,7 +11,7 @@ import pytest
 
 from pyruntime import state as st_mod
 from pyruntime import sync
-from pyruntime.cli import parse_signal
+from pyruntime.signals import parse_signal
 from pyruntime.defaults import default_spec
 from pyruntime.errors import ChildError, ConfigError, ContainerNotExist, HookError, RuntimeErr
 from pyruntime.hooks import run_hook

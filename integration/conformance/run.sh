@@ -62,7 +62,7 @@ ensure_packages() {
 		command -v "$cmd" >/dev/null || missing+=("${want[$cmd]}")
 	done
 	# The test image is built from a statically linked /bin/busybox.
-	if [ ! -x /bin/busybox ] || ! busybox_is_static; then
+	if [ ! -x /bin/busybox ] || ! is_static /bin/busybox; then
 		missing+=(busybox-static)
 	fi
 	[ ${#missing[@]} -eq 0 ] && return
@@ -73,9 +73,9 @@ ensure_packages() {
 		die "apt-get install ${missing[*]} failed"
 }
 
-busybox_is_static() {
+is_static() {
 	local out
-	out=$(LC_ALL=C ldd /bin/busybox 2>&1 || true)
+	out=$(LC_ALL=C ldd "$1" 2>&1 || true)
 	[[ "$out" == *"not a dynamic executable"* || "$out" == *"statically linked"* ]]
 }
 
@@ -137,30 +137,35 @@ install_helpers() {
 }
 
 # get-images.sh downloads nothing when testdata/{busybox,debian}-$arch.tar.xz
-# exist; provide both from the local static busybox.
+# exist; build both from the local static busybox. The "debian" one also gets
+# the host's static ldconfig and lib dirs (hooks.bats runs ldconfig in it).
+# Bump IMAGE_RECIPE when the recipe changes so cached tarballs are rebuilt.
+IMAGE_RECIPE=2
+
 install_images() {
 	local testdata="$SRC/tests/integration/testdata" arch
 	arch=$(go env GOARCH) || die "go env GOARCH failed"
-	local busybox_tar="$testdata/busybox-$arch.tar.xz" debian_tar="$testdata/debian-$arch.tar.xz"
-	if [ ! -s "$busybox_tar" ]; then
-		log "building busybox rootfs tarball from /bin/busybox"
-		build_busybox_tar "$busybox_tar.tmp"
-		mv -f "$busybox_tar.tmp" "$busybox_tar"
+	local stamp="$testdata/.pyruntime-image-recipe"
+	if [ -s "$testdata/busybox-$arch.tar.xz" ] && [ -s "$testdata/debian-$arch.tar.xz" ] &&
+		[ "$(cat "$stamp" 2>/dev/null)" = "$IMAGE_RECIPE" ]; then
+		return
 	fi
-	if [ ! -s "$debian_tar" ]; then
-		cp -f "$busybox_tar" "$debian_tar"
-	fi
+	log "building test rootfs tarballs from /bin/busybox"
+	build_images "$testdata/busybox-$arch.tar.xz" "$testdata/debian-$arch.tar.xz"
+	echo "$IMAGE_RECIPE" >"$stamp"
 }
 
-build_busybox_tar() {
-	local out=$1 tmp rootfs applet name
+build_images() {
+	local busybox_tar=$1 debian_tar=$2 tmp rootfs applet name link
 	tmp=$(mktemp -d)
 	rootfs="$tmp/rootfs"
-	mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,dev,proc,sys,tmp,root,home,var/spool/mail,var/www}
+	# No proc/ or sys/: mask.bats replaces them with symlinks (ln -s), as in
+	# the docker busybox image the tests are written against.
+	mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,dev,tmp,root,home,var/spool/mail,var/www}
 	chmod 1777 "$rootfs/tmp"
 	install -m 755 /bin/busybox "$rootfs/bin/busybox"
 	# Links where busybox wants them, plus every applet in /bin (as in the
-	# docker busybox image the tests normally use). Never replace bin/busybox.
+	# docker busybox image). Never replace bin/busybox itself.
 	while read -r applet; do
 		[ -n "$applet" ] || continue
 		name=$(basename "$applet")
@@ -212,8 +217,23 @@ build_busybox_tar() {
 		nogroup:x:65534:
 	EOF
 	echo "busybox" >"$rootfs/etc/hostname"
-	tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -cJf "$out" .
+	make_tar "$rootfs" "$busybox_tar"
+
+	if is_static /sbin/ldconfig; then
+		rm -f "$rootfs/sbin/ldconfig"
+		install -m 755 /sbin/ldconfig "$rootfs/sbin/ldconfig"
+	else
+		log "WARNING: /sbin/ldconfig is not static; hooks.bats will fail"
+	fi
+	mkdir -p "$rootfs"/{lib,usr/lib,etc/ld.so.conf.d}
+	echo 'include /etc/ld.so.conf.d/*.conf' >"$rootfs/etc/ld.so.conf"
+	make_tar "$rootfs" "$debian_tar"
 	rm -rf "$tmp"
+}
+
+make_tar() {
+	tar --numeric-owner --owner=0 --group=0 -C "$1" -cJf "$2.tmp" .
+	mv -f "$2.tmp" "$2"
 }
 
 # ---------------------------------------------------------------- cleanup --

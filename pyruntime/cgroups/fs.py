@@ -84,15 +84,15 @@ def write_checked(fs: CgroupFS, path: Path, value: str, field: str = "") -> None
     try:
         fs.write(path, value)
     except OSError as e:
-        raise CgroupError(_write_reason(path, value, field, e)) from e
+        raise write_failed(path, value, field, e) from e
 
 
-def _write_reason(path: Path, value: str, field: str, err: OSError) -> str:
+def write_failed(path: Path, value: str, field: str, err: OSError) -> CgroupError:
     reason = err.strerror or str(err)
     if err.errno == errno.ENOENT:
         reason = "no such control file (controller missing or not supported by this kernel)"
     what = f" for linux.resources.{field}" if field else ""
-    return f"{path}: cannot write {value!r}{what}: {reason}"
+    return CgroupError(f"{path}: cannot write {value!r}{what}: {reason}")
 
 
 def walk_dirs_bottom_up(fs: CgroupFS, top: Path) -> Iterator[Path]:
