@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,13 @@ class Runtime:
     def __call__(self, *args: str, check: bool = False, timeout: float = 60,
                  input: str | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
         cmd = [self.binary, "--root", str(self.root), *args]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, **kw)
+        # files, not pipes: a created container's init holds its stdio open until it exits
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run(cmd, stdout=out, stderr=err, text=True, timeout=timeout,
+                               input=input, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
         return p

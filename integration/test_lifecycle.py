@@ -13,7 +13,7 @@ from conftest import Runtime, base_config
 
 
 def test_run_shows_isolation(pyrt: Runtime) -> None:
-    cfg = base_config(["sh", "-c", "echo pid=$$; hostname; ls /; id -u; cat /proc/1/comm"])
+    cfg = base_config(["sh", "-c", "echo pid=$$; hostname; ls /; id -u; cat /proc/1/comm; true"])
     cfg["hostname"] = "box1"
     p = pyrt.run(cfg)
     assert p.returncode == 0, p.stderr
@@ -26,7 +26,17 @@ def test_run_shows_isolation(pyrt: Runtime) -> None:
 
 def test_run_exit_code_and_signal(pyrt: Runtime) -> None:
     assert pyrt.run(base_config(["sh", "-c", "exit 7"])).returncode == 7
-    assert pyrt.run(base_config(["sh", "-c", "kill -9 $$"])).returncode == 137
+    # pid 1 ignores its own SIGKILL; the runtime's kill comes from outside the namespace
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    fg = subprocess.Popen([pyrt.binary, "--root", str(pyrt.root), "run", "--bundle", str(b), cid])
+    for _ in range(200):
+        if pyrt("state", cid).returncode == 0 and pyrt.state(cid)["status"] == "running":
+            break
+        time.sleep(0.02)
+    pyrt("kill", cid, "9", check=True)
+    assert fg.wait(30) == 137
+    assert pyrt("state", cid).returncode != 0, "foreground run deletes the container"
 
 
 def test_lifecycle_verbs(pyrt: Runtime, tmp_path: Path) -> None:

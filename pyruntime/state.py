@@ -91,7 +91,8 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            return sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+            return sorted(e.name for e in os.scandir(self.root)
+                          if e.is_dir() and not e.name.startswith("."))
         except FileNotFoundError:
             return []
 

@@ -205,7 +205,7 @@ def mountinfo_line(n: int, mount: Path, fstype: str, opts: str) -> str:
 
 @pytest.fixture
 def v2_setup(tmp_path: Path) -> tuple[Path, FakeKernel, str]:
-    root = tmp_path / "cg"
+    root = tmp_path / "cg2"
     kernel = FakeKernel({}, [root])
     return root, kernel, mountinfo_line(30, root, "cgroup2", "nsdelegate")
 
@@ -478,6 +478,15 @@ def test_v1_destroy_gives_up_on_live_tasks(hybrid_setup: tuple[Path, FakeKernel,
     with pytest.raises(CgroupError, match="remove cgroup"):
         mgr.destroy()
     assert kernel.clock >= 2.0
+
+
+def test_set_before_apply(
+    hybrid_setup: tuple[Path, FakeKernel, str], v2_setup: tuple[Path, FakeKernel, str]
+) -> None:
+    for root, kernel, mountinfo in (hybrid_setup, v2_setup):
+        mgr = new_manager("x", "c", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+        with pytest.raises(CgroupError, match="apply must come first"):
+            mgr.set({"pids": {"limit": 1}})
 
 
 def test_apply_refuses_pid_zero(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:

@@ -17,12 +17,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyruntime.cgroups.fs import REAL, CgroupFS, read_procs, write_checked, write_failed
 from pyruntime.errors import CgroupError
 
+if TYPE_CHECKING:
+    from pyruntime.cgroups.resources import Resources
+
 RECORD_VERSION = 1
+
+
+def parse_resources(raw: Mapping[str, Any]) -> Resources:
+    # Imported on use: resources.py builds a dozen dataclasses (~8 ms), and
+    # the verbs that never set limits (state, kill, delete) need none of them.
+    from pyruntime.cgroups.resources import parse
+
+    return parse(raw)
 
 
 class Write(NamedTuple):

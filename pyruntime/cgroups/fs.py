@@ -15,6 +15,9 @@ from pathlib import Path
 
 from pyruntime.errors import CgroupError
 
+#: Where resource fields live in config.json, for error messages.
+FIELD_PREFIX = "linux.resources"
+
 
 class CgroupFS:
     """Plain file operations with the cgroupfs rules built in."""
@@ -91,7 +94,7 @@ def write_failed(path: Path, value: str, field: str, err: OSError) -> CgroupErro
     reason = err.strerror or str(err)
     if err.errno == errno.ENOENT:
         reason = "no such control file (controller missing or not supported by this kernel)"
-    what = f" for linux.resources.{field}" if field else ""
+    what = f" for {FIELD_PREFIX}.{field}" if field else ""
     return CgroupError(f"{path}: cannot write {value!r}{what}: {reason}")
 
 

@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.errors import CgroupError
-
-PREFIX = "linux.resources"
 
 
 @dataclass(frozen=True)

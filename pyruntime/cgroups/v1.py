@@ -12,12 +12,20 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyruntime.cgroups import stats as stats_mod
 from pyruntime.cgroups import v2
-from pyruntime.cgroups.base import Facts, Manager, Write, check_pid, run_writes
+from pyruntime.cgroups.base import (
+    Facts,
+    Manager,
+    Write,
+    check_pid,
+    parse_resources,
+    run_writes,
+)
 from pyruntime.cgroups.detect import HYBRID, SYSTEMD, UNIFIED, V1_CONTROLLERS
+from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.cgroups.fs import (
     CgroupFS,
     poll,
@@ -27,16 +35,10 @@ from pyruntime.cgroups.fs import (
     remove_tree,
     write_checked,
 )
-from pyruntime.cgroups.resources import (
-    PREFIX,
-    BlockIO,
-    Cpu,
-    DeviceRule,
-    Memory,
-    Resources,
-    parse,
-)
 from pyruntime.errors import CgroupError
+
+if TYPE_CHECKING:
+    from pyruntime.cgroups.resources import BlockIO, Cpu, DeviceRule, Memory, Resources
 
 FREEZE_TIMEOUT = 2.0
 
@@ -391,7 +393,9 @@ class V1Manager(Manager):
     def _facts(self, res: Resources) -> Facts:
         files: set[str] = set()
         for key, d in self._unique_dirs():
-            if key in V1_CONTROLLERS and self.fs.is_dir(d):
+            if key in V1_CONTROLLERS:
+                if not self.fs.is_dir(d):
+                    raise CgroupError(f"{d}: cgroup does not exist (apply must come first)")
                 files.update(self.fs.listdir(d))
         memsw = usage = None
         devices = None
@@ -408,15 +412,15 @@ class V1Manager(Manager):
         return Facts(self._controllers(), frozenset(files), memsw, usage, devices)
 
     def set(self, resources: Mapping[str, Any]) -> None:
-        res = parse(resources)
+        res = parse_resources(resources)
         writes = plan(res, self._facts(res))
         run_writes(self.fs, writes, lambda controller: self._paths[controller])
 
     def check(self, resources: Mapping[str, Any]) -> None:
-        plan(parse(resources), Facts(self._controllers()))
+        plan(parse_resources(resources), Facts(self._controllers()))
 
     def unenforced(self, resources: Mapping[str, Any]) -> list[str]:
-        return unenforced(parse(resources))
+        return unenforced(parse_resources(resources))
 
     def _freezer(self) -> Path | None:
         return self._paths.get("freezer")

@@ -12,11 +12,19 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyruntime.cgroups import stats as stats_mod
-from pyruntime.cgroups.base import Facts, Manager, Write, check_pid, run_writes
+from pyruntime.cgroups.base import (
+    Facts,
+    Manager,
+    Write,
+    check_pid,
+    parse_resources,
+    run_writes,
+)
 from pyruntime.cgroups.detect import UNIFIED, V2
+from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.cgroups.fs import (
     REAL,
     CgroupFS,
@@ -25,8 +33,10 @@ from pyruntime.cgroups.fs import (
     remove_tree,
     write_checked,
 )
-from pyruntime.cgroups.resources import PREFIX, BlockIO, Cpu, Memory, Resources, parse
 from pyruntime.errors import CgroupError
+
+if TYPE_CHECKING:
+    from pyruntime.cgroups.resources import BlockIO, Cpu, Memory, Resources
 
 FREEZE_TIMEOUT = 2.0
 
@@ -321,24 +331,26 @@ class V2Manager(Manager):
         return frozenset((read_or(self.fs, d / "cgroup.controllers", "") or "").split())
 
     def set(self, resources: Mapping[str, Any]) -> None:
-        res = parse(resources)
+        res = parse_resources(resources)
+        if not self.fs.is_dir(self._dir):
+            raise CgroupError(f"{self._dir}: cgroup does not exist (apply must come first)")
         usage = None
         if res.memory is not None and res.memory.check_before_update:
             text = read_or(self.fs, self._dir / "memory.current")
             usage = int(text) if text is not None and text.strip().isdigit() else None
         facts = Facts(
             controllers=self._controllers(self._dir),
-            files=frozenset(self.fs.listdir(self._dir)) if self.fs.is_dir(self._dir) else None,
+            files=frozenset(self.fs.listdir(self._dir)),
             memory_usage=usage,
         )
         run_writes(self.fs, plan(res, facts), lambda _controller: self._dir)
 
     def check(self, resources: Mapping[str, Any]) -> None:
         # Before apply the directory may not exist: judge by what the tree offers.
-        plan(parse(resources), Facts(self._controllers(self._mount)))
+        plan(parse_resources(resources), Facts(self._controllers(self._mount)))
 
     def unenforced(self, resources: Mapping[str, Any]) -> list[str]:
-        return unenforced(parse(resources))
+        return unenforced(parse_resources(resources))
 
     def freeze(self) -> None:
         freeze(self.fs, self._dir)
