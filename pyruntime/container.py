@@ -12,7 +12,7 @@ import select
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from .record import dataclass
 from pathlib import Path
 from typing import Any
 

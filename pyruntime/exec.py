@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from .record import dataclass
 from typing import Any
 
 from . import state as st_mod

@@ -12,7 +12,7 @@ import os
 import resource
 import signal
 import stat
-from dataclasses import dataclass, field
+from .record import dataclass, field
 from typing import Any
 
 from . import console, sync

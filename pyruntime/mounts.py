@@ -394,10 +394,12 @@ def mount_flags_of(st_flag: int, *, with_atime: bool = True) -> int:
     return sum(ms for st, ms in pairs if st_flag & st)
 
 
-def _remount(sys: MountSyscalls, fd: int, flags: int, *, keep_atime: bool = True) -> None:
-    """MS_REMOUNT the mount whose root is `fd`; on EPERM (flags locked by a user namespace
-    or a less privileged mount) retry keeping the mount's current flags."""
-    target = fd_path(fd)
+def _remount(sys: MountSyscalls, fd: int, flags: int, *, keep_atime: bool = True,
+             target: str | None = None) -> None:
+    """MS_REMOUNT the mount whose root is `fd` (named `target` if given); on EPERM (flags
+    locked by a user namespace or a less privileged mount) retry keeping the mount's
+    current flags."""
+    target = target or fd_path(fd)
     try:
         sys.mount(None, target, None, MS_REMOUNT | flags)
     except OSError as e:
@@ -593,7 +595,8 @@ def finalize_rootfs(spec: Spec, *, sys: MountSyscalls = LINUX, root: str = "/") 
     if spec.root_readonly:
         root_fd = os.open(root, _O_DIR_PATH)
         try:
-            _remount(sys, root_fd, MS_BIND | MS_RDONLY)
+            # by name: "/" cannot be swapped, and this must work without a /proc mount
+            _remount(sys, root_fd, MS_BIND | MS_RDONLY, target=root)
         except OSError as e:
             raise MountError(wrap("root.readonly", e)) from e
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from .record import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def _obj(d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     return _get(d, key, dict, where, None) or {}
 
 
-def _objs(d: Mapping[str, Any], key: str, where: str) -> list[tuple[str, Mapping[str, Any]]]:
+def _objs(d: Mapping[str, Any], key: str, where: str) -> list[tuple[str, Any]]:
     items = _get(d, key, list, where, None) or []
     out = []
     for i, item in enumerate(items):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from .record import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class State:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> State:
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__record_fields__)  # type: ignore[attr-defined]
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 

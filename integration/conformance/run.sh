@@ -309,7 +309,7 @@ run_file() {
 		exec env -u RUNC_USE_SYSTEMD -u ROOTLESS_FEATURES -u ROOTLESS_TESTPATH \
 			RUNC="$bin" TMPDIR="$tmp" \
 			"$PY" "$HERE/tty_run.py" "$TIMEOUT" bats --tap "$file.bats"
-	) >"$outdir/$file.tap" 2>"$outdir/$file.stderr" </dev/null || rc=$?
+	) >"$outdir/$file.tap" 2>"$outdir/$file.stderr" </dev/null 9>&- || rc=$?
 	echo "$rc" >"$outdir/$file.rc"
 	cleanup_tmp "$bin" "$tmp"
 	local p f s
