@@ -213,6 +213,90 @@ def list_cmd(obj: Ctx, quiet: bool, fmt: str) -> None:
 
 
 @main.command()
+@click.argument("container_id")
+@click.pass_obj
+def pause(obj: Ctx, container_id: str) -> None:
+    """Freeze every process of the container."""
+    from .control import pause as do_pause
+
+    do_pause(obj.runtime(), container_id)
+
+
+@main.command()
+@click.argument("container_id")
+@click.pass_obj
+def resume(obj: Ctx, container_id: str) -> None:
+    """Thaw a paused container."""
+    from .control import resume as do_resume
+
+    do_resume(obj.runtime(), container_id)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def ps(obj: Ctx, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
+    """List the processes of a container (json: their pids)."""
+    from .control import ps as do_ps
+
+    click.echo(do_ps(obj.runtime(), container_id, fmt, list(ps_args)), nl=False)
+
+
+def _update_options(f: Any) -> Any:
+    from .control import UPDATE_FLAGS
+
+    for name in reversed(list(UPDATE_FLAGS)):
+        f = click.option("--" + name.replace("_", "-"), name, default=None)(f)
+    return f
+
+
+@main.command()
+@click.option("--resources", "-r", "resources_file", default=None,
+              help="linux.resources JSON file, or - for stdin")
+@_update_options
+@click.argument("container_id")
+@click.pass_obj
+def update(obj: Ctx, container_id: str, resources_file: str | None, **flags: str | None) -> None:
+    """Change the resource limits of a running container."""
+    from .control import update as do_update
+
+    doc = _read_json(resources_file, "--resources") if resources_file else None
+    do_update(obj.runtime(), container_id, doc, flags)
+
+
+@main.command()
+@click.option("--stats", "stats_once", is_flag=True, help="print one stats event and exit")
+@click.option("--interval", default="5s", help="stats interval (e.g. 5s, 500ms)")
+@click.argument("container_id")
+@click.pass_obj
+def events(obj: Ctx, container_id: str, stats_once: bool, interval: str) -> None:
+    """Stream stats and OOM events as JSON lines."""
+    from .control import events as do_events
+
+    do_events(obj.runtime(), container_id, stats_once, _duration(interval))
+
+
+def _duration(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise RuntimeErr(f"--interval: invalid duration {text!r}")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+    return float(m.group(1)) * scale
+
+
+@main.command()
+def features() -> None:
+    """Print what this runtime supports (runtime-spec features JSON)."""
+    from .features import features as build
+
+    click.echo(json.dumps(build(), indent=2))
+
+
+@main.command()
 @click.option("--bundle", "-b", default=".")
 @click.option("--rootless", is_flag=True)
 def spec(bundle: str, rootless: bool) -> None:

@@ -134,6 +134,7 @@ class Runtime:
             extra_fds=listen + opts.preserve_fds,
             extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else [],
             cgroup_paths=cgroup.paths(), keyring=not opts.no_new_keyring, container_id=st.id,
+            bundle=st.bundle,
         )
         parent, child = sync.Channel.pair()
         pid = os.fork()

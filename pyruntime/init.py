@@ -53,6 +53,7 @@ class InitPlan:
     process: Process | None = None  # exec's process (create uses spec.process)
     keyring: bool = True
     container_id: str = ""
+    bundle: str = ""
 
 
 def _fail(chan: sync.Channel, e: BaseException, debug: bool = False) -> None:
@@ -146,7 +147,7 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     if plan.is_exec:
         _exec_body(chan, plan, sys)
         return
-    from . import mounts, paths
+    from . import devices, mounts
 
     spec = plan.spec
     proc = spec.process
@@ -162,12 +163,10 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     has_mount_ns = spec.linux.namespace("mount") is not None
     cgroup_ns = spec.linux.namespace("cgroup")
     if has_mount_ns:
-        from . import devices
-
+        # relative bind sources are relative to the bundle, as in runc
+        os.chdir(plan.bundle or "/")
         mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
                               new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
-        devices.create_devices(spec, plan.rootfs, sys=sys,
-                               in_userns=spec.linux.namespace("user") is not None)
 
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
@@ -181,13 +180,14 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
 
     if proc.terminal:
         slave = _send_pty(chan, proc)
-        _mount_console(slave, sys, paths)
+        devices.mount_console("/", slave, sys=sys)
         console.become_session_leader_on(slave)
 
-    if has_mount_ns:
-        mounts.finalize_rootfs(spec, sys=sys)
+    # sysctls first: finalize_rootfs makes /proc/sys read-only
     if spec.linux.sysctl:
         mounts.write_sysctl(spec.linux.sysctl, sys=sys)
+    if has_mount_ns:
+        mounts.finalize_rootfs(spec, sys=sys)
     if spec.hostname:
         sys.sethostname(spec.hostname)
     if spec.domainname:
@@ -279,17 +279,6 @@ def _load_seccomp(flt: Any, listener: Any, state: dict[str, Any], spec: Spec) ->
         seccomp.send_listener_fd(listener, notify_fd, state, meta)
         os.close(notify_fd)
         listener.close()
-
-
-def _mount_console(slave: str, sys: LinuxSyscalls, paths: Any) -> None:
-    from .syscalls.linux import MS_BIND
-
-    fd = paths.open_in_root(os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), "/dev/console",
-                            create="file", mode=0o600)
-    try:
-        sys.mount(slave, paths.fd_path(fd), None, MS_BIND)
-    finally:
-        os.close(fd)
 
 
 def _apparmor_exec(profile: str) -> None:

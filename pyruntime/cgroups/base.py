@@ -15,12 +15,12 @@ import errno
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyruntime.cgroups.fs import REAL, CgroupFS, read_procs, write_checked, write_failed
 from pyruntime.errors import CgroupError
+from pyruntime.record import dataclass
 
 if TYPE_CHECKING:
     from pyruntime.cgroups.resources import Resources

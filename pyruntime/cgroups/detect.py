@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyruntime.errors import CgroupError
+from pyruntime.record import dataclass
 
 V1 = "v1"
 V2 = "v2"

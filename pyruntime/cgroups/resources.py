@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.errors import CgroupError
+from pyruntime.record import dataclass, field
 
 
 @dataclass(frozen=True)

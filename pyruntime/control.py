@@ -1,0 +1,166 @@
+"""Verbs that act on a live container through its cgroup: pause, resume, ps, update, events."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import state as st_mod
+from .errors import ContainerNotRunning, RuntimeErr
+from .state import CREATED, PAUSED, RUNNING, STOPPED
+
+
+def _manager(st: st_mod.State) -> Any:
+    from .cgroups import manager_from_record
+
+    if not st.cgroup:
+        raise RuntimeErr(f"container {st.id} has no cgroup")
+    return manager_from_record(st.cgroup)
+
+
+def pause(rt: Any, cid: str) -> None:
+    st, stat = rt.load(cid)
+    if stat not in (RUNNING, CREATED):
+        raise ContainerNotRunning(cid)
+    _manager(st).freeze()
+
+
+def resume(rt: Any, cid: str) -> None:
+    st, stat = rt.load(cid)
+    if stat != PAUSED:
+        raise RuntimeErr("container not paused")
+    _manager(st).thaw()
+
+
+def ps(rt: Any, cid: str, fmt: str, ps_args: list[str]) -> str:
+    st, stat = rt.load(cid)
+    if stat == STOPPED:
+        raise ContainerNotRunning(cid)
+    pids = sorted(_manager(st).pids())
+    if fmt == "json":
+        return json.dumps(pids) + "\n"
+    out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeErr(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return ""
+    header = lines[0].split()
+    if "PID" not in header:
+        raise RuntimeErr("ps: the output has no PID column")
+    col = header.index("PID")
+    keep = [lines[0]]
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """runc's RAMInBytes: 100, 64k, 512M, 1g (binary units); -1 means unlimited."""
+    if text.strip() == "-1":
+        return -1
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(?:[iI]?[bB])?\s*", text)
+    if not m:
+        raise RuntimeErr(f"{flag}: invalid size {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+UPDATE_FLAGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
+    "memory": ("memory", "limit", parse_bytes),
+    "memory_swap": ("memory", "swap", parse_bytes),
+    "memory_reservation": ("memory", "reservation", parse_bytes),
+    "kernel_memory": ("memory", "kernel", parse_bytes),
+    "kernel_memory_tcp": ("memory", "kernelTCP", parse_bytes),
+    "cpu_shares": ("cpu", "shares", lambda v, f: _int(v, f)),
+    "cpu_quota": ("cpu", "quota", lambda v, f: _int(v, f)),
+    "cpu_period": ("cpu", "period", lambda v, f: _int(v, f)),
+    "cpu_rt_period": ("cpu", "realtimePeriod", lambda v, f: _int(v, f)),
+    "cpu_rt_runtime": ("cpu", "realtimeRuntime", lambda v, f: _int(v, f)),
+    "cpu_burst": ("cpu", "burst", lambda v, f: _int(v, f)),
+    "cpu_idle": ("cpu", "idle", lambda v, f: _int(v, f)),
+    "cpuset_cpus": ("cpu", "cpus", lambda v, f: v),
+    "cpuset_mems": ("cpu", "mems", lambda v, f: v),
+    "pids_limit": ("pids", "limit", lambda v, f: _int(v, f)),
+    "blkio_weight": ("blockIO", "weight", lambda v, f: _int(v, f)),
+}
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RuntimeErr(f"{flag}: invalid number {text!r}")
+
+
+def update(rt: Any, cid: str, resources_doc: dict[str, Any] | None, flags: dict[str, str | None]) -> None:
+    st, stat = rt.load(cid)
+    if stat == STOPPED:
+        raise ContainerNotRunning(cid)
+    linux = st.config.setdefault("linux", {})
+    current = json.loads(json.dumps(linux.get("resources") or {}))
+    new: dict[str, Any] = {}
+    if resources_doc is not None:
+        if not isinstance(resources_doc, dict):
+            raise RuntimeErr("--resources: expected a JSON object")
+        new = resources_doc
+    for name, raw in flags.items():
+        if raw is None:
+            continue
+        section, key, conv = UPDATE_FLAGS[name]
+        new.setdefault(section, {})[key] = conv(raw, "--" + name.replace("_", "-"))
+    if not new:
+        return
+    mem = new.get("memory", {})
+    if "limit" in mem and "swap" not in mem and (current.get("memory") or {}).get("swap") is not None:
+        # keep limit <= swap valid, as runc does when only the memory flag is given
+        old = current["memory"]
+        if old.get("swap", 0) > 0 and old.get("limit") and old["swap"] < mem["limit"]:
+            mem["swap"] = mem["limit"]
+    manager = _manager(st)
+    manager.set(new)
+    for section, values in new.items():
+        if isinstance(values, dict):
+            current.setdefault(section, {}).update(values)
+        else:
+            current[section] = values
+    linux["resources"] = current
+    rt.store.save(st)
+
+
+def events(rt: Any, cid: str, stats_once: bool, interval: float, out: Any = sys.stdout) -> None:
+    st, stat = rt.load(cid)
+    if stat == STOPPED:
+        raise ContainerNotRunning(cid)
+    manager = _manager(st)
+
+    def emit(doc: dict[str, Any]) -> None:
+        out.write(json.dumps(doc) + "\n")
+        out.flush()
+
+    if stats_once:
+        emit(manager.stats())
+        return
+    ooms = manager.oom_kill_count()
+    next_stats = time.monotonic()
+    while st_mod.is_alive(st):
+        count = manager.oom_kill_count()
+        if count > ooms:
+            emit({"type": "oom", "id": cid})
+            ooms = count
+        if time.monotonic() >= next_stats:
+            emit(manager.stats())
+            next_stats = time.monotonic() + interval
+        time.sleep(min(0.2, interval))
+    if manager.exists() and manager.oom_kill_count() > ooms:
+        emit({"type": "oom", "id": cid})
