@@ -29,7 +29,8 @@ def set_size(fd: int, height: int, width: int) -> None:
 
 def become_session_leader_on(slave_path: str) -> None:
     """setsid, open the slave, make it the controlling tty and stdio (in the container)."""
-    os.setsid()
+    if os.getsid(0) != os.getpid():
+        os.setsid()
     fd = os.open(slave_path, os.O_RDWR)
     fcntl.ioctl(fd, TIOCSCTTY, 0)
     for target in (0, 1, 2):

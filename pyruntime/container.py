@@ -121,6 +121,7 @@ class Runtime:
         assert spec.process is not None
         fifo = sdir / st_mod.FIFO
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo honours the umask; init may write as a non-root user
         new_flags, joins = 0, []
         for ns in spec.linux.namespaces:
             if ns.path:

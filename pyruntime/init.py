@@ -56,15 +56,30 @@ class InitPlan:
     bundle: str = ""
 
 
-def _fail(chan: sync.Channel, e: BaseException, debug: bool = False) -> None:
+# What the child is doing, so that a bare OSError ("Operation not permitted") still says where.
+_step = ["starting"]
+
+
+def _at(step: str) -> None:
+    _step[0] = step
+
+
+def _fail(chan: sync.Channel, e: BaseException) -> None:
     if isinstance(e, OSError) and e.strerror:
-        msg = e.strerror if e.filename is None or str(e.filename) in e.strerror else f"{e.strerror}: {e.filename}"
+        msg = e.strerror
+        if e.filename is not None and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
+        msg = f"{_step[0]}: {msg}"
     else:
         msg = str(e) or type(e).__name__
     try:
         chan.error(msg)
     except OSError:
-        pass
+        # after READY nobody listens on the channel: the container's stderr is all there is
+        try:
+            os.write(2, f"pyruntime init: {msg}\n".encode())
+        except OSError:
+            pass
 
 
 # --- stage 1: namespaces ---------------------------------------------------------
@@ -75,6 +90,13 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     code = 1
     try:
         chan.wait_for(sync.GO)
+        _at("preparing the process")
+        # everything that needs the host's files (modules, libseccomp, the seccomp
+        # listener socket) is loaded before joining the container's mount namespace
+        proc = plan.process or plan.spec.process
+        assert proc is not None
+        prepared = _Prepared(plan, proc)
+        _at("joining namespaces")
         # From here on the process is about to enter namespaces the container can see:
         # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
         sys.prctl(PR_SET_DUMPABLE, 0)
@@ -99,6 +121,7 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
                     sys.setns(fds.pop(ns_type), NAMESPACE_FLAGS[ns_type])
                 except OSError as e:
                     raise ChildError(f"linux.namespaces: join {ns_type}: {e.strerror}")
+        _at("creating namespaces")
         rest = flags & ~CLONE_NEWUSER
         if rest:
             sys.unshare(rest)
@@ -106,7 +129,7 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
             _write_time_offsets(plan.spec.linux.time_offsets)
         pid = os.fork()
         if pid == 0:
-            init(chan, plan, sys)  # never returns
+            init(chan, plan, sys, prepared)  # never returns
         chan.send(sync.INIT_PID, pid=pid)
         code = 0
     except BaseException as e:
@@ -131,21 +154,22 @@ def _write_time_offsets(offsets: Any) -> None:
 # --- init: rootfs and process ----------------------------------------------------
 
 
-def init(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+def init(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls, prepared: _Prepared) -> None:
     """Build the container from inside its namespaces, wait on the exec fifo, execve."""
     try:
-        _init_body(chan, plan, sys)
+        _init_body(chan, plan, sys, prepared)
     except BaseException as e:
         _fail(chan, e)
     os._exit(1)
 
 
-def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
+               prepared: _Prepared) -> None:
     # If `create` dies before READY, init sees EOF on the channel and exits: no pdeathsig,
     # since init's parent (stage 1) exits on purpose right after forking it.
     os.setsid()
     if plan.is_exec:
-        _exec_body(chan, plan, sys)
+        _exec_body(chan, plan, sys, prepared)
         return
     from . import devices, mounts
 
@@ -157,12 +181,12 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
             sys.join_session_keyring(f"_ses.{plan.container_id}" if plan.container_id else None)
         except OSError:
             pass  # keyrings may be unavailable (e.g. in a user namespace); runc ignores that too
-    prepared = _Prepared(plan, proc)
     fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC) if plan.fifo_path else None
 
     has_mount_ns = spec.linux.namespace("mount") is not None
     cgroup_ns = spec.linux.namespace("cgroup")
     if has_mount_ns:
+        _at("preparing the rootfs")
         # relative bind sources are relative to the bundle, as in runc
         os.chdir(plan.bundle or "/")
         mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
@@ -171,6 +195,7 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
     run_hooks(spec.hooks.create_container, state, "createContainer")
+    _at("pivot_root")
 
     if has_mount_ns:
         mounts.pivot_root(plan.rootfs, sys=sys, no_pivot=plan.no_pivot)
@@ -179,15 +204,18 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         os.chdir("/")
 
     if proc.terminal:
+        _at("setting up the terminal")
         slave = _send_pty(chan, proc)
         devices.mount_console("/", slave, sys=sys)
         console.become_session_leader_on(slave)
 
+    _at("finishing the rootfs")
     # sysctls first: finalize_rootfs makes /proc/sys read-only
     if spec.linux.sysctl:
         mounts.write_sysctl(spec.linux.sysctl, sys=sys)
     if has_mount_ns:
         mounts.finalize_rootfs(spec, sys=sys)
+    _at("setting the hostname")
     if spec.hostname:
         sys.sethostname(spec.hostname)
     if spec.domainname:
@@ -195,11 +223,11 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     _become_process(chan, plan, proc, prepared, state, fifo_fd, sys)
 
 
-def _exec_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
+def _exec_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
+               prepared: _Prepared) -> None:
     """`exec`: the namespaces (mount included) are joined already; only the process remains."""
     proc = plan.process
     assert proc is not None
-    prepared = _Prepared(plan, proc)
     os.chdir("/")
     if proc.terminal:
         console.become_session_leader_on(_send_pty(chan, proc))
@@ -246,6 +274,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
         # has it (as runc does); the filter must then allow the few syscalls that follow.
         _load_seccomp(flt, prepared.listener, state, spec)
         flt = None
+    _at("setting up the process")
     _setup_process(proc, prepared.caps, sys)
 
     chan.send(sync.READY)

@@ -1,0 +1,191 @@
+"""What the container process gets: capabilities, rlimits, user, masked paths, hooks, exec."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import Runtime, base_config
+
+
+def _status(text: str, key: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in output")
+
+
+def test_capabilities_rlimits_user(pyrt: Runtime) -> None:
+    cfg = base_config(["sh", "-c", "cat /proc/self/status; ulimit -n; umask; id"])
+    # a non-root user keeps capabilities across execve only through the ambient set
+    cfg["process"]["capabilities"] = {k: ["CAP_KILL", "CAP_CHOWN"] for k in
+                                      ("bounding", "effective", "permitted", "inheritable",
+                                       "ambient")}
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 200, "soft": 123}]
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5], "umask": 0o027}
+    cfg["process"]["noNewPrivileges"] = True
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    # CAP_CHOWN (bit 0) and CAP_KILL (bit 5) only
+    for key in ("CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"):
+        assert _status(p.stdout, key) == "0000000000000021", key
+    assert _status(p.stdout, "NoNewPrivs") == "1"
+    lines = p.stdout.strip().splitlines()
+    assert lines[-3] == "123"
+    assert lines[-2] == "0027"
+    assert lines[-1].startswith("uid=1000 gid=1000") and "groups=5" in lines[-1]
+
+
+def test_root_without_inheritable_by_default(pyrt: Runtime) -> None:
+    p = pyrt.run(base_config(["cat", "/proc/self/status"]))
+    assert p.returncode == 0, p.stderr
+    # runc's default set: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE; none inheritable
+    assert _status(p.stdout, "CapEff") == "0000000020000420"
+    assert _status(p.stdout, "CapInh") == "0000000000000000"
+
+
+def test_dropped_capability_is_absent(pyrt: Runtime) -> None:
+    cfg = base_config(["sh", "-c", "grep CapEff /proc/self/status; hostname x 2>&1; echo rc=$?"])
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    eff = int(_status(p.stdout, "CapEff"), 16)
+    assert not eff & (1 << 21), "CAP_SYS_ADMIN must be dropped by the default config"
+    assert "rc=1" in p.stdout
+
+
+def test_masked_and_readonly_paths(pyrt: Runtime) -> None:
+    cfg = base_config(["sh", "-c",
+                       "cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l; "
+                       "echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 || echo ro; "
+                       "touch /etc/new 2>&1 && echo rw"])
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert lines[0] == "0" and lines[1] == "0"
+    assert "ro" in lines and "rw" in lines
+    cfg["root"]["readonly"] = True
+    p = pyrt.run(cfg)
+    assert "Read-only file system" in p.stdout
+
+
+def test_hooks_run_in_order_with_state(pyrt: Runtime, tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+    log.touch()
+    os.chmod(log, 0o666)
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nread -r state\necho \"$1 $state\" >> {log}\n")
+    hook.chmod(0o755)
+    cfg = base_config(["true"])
+    kinds = ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
+    cfg["hooks"] = {k: [{"path": str(hook), "args": ["hook.sh", k]}] for k in kinds}
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert [e[0] for e in entries] == kinds
+    states = {name: json.loads(doc) for name, doc in entries}
+    assert states["createRuntime"]["status"] == "creating" and states["createRuntime"]["pid"] > 0
+    assert states["poststart"]["status"] == "running"
+    assert states["poststop"]["status"] == "stopped"
+
+
+def test_failing_prestart_hook_fails_create(pyrt: Runtime) -> None:
+    cfg = base_config(["true"])
+    cfg["hooks"] = {"prestart": [{"path": "/bin/false"}]}
+    b = pyrt.bundle(cfg)
+    cid = pyrt.new_id()
+    p = pyrt("create", "--bundle", str(b), cid)
+    assert p.returncode != 0 and "hooks.prestart[0]" in p.stderr
+    assert not (pyrt.root / cid).exists()
+
+
+def test_exec_joins_the_container(pyrt: Runtime) -> None:
+    cfg = base_config(["sleep", "100"])
+    cfg["hostname"] = "inside"
+    b = pyrt.bundle(cfg)
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+    p = pyrt("exec", cid, "sh", "-c", "hostname; cat /proc/1/comm; echo $$; exit 3")
+    assert p.returncode == 3, p.stderr
+    out = p.stdout.split()
+    assert out[0] == "inside" and out[1] == "sleep" and int(out[2]) > 1
+    proc = dict(cfg["process"], args=["sh", "-c", "id -u"], user={"uid": 1234, "gid": 1234})
+    pf = b / "process.json"
+    pf.write_text(json.dumps(proc))
+    p = pyrt("exec", "--process", str(pf), cid)
+    assert p.returncode == 0 and p.stdout.strip() == "1234", p.stderr
+    p = pyrt("exec", cid, "nonexistent")
+    assert p.returncode != 0 and "executable file not found" in p.stderr
+
+
+def _recv_console(path: Path, result: dict[str, object]) -> threading.Thread:
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+        result["name"] = msg
+        master = fds[0]
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b"done" not in data:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        result["data"] = data
+        os.close(master)
+        conn.close()
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def test_terminal_through_console_socket(pyrt: Runtime, tmp_path: Path) -> None:
+    cfg = base_config(["sh", "-c", "tty; stty size; echo done"])
+    cfg["process"]["terminal"] = True
+    cfg["process"]["consoleSize"] = {"height": 33, "width": 101}
+    b = pyrt.bundle(cfg)
+    sock = tmp_path / "console.sock"
+    result: dict[str, object] = {}
+    t = _recv_console(sock, result)
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--console-socket", str(sock), "--bundle", str(b), cid, check=True)
+    t.join(15)
+    data = result["data"]
+    assert isinstance(data, bytes)
+    assert b"/dev/pts/0" in data and b"33 101" in data, data
+
+
+def test_terminal_without_console_socket_when_detached_is_an_error(pyrt: Runtime) -> None:
+    cfg = base_config(["true"])
+    cfg["process"]["terminal"] = True
+    b = pyrt.bundle(cfg)
+    p = pyrt("create", "--bundle", str(b), pyrt.new_id())
+    assert p.returncode != 0 and "console socket" in p.stderr
+
+
+def test_preserve_fds(pyrt: Runtime, tmp_path: Path) -> None:
+    cfg = base_config(["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3"])
+    b = pyrt.bundle(cfg)
+    secret = tmp_path / "passed"
+    secret.write_text("through-fd-3")
+    script = (f'exec 3<{secret} 4>{tmp_path / "leak"}; exec {pyrt.binary} --root {pyrt.root} '
+              f'run --preserve-fds 1 --bundle {b} {pyrt.new_id()}')
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    fds = p.stdout.split("through")[0].split()
+    # 0-2, the preserved 3, and ls's own directory fd; never the unpreserved 4
+    assert fds[:4] == ["0", "1", "2", "3"] and len(fds) == 5, fds
+    assert "through-fd-3" in p.stdout
