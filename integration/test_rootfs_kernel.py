@@ -324,7 +324,7 @@ def test_proc_on_a_symlink_is_refused(base: Path, host: HostSnapshot, target: st
 
     res = run_as_init(body)
     assert not res["ok"] and res["type"] == "MountError"
-    assert "mounts[0] on /proc: proc must be mounted on an ordinary directory" in res["error"]
+    assert "mounts[0] on /proc: proc must be mounted on ordinary directory" in res["error"]
     host.assert_unchanged()
 
 

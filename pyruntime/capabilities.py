@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import ConfigError
 from .spec import Capabilities
 
@@ -70,7 +72,7 @@ class CapabilityPlan:
         for cap in sorted(self.all - self.bounding):
             prctl.capbset_drop(cap)
 
-    def apply(self, sys: object) -> None:
+    def apply(self, sys: Any) -> None:
         """After changing user (with keepcaps set): make the sets exactly what was asked."""
         prctl = self._prctl
 
@@ -86,8 +88,6 @@ class CapabilityPlan:
             (sorted(self.permitted), prctl.CAP_PERMITTED, True),
             (sorted(self.effective & self.permitted), prctl.CAP_EFFECTIVE, True),
         )
-        clear = getattr(sys, "ambient_clear")
-        clear()
-        raise_ = getattr(sys, "ambient_raise")
+        sys.ambient_clear()
         for cap in sorted(self.ambient & self.permitted & self.inheritable):
-            raise_(cap)
+            sys.ambient_raise(cap)

@@ -29,14 +29,14 @@ class Ctx:
         if self.systemd_cgroup:
             raise RuntimeErr("--systemd-cgroup: the systemd cgroup driver is not supported "
                              "(use cgroupfs paths)")
-        return Runtime(self.root, warn=self.log.warn)
+        return Runtime(self.root, warn=self.log.warn, debug=self.log.debug)
 
 
 VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(message=VERSION_TEXT, version=__version__, prog_name="pyruntime")
+@click.version_option(__version__, "-v", "--version", message=VERSION_TEXT, prog_name="pyruntime")
 @click.option("--root", default=DEFAULT_ROOT, show_default=True, help="state directory")
 @click.option("--log", "log_path", default=None, help="log file (default: stderr only)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
@@ -175,6 +175,21 @@ def exec_cmd(obj: Ctx, container_id: str, command: tuple[str, ...], process_file
              console_socket: str | None, preserve_fds: int, ignore_paused: bool,
              cgroup: str | None) -> None:
     """Run a new process inside a running container."""
+    try:
+        code = _exec(obj, container_id, command, process_file, tty, detach, cwd, env, user,
+                     additional_gids, cap, no_new_privs, apparmor, pid_file, console_socket,
+                     preserve_fds, ignore_paused)
+    except RuntimeErr as e:
+        e.exit_code = 255  # runc's status when the process could not be started
+        raise
+    sys.exit(code)
+
+
+def _exec(obj: Ctx, container_id: str, command: tuple[str, ...], process_file: str | None,
+          tty: bool, detach: bool, cwd: str | None, env: tuple[str, ...], user: str | None,
+          additional_gids: tuple[int, ...], cap: tuple[str, ...], no_new_privs: bool,
+          apparmor: str | None, pid_file: str | None, console_socket: str | None,
+          preserve_fds: int, ignore_paused: bool) -> int:
     from .exec import ExecOptions, exec_process, process_from_flags
 
     rt = obj.runtime()
@@ -188,7 +203,7 @@ def exec_cmd(obj: Ctx, container_id: str, command: tuple[str, ...], process_file
                                       no_new_privs=no_new_privs, apparmor=apparmor)
     opts = ExecOptions(detach=detach, pid_file=pid_file, console_socket=console_socket,
                        preserve_fds=preserve_fds, ignore_paused=ignore_paused)
-    sys.exit(exec_process(rt, container_id, proc_doc, opts))
+    return exec_process(rt, container_id, proc_doc, opts)
 
 
 def _read_json(path: str, what: str) -> Any:

@@ -12,7 +12,6 @@ import select
 import shutil
 import signal
 import time
-from .record import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,10 @@ from .errors import (
     RuntimeErr,
     StateTransitionError,
 )
+from .record import dataclass
 from .spec import Spec, load_config, parse_spec
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Store
 from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
-
 
 SCHEMA_CACHE = Path("/var/cache/pyruntime/schema")
 
@@ -53,7 +52,10 @@ def now_rfc3339() -> str:
 
 def write_pid_file(path: str, pid: int) -> None:
     target = Path(path).absolute()
-    st_mod.atomic_write(target, str(pid).encode(), 0o644)
+    try:
+        st_mod.atomic_write(target, str(pid).encode(), 0o644)
+    except OSError as e:
+        raise RuntimeErr(f"--pid-file {path}: {e.strerror}")
 
 
 def _listen_fds() -> int:
@@ -67,16 +69,19 @@ def _listen_fds() -> int:
 
 
 class Runtime:
-    def __init__(self, root: Path, sys: LinuxSyscalls = LINUX, warn: Any = None) -> None:
+    def __init__(self, root: Path, sys: LinuxSyscalls = LINUX, warn: Any = None,
+                 debug: Any = None) -> None:
         self.store = Store(root)
         self.sys = sys
         self.warn = warn or (lambda msg: None)
+        self.debug = debug or (lambda msg: None)
 
     # --- create ------------------------------------------------------------------
 
     def create(self, cid: str, opts: CreateOptions) -> tuple[State, int | None]:
         """Returns the saved state and, with keep_console, the pty master."""
         bundle = opts.bundle.absolute()
+        self.debug(f"create {cid}: bundle {bundle}")
         doc = load_config(bundle)
         self._validate(doc, bundle)
         spec = parse_spec(doc)
@@ -149,15 +154,14 @@ class Runtime:
             if spec.linux.resources:
                 from .defaults import effective_resources
 
-                linux_doc = st.config.get("linux") or {}
-                cgroup.set(effective_resources(dict(spec.linux.resources),
-                                               list(linux_doc.get("devices") or [])))
+                cgroup.set(effective_resources(dict(spec.linux.resources)))
             parent.send(sync.GO)
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)
                 _write_id_maps(pid, spec)
                 parent.send(sync.USERNS_DONE)
             init_pid = parent.wait_for(sync.INIT_PID)["pid"]
+            self.debug(f"create {st.id}: init pid {init_pid}")
             os.waitpid(pid, 0)
             pid = 0
             st.pid = init_pid
@@ -187,6 +191,7 @@ class Runtime:
                     os.close(master)
                     master = None
             parent.wait_for(sync.READY)
+            self.debug(f"create {st.id}: init ready, waiting on the exec fifo")
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
         except BaseException:
@@ -225,6 +230,7 @@ class Runtime:
             raise RuntimeErr("cannot start an already running container" if stat in (RUNNING, PAUSED)
                              else f"cannot start a container in the {stat} state")
         fifo = self.store.dir(cid) / st_mod.FIFO
+        self.debug(f"start {cid}: releasing init {st.pid}")
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -272,6 +278,13 @@ class Runtime:
 
     def kill(self, cid: str, sig: int, all_procs: bool = False) -> None:
         st, stat = self.load(cid)
+        if all_procs and st.cgroup and stat == STOPPED:
+            from .cgroups import manager_from_record
+
+            manager = manager_from_record(st.cgroup)
+            if manager.exists():
+                manager.kill_all(sig)
+            return
         if stat not in (CREATED, RUNNING, PAUSED):
             raise ContainerNotRunning(cid)
         if all_procs and st.cgroup:

@@ -39,9 +39,8 @@ def resume(rt: Any, cid: str) -> None:
 
 def ps(rt: Any, cid: str, fmt: str, ps_args: list[str]) -> str:
     st, stat = rt.load(cid)
-    if stat == STOPPED:
-        raise ContainerNotRunning(cid)
-    pids = sorted(_manager(st).pids())
+    manager = _manager(st)
+    pids = sorted(manager.pids()) if stat != STOPPED and manager.exists() else []
     if fmt == "json":
         return json.dumps(pids) + "\n"
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
@@ -145,7 +144,7 @@ def events(rt: Any, cid: str, stats_once: bool, interval: float, out: Any = sys.
     manager = _manager(st)
 
     def emit(doc: dict[str, Any]) -> None:
-        out.write(json.dumps(doc) + "\n")
+        out.write(json.dumps(doc, separators=(",", ":")) + "\n")
         out.flush()
 
     if stats_once:

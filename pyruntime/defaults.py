@@ -41,7 +41,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                             "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                             "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
@@ -68,16 +68,13 @@ _ALWAYS_ALLOWED_DEVICES = [
 ]
 
 
-def effective_resources(resources: dict[str, Any], devices: list[dict[str, Any]]) -> dict[str, Any]:
-    """linux.resources plus the device rules runc adds: the config's own devices and the
-    always-allowed set, after the config's rules (so they win over a leading deny-all)."""
+def effective_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """linux.resources plus the device rules runc adds after the config's own (so they win
+    over a leading deny-all).  linux.devices entries are not allowed implicitly: a config
+    that creates /dev/kmsg but denies it gets a node it cannot open, as with runc."""
     if "devices" not in resources:
         return resources
     rules = list(resources["devices"])
-    for d in devices:
-        if d.get("type") in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if d["type"] == "u" else d["type"],
-                          "major": d.get("major"), "minor": d.get("minor"), "access": "rwm"})
     for typ, major, minor, access in _ALWAYS_ALLOWED_DEVICES:
         rule: dict[str, Any] = {"allow": True, "type": typ, "access": access}
         if major is not None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import os
-from .record import dataclass
 from typing import Any
 
 from . import state as st_mod
 from . import sync
 from .errors import ChildError, ConfigError, ContainerNotRunning, RuntimeErr
+from .record import dataclass
 from .spec import parse_process, parse_spec
 from .state import CREATED, PAUSED, RUNNING
 from .syscalls.linux import NAMESPACE_PROC_NAMES, PR_SET_CHILD_SUBREAPER
@@ -114,6 +114,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     if opts.console_socket and not proc.terminal:
         raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
     spec = parse_spec(st.config)
+    rt.debug(f"exec {cid}: joining the namespaces of init {st.pid}")
     ns_fds = _open_namespaces(st, [ns.type for ns in spec.linux.namespaces])
     plan = InitPlan(spec=spec, rootfs=st.rootfs, fifo_path=None, is_exec=True, process=proc,
                     join_namespaces=[(t, f"/proc/self/fd/{fd}") for t, fd in ns_fds],
@@ -136,6 +137,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
             manager_from_record(st.cgroup).apply(pid)
         parent.send(sync.GO)
         exec_pid = parent.wait_for(sync.INIT_PID)["pid"]
+        rt.debug(f"exec {cid}: process pid {exec_pid}")
         os.waitpid(pid, 0)
         pid = 0
         if proc.terminal:

@@ -12,13 +12,13 @@ import os
 import resource
 import signal
 import stat
-from .record import dataclass, field
 from typing import Any
 
 from . import console, sync
 from .capabilities import CapabilityPlan
 from .errors import ChildError, ConfigError
 from .hooks import run_hooks
+from .record import dataclass, field
 from .spec import Process, Spec
 from .syscalls.linux import (
     CLONE_NEWTIME,
@@ -194,7 +194,9 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
 
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
-    run_hooks(spec.hooks.create_container, state, "createContainer")
+    if spec.hooks.create_container:
+        os.chdir(plan.rootfs)
+        run_hooks(spec.hooks.create_container, state, "createContainer")
     _at("pivot_root")
 
     if has_mount_ns:
@@ -371,6 +373,11 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
             resource.setrlimit(number, (rl.soft, rl.hard))
         except (OSError, ValueError) as e:
             raise ChildError(f"process.rlimits: {rl.type}: {e}")
+    try:
+        os.chdir(proc.cwd)
+        cwd_done = True
+    except OSError:
+        cwd_done = False  # retried as the container's user below
     caps.drop_bounding()
     sys.prctl(PR_SET_KEEPCAPS, 1)
     user = proc.user
@@ -390,7 +397,8 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
     try:
         os.chdir(proc.cwd)
     except OSError as e:
-        raise ChildError(f"process.cwd: {proc.cwd}: {e.strerror}")
+        if not cwd_done:
+            raise ChildError(f"process.cwd: {proc.cwd}: {e.strerror}")
 
 
 def _unblock_signals() -> None:

@@ -34,8 +34,12 @@ class Logger:
             os.close(fd)
 
     def debug(self, msg: str) -> None:
-        if self.debug_enabled:
+        if not self.debug_enabled:
+            return
+        if self.path:
             self.write("debug", msg)
+        else:
+            sys.stderr.write(self._line("debug", msg))
 
     def warn(self, msg: str) -> None:
         self.write("warning", msg)

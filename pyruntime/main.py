@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 _GLOBAL_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 _GLOBAL_FLAG = {"--debug", "--systemd-cgroup"}
@@ -130,7 +131,7 @@ def fast(argv: list[str]) -> int:
         return 1
 
 
-def _dispatch(root: str, log: object, verb: str, opts: dict[str, object], pos: list[str]) -> int:
+def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str]) -> int:
     from pathlib import Path
 
     if verb == "state":
@@ -145,7 +146,7 @@ def _dispatch(root: str, log: object, verb: str, opts: dict[str, object], pos: l
         return 0
     from .container import CreateOptions, Runtime
 
-    rt = Runtime(Path(root), warn=getattr(log, "warn"))
+    rt = Runtime(Path(root), warn=log.warn, debug=log.debug)
     cid = pos[0]
     if verb == "start":
         rt.start(cid)

@@ -21,12 +21,12 @@ import os
 import posixpath
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from . import devices
 from .errors import ConfigError, RuntimeErr, wrap
 from .paths import fd_path, is_inside, open_in_root, open_procfs
+from .record import dataclass
 from .spec import Mount, Spec
 from .syscalls.linux import (
     LINUX,
@@ -333,6 +333,16 @@ def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
         os.close(root_fd)
     in_userns = spec.linux.namespace("user") is not None
     devices.create_devices(spec, rootfs, sys=sys, in_userns=in_userns, console_path=console_path)
+    while _READONLY_LATER:
+        dest, flags = _READONLY_LATER.pop()
+        root_fd = os.open(rootfs, _O_DIR_PATH)
+        def remount_ro(fd: int, flags: int = flags) -> None:
+            _remount(sys, fd, flags | MS_RDONLY)
+
+        try:
+            _with_target(root_fd, dest, remount_ro)
+        finally:
+            os.close(root_fd)
 
 
 class _HostCgroups:
@@ -448,15 +458,24 @@ def _mount_filesystem(sys: MountSyscalls, root_fd: int, m: Mount, opts: MountOpt
         dest_fd = open_in_root(root_fd, m.destination, create="dir", follow_last=not strict)
     except OSError as e:
         if strict and e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise MountError(f"{m.type} must be mounted on an ordinary directory, "
+            raise MountError(f"{m.type} must be mounted on ordinary directory, "
                              f"and {m.destination} is a symlink or not a directory")
         raise
+    flags = opts.flags
+    if m.type == "tmpfs" and posixpath.normpath(m.destination) == "/dev" and flags & MS_RDONLY:
+        # /dev is filled in (devpts, shm, device nodes) after this mount: read-only later
+        flags &= ~MS_RDONLY
+        _READONLY_LATER.append((m.destination, flags))
     try:
-        sys.mount(m.source or m.type, fd_path(dest_fd), m.type or None, opts.flags,
+        sys.mount(m.source or m.type, fd_path(dest_fd), m.type or None, flags,
                   opts.data or None)
     finally:
         os.close(dest_fd)
     _apply_propagation(sys, root_fd, m.destination, opts.propagation)
+
+
+# (destination, flags) of tmpfs mounts made read-write that prepare_rootfs remounts read-only
+_READONLY_LATER: list[tuple[str, int]] = []
 
 
 def _mount_cgroup(sys: MountSyscalls, root_fd: int, m: Mount, opts: MountOptions,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from .record import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .record import dataclass, field
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from .record import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ContainerNotExist, RuntimeErr
+from .record import asdict, dataclass, field
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"

@@ -158,14 +158,14 @@ def test_absolute_path_taken_as_given() -> None:
 
 def test_empty_path_defaults_below_own_cgroup() -> None:
     result = paths.resolve("", "id1", HYBRID, OWN)
-    assert result["memory"] == Path("/sys/fs/cgroup/memory/process_api/abc/pyruntime-id1")
-    assert result["cpu"] == Path("/sys/fs/cgroup/cpu/pyruntime-id1")
+    assert result["memory"] == Path("/sys/fs/cgroup/memory/process_api/abc/id1")
+    assert result["cpu"] == Path("/sys/fs/cgroup/cpu/id1")
 
 
 def test_v2_has_one_path() -> None:
     layout = detect.detect(V2_MOUNTINFO)
     result = paths.resolve("", "c", layout, {"unified": "/user.slice/x.scope"})
-    assert result == {"unified": Path("/sys/fs/cgroup/user.slice/x.scope/pyruntime-c")}
+    assert result == {"unified": Path("/sys/fs/cgroup/user.slice/x.scope/c")}
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/../x", ".", "/", "a/.."])

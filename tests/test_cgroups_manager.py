@@ -631,7 +631,7 @@ def test_v2_relative_path_under_own_cgroup(v2_setup: tuple[Path, FakeKernel, str
     mgr = new_manager(
         "", "c9", root=root, mountinfo=mountinfo, self_cgroup="0::/runtime.slice\n", fs=kernel
     )
-    assert mgr.paths() == {"unified": str(root / "runtime.slice" / "pyruntime-c9")}
+    assert mgr.paths() == {"unified": str(root / "runtime.slice" / "c9")}
 
 
 def test_manager_is_abstract() -> None:

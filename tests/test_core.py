@@ -11,10 +11,10 @@ import pytest
 
 from pyruntime import state as st_mod
 from pyruntime import sync
-from pyruntime.signals import parse_signal
 from pyruntime.defaults import default_spec
 from pyruntime.errors import ChildError, ConfigError, ContainerNotExist, HookError, RuntimeErr
 from pyruntime.hooks import run_hook
+from pyruntime.signals import parse_signal
 from pyruntime.spec import Hook, load_config, parse_spec
 
 

@@ -374,7 +374,7 @@ def test_prepare_rootfs_makes_shared_parent_private(tmp_path: Path, rootfs: Path
 def test_prepare_rootfs_proc_on_symlink_is_refused(tmp_path: Path, rootfs: Path):
     os.symlink("/../../etc", rootfs / "proc")
     sys = ResolvingSys()
-    with pytest.raises(MountError, match=r"mounts\[0\] on /proc: proc must be mounted on an ordin"):
+    with pytest.raises(MountError, match=r"mounts\[0\] on /proc: proc must be mounted on ordin"):
         prepare_rootfs(_spec(Mount("/proc", "proc", "proc")), str(rootfs), sys=sys,
                        mountinfo=_mountinfo(tmp_path))
     assert all(target != "/etc" for _, target, *_ in sys.mounts)

@@ -4,7 +4,7 @@ Rules (decided here, pure, no filesystem access):
 - An absolute cgroupsPath is taken as given below each hierarchy's mount point.
 - A relative one goes below this process's *own* cgroup in each hierarchy, as
   runc does, so a runtime started inside a delegated cgroup stays inside it.
-- An empty one means the relative path ``pyruntime-<id>``. runc's default is
+- An empty one means the relative path ``<id>`` (below our own cgroup). runc's default is
   ``/<id>`` at the hierarchy root; we stay below our own cgroup instead so that
   nothing (tests included) ever creates next to the system's top-level groups
   unless told to.
@@ -20,7 +20,7 @@ from pathlib import Path
 from pyruntime.cgroups.detect import UNIFIED, V2, Layout
 from pyruntime.errors import CgroupError
 
-DEFAULT_PREFIX = "pyruntime-"
+DEFAULT_PREFIX = ""
 
 
 def _looks_like_systemd_driver(path: str) -> bool:

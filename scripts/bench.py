@@ -1,0 +1,875 @@
+#!/usr/bin/env python3
+"""`make bench`: pyruntime against runc on the same busybox bundle, in one run (as root).
+
+Builds one busybox bundle (bundles/busybox.sh) in a temporary directory and measures, for
+each runtime with its own temporary --root:
+
+1. `run` of `true` (median and p90 wall time),
+2. a create/start/state/kill/delete cycle of a `sleep 100` container (whole and per verb),
+3. `state` of a running container,
+4. creating --list-count containers one after the other, then `list` of them all,
+5. the smallest memory limit (swap = limit) at which `run` of `true` still succeeds,
+6. the RSS of a created, not yet started, container's init,
+7. the extra latency of `run` under podman's default seccomp profile.
+
+Every container gets a relative `linux.cgroupsPath` under one per-run prefix, so its
+cgroups land below this process's own cgroup in each hierarchy, never at a hierarchy's
+root; the prefix directories are removed at the end.  Containers, state directories and
+the bundle are removed even on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import errno
+import importlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+KIB = 1 << 10
+MIB = 1 << 20
+MEM_LOW = 1 * MIB
+MEM_HIGH = 64 * MIB
+MEM_STEP = 256 * KIB
+SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
+RUNTIMES = ("pyruntime", "runc")
+
+Results = dict[str, dict[str, float | None]]
+
+
+class BenchError(Exception):
+    """A measurement could not be taken (a runtime failed, timed out, said something odd)."""
+
+
+# -- pure helpers (unit-tested in tests/test_bench_parse.py) ----------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0 <= q <= 1) with linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of no values")
+    return float(statistics.median(values))
+
+
+def ns_to_ms(ns: float) -> float:
+    return ns / 1e6
+
+
+def parse_vmrss_kb(status_text: str) -> int:
+    """VmRSS in kB from the text of /proc/PID/status."""
+    for line in status_text.splitlines():
+        if line.startswith("VmRSS:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1])
+    raise ValueError("no VmRSS line (kernel thread or exited process?)")
+
+
+def search_min_limit(works: Callable[[int], bool], low: int = MEM_LOW, high: int = MEM_HIGH,
+                     step: int = MEM_STEP) -> int | None:
+    """The smallest multiple of `step` in [low, high] for which `works` holds.
+
+    Assumes `works` is monotonic (false below some threshold, true from it on).  None if even
+    `high` fails.
+    """
+    lo, hi = -(-low // step), high // step  # in steps
+    if lo > hi or not works(hi * step):
+        return None
+    if works(lo * step):
+        return lo * step
+    # invariant: lo fails, hi works
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if works(mid * step):
+            hi = mid
+        else:
+            lo = mid
+    return hi * step
+
+
+def cgroup_dirs(mountinfo: str, proc_cgroup: str, relative: str) -> list[Path]:
+    """Where a cgroupsPath `relative` to this process's own cgroups lands, per hierarchy.
+
+    `mountinfo` is the text of /proc/self/mountinfo, `proc_cgroup` of /proc/self/cgroup.
+    One path per mounted cgroup (v1) or cgroup2 hierarchy this process is in.
+    """
+    own_v1: list[tuple[set[str], str]] = []
+    own_v2: str | None = None
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hier_id, controllers, path = parts
+        if hier_id == "0" and controllers == "":
+            own_v2 = path
+        else:
+            own_v1.append((set(controllers.split(",")), path))
+    out: list[Path] = []
+    seen: set[str] = set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        pre, post = line.split(" - ", 1)
+        post_fields = post.split()
+        if not post_fields or post_fields[0] not in ("cgroup", "cgroup2"):
+            continue
+        mount_root, mount_point = pre.split()[3], pre.split()[4]
+        own: str | None = None
+        if post_fields[0] == "cgroup2":
+            own = own_v2
+        else:
+            opts = set(post_fields[2].split(",")) if len(post_fields) > 2 else set()
+            for names, path in own_v1:
+                if names & opts:
+                    own = path
+                    break
+        if own is None or mount_point in seen:
+            continue
+        seen.add(mount_point)
+        if mount_root != "/" and (own == mount_root or own.startswith(mount_root + "/")):
+            own = own[len(mount_root):]
+        mount_point = mount_point.replace("\\040", " ")
+        out.append(Path(mount_point) / own.lstrip("/") / relative)
+    return out
+
+
+_MACHINES: dict[str, tuple[str, str]] = {
+    "x86_64": ("SCMP_ARCH_X86_64", "amd64"),
+    "aarch64": ("SCMP_ARCH_AARCH64", "arm64"),
+    "ppc64le": ("SCMP_ARCH_PPC64LE", "ppc64le"),
+    "s390x": ("SCMP_ARCH_S390X", "s390x"),
+    "riscv64": ("SCMP_ARCH_RISCV64", "riscv64"),
+}
+
+
+def _kernel_tuple(release: str) -> tuple[int, ...]:
+    parts = release.split("-", 1)[0].split(".")[:2]
+    return tuple(int(p) if p.isdigit() else 0 for p in parts)
+
+
+def profile_to_oci(profile: Mapping[str, Any], *, caps: Iterable[str], machine: str,
+                   kernel: str) -> dict[str, Any]:
+    """Fallback converter of a Docker/podman seccomp profile to OCI `linux.seccomp`.
+
+    Used only when pyruntime.seccomp.containers_profile_to_oci is unavailable.
+    """
+    native, goarch = _MACHINES.get(machine, ("", ""))
+    held = set(caps)
+    release = _kernel_tuple(kernel)
+
+    def applies(rule: Mapping[str, Any]) -> bool:
+        inc = rule.get("includes") or {}
+        exc = rule.get("excludes") or {}
+        if inc.get("caps") and not set(inc["caps"]) <= held:
+            return False
+        if inc.get("arches") and goarch not in inc["arches"]:
+            return False
+        if inc.get("minKernel") and release < _kernel_tuple(inc["minKernel"]):
+            return False
+        return not (set(exc.get("caps") or ()) & held or goarch in (exc.get("arches") or ()))
+
+    arches: list[str] = []
+    for entry in profile.get("archMap") or ():
+        if entry.get("architecture") == native:
+            arches = [native, *(entry.get("subArchitectures") or ())]
+    out: dict[str, Any] = {"defaultAction": profile.get("defaultAction"),
+                           "architectures": arches}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    out["syscalls"] = [
+        {k: rule[k] for k in ("names", "action", "errnoRet", "args") if rule.get(k) is not None}
+        for rule in profile.get("syscalls") or () if applies(rule)
+    ]
+    return out
+
+
+def convert_seccomp(profile: Mapping[str, Any], caps: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """OCI seccomp for this machine from a podman profile; also says which converter did it."""
+    kwargs: dict[str, Any] = {"caps": list(caps), "machine": platform.machine(),
+                              "kernel": platform.release()}
+    try:
+        mod = importlib.import_module("pyruntime.seccomp")
+        result = mod.containers_profile_to_oci(profile, **kwargs)
+        if isinstance(result, dict) and "defaultAction" in result:
+            return result, "pyruntime.seccomp.containers_profile_to_oci"
+    except Exception:  # any failure of the work-in-progress package: use our own
+        pass
+    return profile_to_oci(profile, **kwargs), "scripts/bench.py fallback"
+
+
+# -- the table --------------------------------------------------------------------------------
+
+# (key, label, unit, decimals)
+ROWS: tuple[tuple[str, str, str, int], ...] = (
+    ("run_median_ms", "run true, median", "ms", 1),
+    ("run_p90_ms", "run true, p90", "ms", 1),
+    ("cycle_median_ms", "create..delete cycle, median", "ms", 1),
+    ("cycle_create_ms", "  create, median", "ms", 1),
+    ("cycle_start_ms", "  start, median", "ms", 1),
+    ("cycle_state_ms", "  state, median", "ms", 1),
+    ("cycle_kill_ms", "  kill, median", "ms", 1),
+    ("cycle_delete_ms", "  delete, median", "ms", 1),
+    ("state_median_ms", "state (running), median", "ms", 1),
+    ("list_create_total_s", "create N containers, total", "s", 2),
+    ("list_median_ms", "list of N created, median", "ms", 1),
+    ("min_memory_mib", "min memory limit for run true", "MiB", 2),
+    ("init_rss_kb", "created init RSS (VmRSS)", "kB", 0),
+    ("seccomp_plain_ms", "run true, no seccomp, median", "ms", 1),
+    ("seccomp_run_ms", "run true, podman seccomp, median", "ms", 1),
+    ("seccomp_extra_ms", "seccomp extra latency", "ms", 1),
+)
+
+# metric key -> highest acceptable pyruntime/runc ratio
+TARGETS: dict[str, float] = {"run_median_ms": 1.0, "cycle_median_ms": 1.0,
+                             "state_median_ms": 2.0}
+
+
+def ratio(results: Results, key: str) -> float | None:
+    py = results.get("pyruntime", {}).get(key)
+    rc = results.get("runc", {}).get(key)
+    if py is None or rc is None or rc <= 0 or py < 0:
+        return None
+    return py / rc
+
+
+def _fmt(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def format_table(results: Results, list_count: int | None = None) -> str:
+    header = ("metric", "pyruntime", "runc", "ratio (py/runc)")
+    lines: list[tuple[str, str, str, str]] = []
+    for key, label, unit, decimals in ROWS:
+        py = results.get("pyruntime", {}).get(key)
+        rc = results.get("runc", {}).get(key)
+        if py is None and rc is None:
+            continue
+        if list_count is not None:
+            label = label.replace(" N ", f" {list_count} ")
+        r = ratio(results, key)
+        lines.append((f"{label} [{unit}]", _fmt(py, decimals), _fmt(rc, decimals),
+                      "-" if r is None else f"{r:.2f}"))
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(4)]
+
+    def row(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return " | ".join([first, *rest])
+
+    out = [row(header), "-+-".join("-" * w for w in widths)]
+    out += [row(cells) for cells in lines]
+    return "\n".join(out)
+
+
+def target_verdicts(results: Results) -> dict[str, dict[str, Any]]:
+    verdicts: dict[str, dict[str, Any]] = {}
+    for key, limit in TARGETS.items():
+        r = ratio(results, key)
+        verdicts[key] = {"ratio": r, "target": limit,
+                         "met": None if r is None else r <= limit}
+    return verdicts
+
+
+def format_targets(verdicts: Mapping[str, Mapping[str, Any]]) -> str:
+    names = {"run_median_ms": "run", "cycle_median_ms": "cycle", "state_median_ms": "state"}
+    out = ["targets (pyruntime/runc):"]
+    for key, v in verdicts.items():
+        r = v["ratio"]
+        mark = "n/a" if v["met"] is None else ("met" if v["met"] else "MISSED")
+        shown = "-" if r is None else f"{r:.2f}"
+        out.append(f"  {names.get(key, key):<6} ratio {shown:>6} <= {v['target']:.1f}: {mark}")
+    return "\n".join(out)
+
+
+# -- running the runtimes ---------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    rc: int
+    ns: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ms(self) -> float:
+        return ns_to_ms(self.ns)
+
+
+@dataclass
+class Runtime:
+    name: str
+    path: str
+    root: Path
+    timeout: float
+    ids: set[str] = field(default_factory=set)  # possibly existing containers
+
+    def call(self, *args: str, capture: bool = False, timeout: float | None = None) -> Call:
+        """Run the runtime once and time it; a timeout counts as rc -1."""
+        argv = [self.path, "--root", str(self.root), *args]
+        with tempfile.TemporaryFile() as err:
+            out_to: Any = subprocess.PIPE if capture else subprocess.DEVNULL
+            t0 = time.perf_counter_ns()
+            try:
+                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out_to, stderr=err,
+                                      timeout=self.timeout if timeout is None else timeout,
+                                      check=False)
+                rc = proc.returncode
+                stdout = proc.stdout.decode(errors="replace") if capture else ""
+            except subprocess.TimeoutExpired:
+                rc, stdout = -1, ""
+            ns = time.perf_counter_ns() - t0
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
+        if rc == -1:
+            stderr = f"timed out after {self.timeout}s; {stderr}"
+        return Call(rc, ns, stdout, stderr)
+
+    def ok(self, *args: str, capture: bool = False) -> Call:
+        res = self.call(*args, capture=capture)
+        if res.rc != 0:
+            what = " ".join(args)
+            raise BenchError(f"{self.name} {what}: exit {res.rc}: {res.stderr.strip()[-400:]}")
+        return res
+
+    def state(self, cid: str) -> dict[str, Any]:
+        res = self.ok("state", cid, capture=True)
+        try:
+            doc = json.loads(res.stdout)
+        except json.JSONDecodeError as e:
+            raise BenchError(f"{self.name} state {cid}: not JSON ({e})") from None
+        if not isinstance(doc, dict):
+            raise BenchError(f"{self.name} state {cid}: not an object")
+        return doc
+
+    def force_delete(self, cid: str) -> bool:
+        res = self.call("delete", "--force", cid, timeout=min(self.timeout, 30.0))
+        err = res.stderr.lower()
+        if res.rc == 0 or "not exist" in err or "no such" in err or "not found" in err:
+            self.ids.discard(cid)
+            return True
+        return False
+
+    def listed_ids(self) -> set[str]:
+        found: set[str] = set()
+        if self.root.is_dir():
+            found |= {p.name for p in self.root.iterdir() if p.is_dir()}
+        res = self.call("list", "-q", capture=True, timeout=30.0)
+        if res.rc == 0:
+            found |= {line.strip() for line in res.stdout.splitlines() if line.strip()}
+        return found
+
+    def version(self) -> str:
+        res = self.call("--version", capture=True, timeout=30.0)
+        first = res.stdout.strip().splitlines()
+        return first[0] if res.rc == 0 and first else f"? (exit {res.rc})"
+
+
+def wait_exit(pid: int, timeout: float = 10.0) -> None:
+    """Until pid is gone or a zombie (the runtime sees it stopped then)."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        try:
+            text = stat.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if text.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+            return
+        time.sleep(0.0005)
+    raise BenchError(f"pid {pid} still alive {timeout}s after SIGKILL")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.bundle = work / "bundle"
+        self.config: dict[str, Any] = {}
+        self.prefix = f"pyruntime-bench-{os.getpid()}-{secrets.token_hex(3)}"
+        self.runtimes: list[Runtime] = []
+        self.results: Results = {}
+        self.errors: dict[str, dict[str, str]] = {}
+        self.meta: dict[str, Any] = {}
+        self._counter = 0
+        self._seccomp: dict[str, Any] | None = None
+        self.t0 = time.monotonic()
+
+    def log(self, msg: str) -> None:
+        if not self.args.quiet:
+            print(f"[bench {time.monotonic() - self.t0:6.1f}s] {msg}", file=sys.stderr,
+                  flush=True)
+
+    # -- the bundle ---------------------------------------------------------------------------
+
+    def build_bundle(self) -> None:
+        script = REPO / "bundles" / "busybox.sh"
+        bash = shutil.which("bash") or "/bin/bash"
+        env = dict(os.environ, PYRUNTIME=self.args.pyruntime)
+        proc = subprocess.run([bash, str(script), str(self.bundle), "true"], env=env,
+                              capture_output=True, text=True, check=False, timeout=120)
+        fallback = False
+        if proc.returncode != 0:
+            self.log(f"busybox.sh with pyruntime spec failed ({proc.stderr.strip()[-200:]}); "
+                     "retrying with runc spec")
+            env["PYRUNTIME"] = self.args.runc
+            proc = subprocess.run([bash, str(script), str(self.bundle), "true"], env=env,
+                                  capture_output=True, text=True, check=False, timeout=120)
+            if proc.returncode != 0:
+                raise BenchError(f"busybox.sh failed: {proc.stderr.strip()[-400:]}")
+            fallback = True
+        config = json.loads((self.bundle / "config.json").read_text())
+        config.setdefault("process", {})["terminal"] = False
+        config["process"]["args"] = ["true"]
+        if fallback:
+            config.setdefault("root", {})["readonly"] = False
+        config.setdefault("linux", {})
+        self.config = config
+        self.meta["spec_from"] = "runc spec" if fallback else "pyruntime spec"
+
+    def caps(self) -> list[str]:
+        caps = (self.config.get("process", {}).get("capabilities") or {}).get("effective")
+        return list(caps or [])
+
+    def new_id(self, rt: Runtime, tag: str) -> str:
+        self._counter += 1
+        cid = f"bench-{os.getpid()}-{tag}-{self._counter}"
+        rt.ids.add(cid)
+        return cid
+
+    def prepare(self, rt: Runtime, cid: str, args: Sequence[str], *, memory: int | None = None,
+                seccomp: bool = False) -> None:
+        """Write the bundle's config.json for one container (outside any timed section)."""
+        cfg = json.loads(json.dumps(self.config))
+        cfg["process"]["args"] = list(args)
+        linux = cfg["linux"]
+        linux["cgroupsPath"] = f"{self.prefix}/{rt.name}-{cid}"
+        if memory is not None:
+            linux.setdefault("resources", {})["memory"] = {"limit": memory, "swap": memory}
+        if seccomp:
+            linux["seccomp"] = self.seccomp_profile()
+        else:
+            linux.pop("seccomp", None)
+        path = self.bundle / "config.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cfg, indent=1))
+        os.replace(tmp, path)
+
+    def seccomp_profile(self) -> dict[str, Any]:
+        if self._seccomp is None:
+            profile = json.loads(self.args.seccomp_profile.read_text())
+            self._seccomp, how = convert_seccomp(profile, self.caps())
+            self.meta["seccomp_converter"] = how
+            self.meta["seccomp_rules"] = len(self._seccomp.get("syscalls") or ())
+        return self._seccomp
+
+    # -- the measurements -----------------------------------------------------------------------
+
+    def put(self, rt: Runtime, **values: float | None) -> None:
+        self.results.setdefault(rt.name, {}).update(values)
+
+    def run_true(self, rt: Runtime, tag: str, *, seccomp: bool = False,
+                 memory: int | None = None) -> Call:
+        cid = self.new_id(rt, tag)
+        self.prepare(rt, cid, ["true"], seccomp=seccomp, memory=memory)
+        res = rt.call("run", "--bundle", str(self.bundle), cid)
+        if res.rc == 0:
+            rt.ids.discard(cid)  # run (without --detach/--keep) deletes it
+        else:
+            rt.force_delete(cid)
+        return res
+
+    def warm_up(self, rt: Runtime) -> None:
+        res = self.run_true(rt, "warm")
+        if res.rc != 0:
+            raise BenchError(f"{rt.name} run true: exit {res.rc}: {res.stderr.strip()[-400:]}")
+
+    def bench_run(self, rt: Runtime) -> None:
+        times: list[float] = []
+        for _ in range(self.args.iterations):
+            res = self.run_true(rt, "run")
+            if res.rc != 0:
+                raise BenchError(f"run: exit {res.rc}: {res.stderr.strip()[-400:]}")
+            times.append(res.ms)
+        self.put(rt, run_median_ms=median(times), run_p90_ms=percentile(times, 0.9))
+
+    def start_sleeper(self, rt: Runtime, tag: str, *, start: bool = True) -> tuple[str, int]:
+        cid = self.new_id(rt, tag)
+        self.prepare(rt, cid, ["sleep", "100"])
+        rt.ok("create", "--bundle", str(self.bundle), cid)
+        if start:
+            rt.ok("start", cid)
+        pid = rt.state(cid).get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            raise BenchError(f"state {cid}: no pid")
+        return cid, pid
+
+    def bench_cycle(self, rt: Runtime) -> None:
+        verbs: dict[str, list[float]] = {v: [] for v in
+                                         ("create", "start", "state", "kill", "delete")}
+        totals: list[float] = []
+        for _ in range(self.args.iterations):
+            cid = self.new_id(rt, "cycle")
+            self.prepare(rt, cid, ["sleep", "100"])
+            t0 = time.perf_counter_ns()
+            verbs["create"].append(rt.ok("create", "--bundle", str(self.bundle), cid).ms)
+            verbs["start"].append(rt.ok("start", cid).ms)
+            res = rt.ok("state", cid, capture=True)
+            verbs["state"].append(res.ms)
+            state = json.loads(res.stdout)
+            if state.get("status") != "running":
+                raise BenchError(f"state after start: status {state.get('status')!r}")
+            verbs["kill"].append(rt.ok("kill", cid, "KILL").ms)
+            wait_exit(int(state["pid"]))
+            verbs["delete"].append(rt.ok("delete", cid).ms)
+            totals.append(ns_to_ms(time.perf_counter_ns() - t0))
+            rt.ids.discard(cid)
+        self.put(rt, cycle_median_ms=median(totals),
+                 **{f"cycle_{v}_ms": median(t) for v, t in verbs.items()})
+
+    def bench_state(self, rt: Runtime) -> None:
+        cid, _ = self.start_sleeper(rt, "state")
+        try:
+            times: list[float] = []
+            for i in range(self.args.state_iterations):
+                res = rt.ok("state", cid, capture=True)
+                if i == 0 and json.loads(res.stdout).get("status") != "running":
+                    raise BenchError("state: container not running")
+                times.append(res.ms)
+        finally:
+            rt.force_delete(cid)
+        self.put(rt, state_median_ms=median(times))
+
+    def bench_list(self, rt: Runtime) -> None:
+        count = self.args.list_count
+        ids: list[str] = []
+        times: list[float] = []
+        total = 0
+        try:
+            for _ in range(count):
+                cid = self.new_id(rt, "list")
+                self.prepare(rt, cid, ["sleep", "100"])
+                ids.append(cid)
+                total += rt.ok("create", "--bundle", str(self.bundle), cid).ns
+            for i in range(self.args.list_iterations):
+                res = rt.ok("list", capture=True)
+                if i == 0:
+                    missing = [c for c in ids if c not in res.stdout]
+                    if missing:
+                        raise BenchError(f"list misses {len(missing)} of {count} containers")
+                times.append(res.ms)
+        finally:
+            self.delete_all(rt, ids)
+        self.put(rt, list_create_total_s=total / 1e9, list_median_ms=median(times))
+
+    def delete_all(self, rt: Runtime, ids: Iterable[str]) -> None:
+        todo = [c for c in ids if c in rt.ids]
+        if not todo:
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(rt.force_delete, todo))
+
+    def bench_memory(self, rt: Runtime) -> None:
+        probes: list[str] = []
+
+        def works(limit: int) -> bool:
+            res = self.run_true(rt, "mem", memory=limit)
+            probes.append(f"{limit // KIB}KiB:{'ok' if res.rc == 0 else 'fail'}")
+            return res.rc == 0
+
+        found = search_min_limit(works)
+        self.meta.setdefault("memory_probes", {})[rt.name] = probes
+        if found is None:
+            raise BenchError(f"run true fails even at {MEM_HIGH // MIB} MiB")
+        self.put(rt, min_memory_mib=found / MIB)
+
+    def bench_rss(self, rt: Runtime) -> None:
+        samples: list[float] = []
+        for _ in range(3):
+            cid, pid = self.start_sleeper(rt, "rss", start=False)
+            try:
+                samples.append(parse_vmrss_kb(Path(f"/proc/{pid}/status").read_text()))
+            finally:
+                rt.force_delete(cid)
+        self.put(rt, init_rss_kb=median(samples))
+
+    def bench_seccomp(self, rt: Runtime) -> None:
+        self.seccomp_profile()
+        plain: list[float] = []
+        filtered: list[float] = []
+        for _ in range(self.args.seccomp_iterations):
+            for seccomp, into in ((False, plain), (True, filtered)):
+                res = self.run_true(rt, "sc" if seccomp else "nosc", seccomp=seccomp)
+                if res.rc != 0:
+                    what = "with" if seccomp else "without"
+                    raise BenchError(f"run {what} seccomp: exit {res.rc}: "
+                                     f"{res.stderr.strip()[-400:]}")
+                into.append(res.ms)
+        self.put(rt, seccomp_plain_ms=median(plain), seccomp_run_ms=median(filtered),
+                 seccomp_extra_ms=median(filtered) - median(plain))
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    def sections(self) -> list[tuple[str, Callable[[Runtime], None]]]:
+        out: list[tuple[str, Callable[[Runtime], None]]] = [
+            ("run", self.bench_run),
+            ("cycle", self.bench_cycle),
+            ("state", self.bench_state),
+        ]
+        if self.args.list and self.args.list_count > 0:
+            out.append(("list", self.bench_list))
+        out += [("memory", self.bench_memory), ("rss", self.bench_rss)]
+        if self.args.seccomp:
+            out.append(("seccomp", self.bench_seccomp))
+        return out
+
+    def measure(self) -> None:
+        self.build_bundle()
+        broken: set[str] = set()
+        for rt in self.runtimes:
+            self.meta.setdefault("versions", {})[rt.name] = rt.version()
+            try:
+                self.warm_up(rt)
+            except BenchError as e:
+                self.errors.setdefault(rt.name, {})["warm-up"] = str(e)
+                broken.add(rt.name)
+                self.log(f"{rt.name}: cannot run a container, skipping it: {e}")
+        for section, fn in self.sections():
+            for rt in self.runtimes:
+                if rt.name in broken:
+                    continue
+                self.log(f"{section}: {rt.name}")
+                try:
+                    fn(rt)
+                except (BenchError, OSError, ValueError, KeyError) as e:
+                    self.errors.setdefault(rt.name, {})[section] = f"{type(e).__name__}: {e}"
+                    self.log(f"{section}: {rt.name} failed: {e}")
+
+    def cleanup(self) -> list[str]:
+        """Delete every container, then the state dirs, cgroups and the work dir."""
+        problems: list[str] = []
+        for rt in self.runtimes:
+            if not rt.root.exists():
+                rt.ids.clear()  # never got as far as creating anything
+                continue
+            try:
+                rt.ids |= rt.listed_ids()
+            except OSError as e:
+                problems.append(f"{rt.name}: listing containers: {e}")
+            if rt.ids:
+                self.log(f"cleanup: deleting {len(rt.ids)} {rt.name} container(s)")
+                self.delete_all(rt, set(rt.ids))
+                for cid in sorted(rt.ids):  # a second, one-at-a-time try
+                    rt.force_delete(cid)
+            try:
+                still = rt.ids | rt.listed_ids()
+            except OSError:
+                still = set(rt.ids)
+            if still:
+                problems.append(f"{rt.name}: could not delete {', '.join(sorted(still))}")
+        problems += self.remove_cgroups()
+        for rt in self.runtimes:
+            shutil.rmtree(rt.root, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        if self.work.exists():
+            problems.append(f"could not remove {self.work}")
+        return problems
+
+    def remove_cgroups(self) -> list[str]:
+        problems: list[str] = []
+        try:
+            dirs = cgroup_dirs(Path("/proc/self/mountinfo").read_text(),
+                               Path("/proc/self/cgroup").read_text(), self.prefix)
+        except OSError as e:
+            return [f"finding cgroups: {e}"]
+        for top in dirs:
+            if not top.is_dir():
+                continue
+            for dirpath, _, _ in sorted(os.walk(top, topdown=False),
+                                        key=lambda w: -len(Path(w[0]).parts)):
+                err = _rmdir_cgroup(Path(dirpath))
+                if err:
+                    problems.append(err)
+        return problems
+
+
+def _rmdir_cgroup(path: Path) -> str | None:
+    """rmdir one of our cgroups; SIGKILL what still runs in it (only ours live there)."""
+    for attempt in range(50):
+        try:
+            path.rmdir()
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                return f"rmdir {path}: {e}"
+        if attempt % 10 == 0:
+            for name in ("cgroup.procs", "tasks"):
+                with contextlib.suppress(OSError, ValueError):
+                    for pid in Path(path, name).read_text().split():
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.02)
+    return f"rmdir {path}: still busy"
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def _abs_runtime(given: str | None, default: str) -> str:
+    cand = given or default
+    found = cand if os.sep in cand else shutil.which(cand)
+    if not found or not os.access(found, os.X_OK):
+        raise SystemExit(f"bench: runtime {cand!r} not found or not executable")
+    return str(Path(found).absolute())
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--iterations", "-n", type=int, default=20,
+                   help="run and cycle iterations (default 20)")
+    p.add_argument("--state-iterations", type=int, default=50, help="default 50")
+    p.add_argument("--list", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure create+list of many containers (default on)")
+    p.add_argument("--list-count", type=int, default=100,
+                   help="containers created for the list test (default 100)")
+    p.add_argument("--list-iterations", type=int, default=10, help="default 10")
+    p.add_argument("--seccomp", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure run with podman's seccomp profile (default on)")
+    p.add_argument("--seccomp-iterations", type=int, default=None,
+                   help="runs each with and without seccomp (default: half --iterations)")
+    p.add_argument("--seccomp-profile", type=Path, default=SECCOMP_PROFILE)
+    p.add_argument("--pyruntime", default=None,
+                   help="default: .venv/bin/pyruntime of this checkout")
+    p.add_argument("--runc", default=None, help="default: runc from PATH")
+    p.add_argument("--only", choices=RUNTIMES, action="append",
+                   help="measure only this runtime (repeatable)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one runtime invocation may take (default 60)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also save the results here")
+    p.add_argument("--strict", action="store_true", help="exit 2 if a target is missed")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    args = p.parse_args(argv)
+    if args.iterations < 1 or args.state_iterations < 1 or args.list_iterations < 1:
+        p.error("iteration counts must be at least 1")
+    if args.seccomp_iterations is None:
+        args.seccomp_iterations = max(3, args.iterations // 2)
+    if args.seccomp and not args.seccomp_profile.is_file():
+        print(f"bench: {args.seccomp_profile} missing; skipping the seccomp test",
+              file=sys.stderr)
+        args.seccomp = False
+    return args
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: must run as root", file=sys.stderr)
+        return 1
+    args.pyruntime = _abs_runtime(args.pyruntime, str(REPO / ".venv" / "bin" / "pyruntime"))
+    args.runc = _abs_runtime(args.runc, "runc")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+    work = Path(tempfile.mkdtemp(prefix="pyruntime-bench."))
+    bench = Bench(args, work)
+    for name in RUNTIMES:
+        if args.only and name not in args.only:
+            continue
+        path = args.pyruntime if name == "pyruntime" else args.runc
+        bench.runtimes.append(Runtime(name, path, work / f"root-{name}", args.timeout))
+    bench.meta.update({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kernel": platform.release(),
+        "machine": platform.machine(), "cgroup_prefix": bench.prefix,
+        "iterations": args.iterations, "state_iterations": args.state_iterations,
+        "list_count": args.list_count if args.list else 0,
+        "seccomp_iterations": args.seccomp_iterations if args.seccomp else 0,
+        "paths": {rt.name: rt.path for rt in bench.runtimes},
+    })
+    interrupted = False
+    problems: list[str] = []
+    t_start = time.monotonic()
+    try:
+        bench.measure()
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\nbench: interrupted; cleaning up", file=sys.stderr)
+    except BenchError as e:
+        bench.errors.setdefault("bench", {})["setup"] = str(e)
+        print(f"bench: {e}", file=sys.stderr)
+    finally:
+        with _signals_ignored():
+            problems = bench.cleanup()
+    bench.meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
+
+    verdicts = target_verdicts(bench.results)
+    print()
+    print(format_table(bench.results, args.list_count if args.list else None))
+    print()
+    print(format_targets(verdicts))
+    for name, errs in bench.errors.items():
+        for section, msg in errs.items():
+            print(f"error: {name} {section}: {msg}")
+    for msg in problems:
+        print(f"cleanup: {msg}", file=sys.stderr)
+    print(f"\n({bench.meta['elapsed_s']} s; versions: "
+          + "; ".join(f"{k}: {v}" for k, v in bench.meta.get("versions", {}).items()) + ")")
+    if args.json:
+        doc = {"meta": bench.meta, "results": bench.results, "targets": verdicts,
+               "errors": bench.errors, "cleanup_problems": problems, "interrupted": interrupted}
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if interrupted:
+        return 130
+    if bench.errors or problems:
+        return 1
+    if args.strict and any(v["met"] is False for v in verdicts.values()):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
