@@ -106,11 +106,20 @@ def test_start_with_dead_init_does_not_hang(pyrt: Runtime) -> None:
 
 def test_delete_force_after_runtime_killed_mid_create(pyrt: Runtime) -> None:
     cfg = base_config(["true"])
-    # a createRuntime hook that never returns keeps `create` busy after it made everything
-    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "100"]}]}
+    # a createRuntime hook that never returns keeps `create` busy after it made everything;
+    # its unique duration lets the test kill exactly that orphan afterwards
+    marker = f"{int(time.time()) % 1000 + 300}.{os.getpid()}"
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", marker]}]}
     b = pyrt.bundle(cfg)
     cid = pyrt.new_id()
     proc = subprocess.Popen([pyrt.binary, "--root", str(pyrt.root), "create", "--bundle", str(b), cid])
+    try:
+        _kill_mid_create(pyrt, cid, proc)
+    finally:
+        subprocess.run(["pkill", "-f", f"sleep {marker}"], check=False)
+
+
+def _kill_mid_create(pyrt: Runtime, cid: str, proc: subprocess.Popen[bytes]) -> None:
     for _ in range(200):
         if (pyrt.root / cid / "state.json").exists() and json.loads(
                 (pyrt.root / cid / "state.json").read_text()).get("pid"):
