@@ -81,7 +81,7 @@ UPDATE_FLAGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "memory_reservation": ("memory", "reservation", parse_bytes),
     "kernel_memory": ("memory", "kernel", parse_bytes),
     "kernel_memory_tcp": ("memory", "kernelTCP", parse_bytes),
-    "cpu_shares": ("cpu", "shares", lambda v, f: _int(v, f)),
+    "cpu_share": ("cpu", "shares", lambda v, f: _int(v, f)),
     "cpu_quota": ("cpu", "quota", lambda v, f: _int(v, f)),
     "cpu_period": ("cpu", "period", lambda v, f: _int(v, f)),
     "cpu_rt_period": ("cpu", "realtimePeriod", lambda v, f: _int(v, f)),

@@ -266,7 +266,6 @@ def test_parse_zero_means_unset_and_absent_devices() -> None:
         ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}, "hugepageLimits[0].pageSize"),
         ({"hugepageLimits": [{"pageSize": "../x", "limit": 1}]}, "hugepageLimits[0].pageSize"),
         ({"devices": [{"allow": True, "type": "x"}]}, "devices[0].type"),
-        ({"devices": [{"allow": True, "access": "rwx"}]}, "devices[0].access"),
         ({"devices": [{"type": "c"}]}, "devices[0]"),
         ({"unified": {"../memory.max": "1"}}, "unified.../memory.max"),
         ({"unified": {"cgroup.procs": "1"}}, "unified.cgroup.procs"),
