@@ -111,19 +111,14 @@ def test_pids_limit_makes_the_eleventh_fork_fail(pyrt: Runtime) -> None:
 
 
 def test_pause_stops_progress_resume_continues(pyrt: Runtime, tmp_path: Path) -> None:
-    cfg = base_config(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; done"])
+    cfg = base_config(["sh", "-c", "while :; do echo x >> /tmp/count; done"])
     b = pyrt.bundle(cfg)
     cid = pyrt.new_id()
     pyrt("run", "-d", "--bundle", str(b), cid, check=True)
     counter = b / "rootfs" / "tmp" / "count"
 
     def read() -> int:
-        for _ in range(50):
-            text = counter.read_text().strip()
-            if text:
-                return int(text)
-            time.sleep(0.01)
-        raise AssertionError("counter never written")
+        return counter.stat().st_size
 
     time.sleep(0.3)
     pyrt("pause", cid, check=True)
@@ -147,11 +142,11 @@ def test_update_changes_live_limits_and_ps_lists_processes(pyrt: Runtime) -> Non
     assert int((mem / "memory.limit_in_bytes").read_text()) == 64 * MIB
     assert (_cgroup_dir(pyrt, cid, "pids") / "pids.max").read_text().strip() == "20"
     pids = json.loads(pyrt("ps", "--format", "json", cid, check=True).stdout)
-    assert len(pids) == 3
+    assert len(pids) == 2  # sh runs its last command with exec: two sleeps
     table = pyrt("ps", cid, check=True).stdout
     assert table.startswith("UID") and table.count("sleep") == 2
     stats = json.loads(pyrt("events", "--stats", cid, check=True).stdout)
-    assert stats["type"] == "stats" and stats["data"]["pids"]["current"] == 3
+    assert stats["type"] == "stats" and stats["data"]["pids"]["current"] == 2
 
 
 def test_kill_all_and_delete_removes_nested_cgroups(pyrt: Runtime) -> None:

@@ -98,6 +98,13 @@ class Runtime:
         from .cgroups import new_manager
 
         cgroup = new_manager(spec.linux.cgroups_path, cid)
+        if cgroup.exists():
+            # a frozen cgroup would freeze init halfway through setup; a busy one is shared
+            if cgroup.is_frozen():
+                raise RuntimeErr("container's cgroup unexpectedly frozen")
+            busy = cgroup.pids()
+            if busy:
+                self.warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
         self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         sdir = self.store.dir(cid)
         try:
