@@ -96,6 +96,12 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         proc = plan.process or plan.spec.process
         assert proc is not None
         prepared = _Prepared(plan, proc)
+        if not plan.is_exec:
+            from . import mounts
+
+            # relative bind sources are relative to the bundle, as in runc
+            os.chdir(plan.bundle or "/")
+            mounts.preopen_bind_sources(plan.spec)
         _at("joining namespaces")
         # From here on the process is about to enter namespaces the container can see:
         # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
@@ -255,6 +261,8 @@ class _Prepared:
 
 def _send_pty(chan: sync.Channel, proc: Process) -> str:
     master, slave = console.open_pty("/dev/ptmx")
+    # the user owns its terminal; the group stays devpts' (gid= in its mount options)
+    os.chown(slave, proc.user.uid, -1)
     if proc.console_size:
         console.set_size(master, proc.console_size.height, proc.console_size.width)
     chan.send(sync.CONSOLE, fds=[master])

@@ -23,7 +23,7 @@ def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
     if quiet:
         return "".join(f"{r['id']}\n" for r in rows)
     if fmt == "json":
-        return json.dumps(rows) + "\n"
+        return json.dumps(rows, separators=(",", ":")) + "\n"
     table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     table += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

@@ -421,9 +421,27 @@ def _remount(sys: MountSyscalls, fd: int, flags: int, *, keep_atime: bool = True
         sys.mount(None, target, None, MS_REMOUNT | flags | locked)
 
 
+# Bind sources opened before the process entered a user namespace, where the mapped root
+# may no longer be allowed to reach them (runc passes such "mount fds" the same way).
+_PREOPENED: dict[str, int] = {}
+
+
+def preopen_bind_sources(spec: Spec) -> None:
+    """Open every bind source now, with the host credentials; best effort."""
+    for m in spec.mounts:
+        if (m.type == "bind" or "bind" in m.options or "rbind" in m.options) and m.source:
+            try:
+                _PREOPENED[m.source] = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                pass  # reported with the mount's own context when it is made
+
+
 def _open_source(source: str) -> int:
     if not source:
         raise MountError("bind mount without a source")
+    pre = _PREOPENED.get(source)
+    if pre is not None:
+        return os.dup(pre)
     try:
         return os.open(source, os.O_PATH | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -541,6 +559,7 @@ def pivot_root(rootfs: str, *, sys: MountSyscalls = LINUX, no_pivot: bool = Fals
     """
     try:
         if no_pivot:
+            _hide_host_proc_and_sys(sys, rootfs)
             os.chdir(rootfs)
             sys.mount(rootfs, "/", None, MS_MOVE)
             os.chroot(".")
@@ -563,6 +582,25 @@ def pivot_root(rootfs: str, *, sys: MountSyscalls = LINUX, no_pivot: bool = Fals
         os.chdir("/")
     except OSError as e:
         raise MountError(wrap(f"pivot_root to {rootfs}", e)) from e
+
+
+def _hide_host_proc_and_sys(sys: MountSyscalls, rootfs: str) -> None:
+    """Without pivot_root the host's mounts stay in this namespace under the chroot.  A fully
+    visible host procfs or sysfs there would let a process that unshares a user namespace
+    mount a fresh, unmasked /proc (the kernel allows it when one is fully visible), so cover
+    each one with an empty read-only tmpfs, as runc does."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    for m in sorted(mounts, key=lambda m: len(m.mountpoint), reverse=True):
+        if m.fstype in ("proc", "sysfs") and not is_inside(rootfs, m.mountpoint):
+            try:
+                sys.mount("tmpfs", m.mountpoint, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "size=0")
+            except OSError:
+                try:
+                    sys.umount2(m.mountpoint, MNT_DETACH)
+                except OSError:
+                    pass
 
 
 # --- after pivot_root -------------------------------------------------------------

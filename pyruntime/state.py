@@ -136,11 +136,12 @@ def oci_state(st: State, stat: str) -> dict[str, Any]:
     """The runtime-spec state document (what `state` prints and hooks read on stdin)."""
     from . import OCI_VERSION
 
+    # runc's key order: callers (and runc's own tests) match the serialised text
     return {
         "ociVersion": OCI_VERSION,
         "id": st.id,
+        "pid": st.pid if stat != STOPPED else 0,
         "status": stat,
-        "pid": st.pid if stat not in (STOPPED,) else 0,
         "bundle": st.bundle,
         "rootfs": st.rootfs,
         "created": st.created,

@@ -281,7 +281,7 @@ def _devices(rules: tuple[DeviceRule, ...], facts: Facts) -> list[Write]:
 def plan(res: Resources, facts: Facts) -> list[Write]:
     """Ordered writes for `res`; CgroupError names a field that cannot be applied."""
     if res.unified:
-        raise _unsupported("unified", "cgroup v2 key/values need cgroup v2 (this host is v1)")
+        raise _unsupported("unified", "invalid configuration: cgroup v2 key/values need cgroup v2 (this host is v1)")
     out: list[Write] = []
     if res.cpu is not None:
         out += _cpu(res.cpu, facts)
