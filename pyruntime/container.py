@@ -7,6 +7,7 @@ so that `delete --force` can always clean up after a runtime that was killed mid
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import shutil
@@ -149,11 +150,25 @@ class Runtime:
             cgroup_paths=cgroup.paths(), keyring=not opts.no_new_keyring, container_id=st.id,
             bundle=st.bundle,
         )
+        # Import what the children need here, in the parent: memory a child allocates is
+        # charged to the container's memory cgroup, and init must fit where runc's does.
+        from . import devices, mounts  # noqa: F401
+        from .capabilities import CapabilityPlan
+
+        CapabilityPlan(None)  # loads python-prctl
+        if spec.linux.seccomp is not None:
+            from . import seccomp  # noqa: F401
         parent, child = sync.Channel.pair()
+        # The children are charged to the container's memory cgroup for every page they
+        # touch: keep the collector from walking (and so copying) the inherited heap.
+        gc.disable()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             parent.close()
             stage1(child, plan, self.sys)  # never returns
+        gc.unfreeze()
+        gc.enable()
         child.close()
         master = None
         try:
