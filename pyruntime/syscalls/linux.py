@@ -6,9 +6,13 @@ checks the return value and raises OSError(errno, "<op> <path>").
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
+import signal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes
 
 # clone(2) namespace flags
 CLONE_NEWTIME = 0x00000080
@@ -85,20 +89,38 @@ _SYSCALL_NUMBERS = {
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_libc.personality.argtypes = [ctypes.c_ulong]
-_libc.syscall.restype = ctypes.c_long
+class _Libc:
+    """libc through ctypes, loaded on first use: `state`, `start` and `kill` never need it."""
+
+    _lib: ctypes.CDLL | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if _Libc._lib is None:
+            import ctypes
+
+            lib = ctypes.CDLL(None, use_errno=True)
+            lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                                  ctypes.c_char_p]
+            lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+            lib.unshare.argtypes = [ctypes.c_int]
+            lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+            lib.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+            lib.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+            lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                                  ctypes.c_ulong]
+            lib.personality.argtypes = [ctypes.c_ulong]
+            lib.syscall.restype = ctypes.c_long
+            _Libc._lib = lib
+        return getattr(_Libc._lib, name)
+
+
+_libc: Any = _Libc()
 
 
 def _check(ret: int, op: str, path: str | None = None) -> int:
     if ret < 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, f"{op}: {os.strerror(err)}", path)
     return ret
@@ -150,14 +172,14 @@ class LinuxSyscalls:
         _check(_libc.personality(persona), "personality")
 
     def pidfd_open(self, pid: int) -> int:
-        return _check(_libc.syscall(_nr("pidfd_open"), ctypes.c_int(pid), ctypes.c_uint(0)),
-                      f"pidfd_open {pid}")
+        return os.pidfd_open(pid)
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
-        _check(_libc.syscall(_nr("pidfd_send_signal"), ctypes.c_int(pidfd), ctypes.c_int(sig),
-                             None, ctypes.c_uint(0)), "pidfd_send_signal")
+        signal.pidfd_send_signal(pidfd, sig)
 
     def join_session_keyring(self, name: str | None) -> None:
+        import ctypes
+
         _check(_libc.syscall(_nr("keyctl"), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)),
                "keyctl join session keyring")
 
@@ -169,6 +191,8 @@ class LinuxSyscalls:
 
     def fstatfs_type(self, fd: int) -> int:
         """f_type of the filesystem holding fd (to check that /proc really is procfs)."""
+        import ctypes
+
         buf = ctypes.create_string_buffer(120)
         _check(_libc.fstatfs(fd, buf), "fstatfs")
         return int.from_bytes(buf.raw[:8], "little" if _little() else "big")
