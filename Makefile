@@ -11,6 +11,7 @@ PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
 
 setup: $(VENV)/.installed
 	@for b in pyruntime; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
+	@$(PY) -m compileall -q pyruntime >/dev/null
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -20,6 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	fi
 	@[ -x $(PY) ] || "$$($(PYTHON_BASE) -c 'import sys; print(sys.executable)')" -m venv $(VENV)
 	$(VENV)/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) scripts/write-launcher.py
 	@touch $@
 
 demo: setup

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds; only the type checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 _GLOBAL_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 _GLOBAL_FLAG = {"--debug", "--systemd-cgroup"}
@@ -132,18 +135,17 @@ def fast(argv: list[str]) -> int:
 
 
 def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str]) -> int:
-    from pathlib import Path
-
     if verb == "state":
         import json
 
         from .state import Store, oci_state, status
 
-        store = Store(Path(root))
-        st = store.load(pos[0])
-        doc = oci_state(st, status(st, store.dir(pos[0])))
+        st = Store(root).load(pos[0])
+        doc = oci_state(st, status(st, os.path.join(root, pos[0])))
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
+    from pathlib import Path
+
     from .container import CreateOptions, Runtime
 
     rt = Runtime(Path(root), warn=log.warn, debug=log.debug)

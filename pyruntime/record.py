@@ -9,10 +9,16 @@ defaults and default factories, repr, eq, hash, frozen) from shared closures ins
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform
+# typing costs milliseconds to import, and `pyruntime state` must start fast: the names
+# below matter only to type checkers, which treat any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, dataclass_transform
+else:
+    def dataclass_transform(**_kwargs: object) -> object:
+        return lambda f: f
 
-_T = TypeVar("_T")
 _MISSING: Any = object()
 
 

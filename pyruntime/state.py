@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
+TYPE_CHECKING = False  # typing and pathlib stay unimported on the `state` path
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 from .errors import ContainerNotExist, RuntimeErr
 from .record import asdict, dataclass, field
@@ -68,19 +70,27 @@ class State:
 class Store:
     """The --root directory: one sub-directory per container."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path | str) -> None:
+        self._root = str(root)
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
 
     def dir(self, cid: str) -> Path:
         validate_id(cid)
         return self.root / cid
 
     def load(self, cid: str) -> State:
-        d = self.dir(cid)
+        validate_id(cid)
+        d = os.path.join(self._root, cid)
         try:
-            raw = (d / STATE_FILE).read_bytes()
+            with open(os.path.join(d, STATE_FILE), "rb") as f:
+                raw = f.read()
         except (FileNotFoundError, NotADirectoryError):
-            if d.is_dir():
+            if os.path.isdir(d):
                 # a create that was killed before it saved anything: only delete --force applies
                 return State(id=cid, bundle="", rootfs="", created="")
             raise ContainerNotExist(cid)
@@ -114,12 +124,12 @@ def is_alive(st: State) -> bool:
     return st.pid > 0 and proc_start_time(st.pid) == st.pid_start
 
 
-def status(st: State, state_dir: Path) -> str:
+def status(st: State, state_dir: Path | str) -> str:
     if st.pid <= 0:
         return CREATING if st.created == "" or not st.pid else STOPPED
     if not is_alive(st):
         return STOPPED
-    if (state_dir / FIFO).exists():
+    if os.path.exists(os.path.join(state_dir, FIFO)):
         return CREATED
     if st.cgroup and _frozen(st.cgroup):
         return PAUSED
