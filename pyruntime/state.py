@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+
+from .errors import ContainerNotExist, RuntimeErr
+from .record import asdict, dataclass, field
+
 TYPE_CHECKING = False  # typing and pathlib stay unimported on the `state` path
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
-
-from .errors import ContainerNotExist, RuntimeErr
-from .record import asdict, dataclass, field
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
