@@ -182,7 +182,13 @@ class Runtime:
                 parent.wait_for(sync.USERNS)
                 _write_id_maps(pid, spec)
                 parent.send(sync.USERNS_DONE)
-            init_pid = parent.wait_for(sync.INIT_PID)["pid"]
+            msg, _fds = parent.recv()
+            if msg["type"] == sync.MOUNT_SOURCES:
+                _send_mount_sources(parent, pid, st.bundle, spec)
+                msg = parent.wait_for(sync.INIT_PID)
+            elif msg["type"] != sync.INIT_PID:
+                raise sync.UnexpectedMessage(sync.INIT_PID, msg["type"])
+            init_pid = msg["pid"]
             self.debug(f"create {st.id}: init pid {init_pid}")
             os.waitpid(pid, 0)
             pid = 0
@@ -391,6 +397,32 @@ def _wait_gone(st: State, timeout: float) -> None:
         except ChildProcessError:
             pass
         time.sleep(0.002)
+
+
+def _send_mount_sources(chan: sync.Channel, child: int, bundle: str, spec: Spec) -> None:
+    """In a throw-away process (setns would change our own root and cwd): join the child's
+    mount namespace, open the bind sources with our host credentials, send the fds."""
+    from . import mounts
+
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            fd = os.open(f"/proc/{child}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            LINUX.setns(fd, NAMESPACE_FLAGS["mount"])
+            os.chdir(bundle)
+            opened = mounts.preopen(mounts.bind_sources(spec))
+            chan.send(sync.SOURCES, fds=list(opened.values()), paths=list(opened))
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - reported to the child, which fails create
+            try:
+                chan.error(f"opening bind sources: {e}")
+            except OSError:
+                pass
+        os._exit(code)
+    _, status = os.waitpid(helper, 0)
+    if status != 0:
+        raise ChildError("opening bind sources failed")
 
 
 def _write_id_maps(pid: int, spec: Spec) -> None:

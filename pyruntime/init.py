@@ -96,12 +96,6 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         proc = plan.process or plan.spec.process
         assert proc is not None
         prepared = _Prepared(plan, proc)
-        if not plan.is_exec:
-            from . import mounts
-
-            # relative bind sources are relative to the bundle, as in runc
-            os.chdir(plan.bundle or "/")
-            mounts.preopen_bind_sources(plan.spec)
         _at("joining namespaces")
         # From here on the process is about to enter namespaces the container can see:
         # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
@@ -133,6 +127,8 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
             sys.unshare(rest)
         if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
             _write_time_offsets(plan.spec.linux.time_offsets)
+        if not plan.is_exec:
+            _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER))
         pid = os.fork()
         if pid == 0:
             init(chan, plan, sys, prepared)  # never returns
@@ -141,6 +137,25 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     except BaseException as e:
         _fail(chan, e)
     os._exit(code)
+
+
+def _open_bind_sources(chan: sync.Channel, plan: InitPlan, new_userns: bool) -> None:
+    """Bind sources must be opened in the container's mount namespace (a bind of a mount
+    from another namespace is EINVAL) but with the host's credentials: the container's root
+    in a user namespace may not reach them.  Without a new user namespace both hold here;
+    with one, the parent opens them from inside our mount namespace (as runc does)."""
+    from . import mounts
+
+    sources = mounts.bind_sources(plan.spec)
+    if not sources:
+        return
+    if not new_userns:
+        os.chdir(plan.bundle or "/")  # relative sources are relative to the bundle
+        mounts.preopen(sources)
+        return
+    chan.send(sync.MOUNT_SOURCES)
+    msg = chan.wait_for(sync.SOURCES)
+    mounts.adopt(dict(zip(msg["paths"], msg["_fds"], strict=True)))
 
 
 def _become_root() -> None:

@@ -426,14 +426,25 @@ def _remount(sys: MountSyscalls, fd: int, flags: int, *, keep_atime: bool = True
 _PREOPENED: dict[str, int] = {}
 
 
-def preopen_bind_sources(spec: Spec) -> None:
-    """Open every bind source now, with the host credentials; best effort."""
-    for m in spec.mounts:
-        if (m.type == "bind" or "bind" in m.options or "rbind" in m.options) and m.source:
-            try:
-                _PREOPENED[m.source] = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                pass  # reported with the mount's own context when it is made
+def bind_sources(spec: Spec) -> list[str]:
+    return [m.source for m in spec.mounts
+            if (m.type == "bind" or "bind" in m.options or "rbind" in m.options) and m.source]
+
+
+def preopen(sources: Iterable[str]) -> dict[str, int]:
+    """O_PATH fds of the sources that can be opened now; the others fail later, in context."""
+    out = {}
+    for source in sources:
+        try:
+            out[source] = os.open(source, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            pass
+    _PREOPENED.update(out)
+    return out
+
+
+def adopt(fds: Mapping[str, int]) -> None:
+    _PREOPENED.update(fds)
 
 
 def _open_source(source: str) -> int:

@@ -11,7 +11,11 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
       ◄──────────────────────────── USERNS (only with a new user namespace)
     write uid_map / gid_map
     USERNS_DONE ──────────────────►
-                                   unshare(other ns), time offsets,
+                                   unshare(other ns), time offsets
+      ◄──────────────────────────── MOUNT_SOURCES (user ns + bind mounts)
+    helper: setns(child's mnt ns),
+    opens bind sources as host root
+    SOURCES {paths} [fds] ────────►
                                    fork ───────────────────────────►
       ◄──────────────────────────── INIT_PID {pid}; then _exit(0)
     reap child, oomScoreAdj                                         mounts, devices
@@ -41,6 +45,8 @@ GO = "go"
 USERNS = "userns"
 USERNS_DONE = "userns_done"
 INIT_PID = "init_pid"
+MOUNT_SOURCES = "mount_sources"
+SOURCES = "sources"
 HOOKS = "hooks"
 HOOKS_DONE = "hooks_done"
 CONSOLE = "console"
