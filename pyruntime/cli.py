@@ -164,7 +164,8 @@ def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_
 @click.option("--console-socket", default=None)
 @click.option("--preserve-fds", default=0, type=int)
 @click.option("--ignore-paused", is_flag=True)
-@click.option("--cgroup", default=None, hidden=True)
+@click.option("--cgroup", "cgroups", multiple=True,
+              help="[controller[,controller]:]path below the container's cgroup")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -173,12 +174,12 @@ def exec_cmd(obj: Ctx, container_id: str, command: tuple[str, ...], process_file
              additional_gids: tuple[int, ...], cap: tuple[str, ...], no_new_privs: bool,
              apparmor: str | None, process_label: str | None, pid_file: str | None,
              console_socket: str | None, preserve_fds: int, ignore_paused: bool,
-             cgroup: str | None) -> None:
+             cgroups: tuple[str, ...]) -> None:
     """Run a new process inside a running container."""
     try:
         code = _exec(obj, container_id, command, process_file, tty, detach, cwd, env, user,
                      additional_gids, cap, no_new_privs, apparmor, pid_file, console_socket,
-                     preserve_fds, ignore_paused)
+                     preserve_fds, ignore_paused, cgroups)
     except RuntimeErr as e:
         e.exit_code = 255  # runc's status when the process could not be started
         raise
@@ -189,7 +190,7 @@ def _exec(obj: Ctx, container_id: str, command: tuple[str, ...], process_file: s
           tty: bool, detach: bool, cwd: str | None, env: tuple[str, ...], user: str | None,
           additional_gids: tuple[int, ...], cap: tuple[str, ...], no_new_privs: bool,
           apparmor: str | None, pid_file: str | None, console_socket: str | None,
-          preserve_fds: int, ignore_paused: bool) -> int:
+          preserve_fds: int, ignore_paused: bool, cgroups: tuple[str, ...]) -> int:
     from .exec import ExecOptions, exec_process, process_from_flags
 
     rt = obj.runtime()
@@ -202,7 +203,7 @@ def _exec(obj: Ctx, container_id: str, command: tuple[str, ...], process_file: s
                                       additional_gids=list(additional_gids), caps=list(cap),
                                       no_new_privs=no_new_privs, apparmor=apparmor)
     opts = ExecOptions(detach=detach, pid_file=pid_file, console_socket=console_socket,
-                       preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+                       preserve_fds=preserve_fds, ignore_paused=ignore_paused, cgroups=cgroups)
     return exec_process(rt, container_id, proc_doc, opts)
 
 

@@ -21,6 +21,7 @@ from .syscalls.linux import NAMESPACE_PROC_NAMES, PR_SET_CHILD_SUBREAPER
 
 @dataclass
 class ExecOptions:
+    cgroups: tuple[str, ...] = ()  # --cgroup [controller[,controller]:]path, as runc
     detach: bool = False
     pid_file: str | None = None
     console_socket: str | None = None
@@ -134,7 +135,11 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         if st.cgroup:
             from .cgroups import manager_from_record
 
-            manager_from_record(st.cgroup).apply(pid)
+            manager = manager_from_record(st.cgroup)
+            if opts.cgroups:
+                join_sub_cgroups(manager.paths(), opts.cgroups, pid)
+            else:
+                manager.apply(pid)
         parent.send(sync.GO)
         exec_pid = parent.wait_for(sync.INIT_PID)["pid"]
         rt.debug(f"exec {cid}: process pid {exec_pid}")
@@ -163,6 +168,33 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     if opts.detach:
         return 0
     return _wait(exec_pid, master)
+
+
+def sub_cgroup_paths(paths: dict[str, str], specs: tuple[str, ...]) -> dict[str, str]:
+    """--cgroup values -> {controller: directory} below the container's own cgroups."""
+    out = dict(paths)
+    for spec in specs:
+        controllers, sep, sub = spec.rpartition(":")
+        names = controllers.split(",") if sep else list(paths)
+        parts = [p for p in sub.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise RuntimeErr(f"--cgroup: {sub} is not a sub cgroup path")
+        for name in names:
+            if name not in paths:
+                raise RuntimeErr(f"--cgroup: unknown controller {name}")
+            out[name] = os.path.join(paths[name], *parts)
+    return out
+
+
+def join_sub_cgroups(paths: dict[str, str], specs: tuple[str, ...], pid: int) -> None:
+    for _name, path in sorted(sub_cgroup_paths(paths, specs).items()):
+        procs = os.path.join(path, "cgroup.procs")
+        try:
+            with open(procs, "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            reason = (e.strerror or str(e)).lower()
+            raise RuntimeErr(f"--cgroup: adding pid {pid} to {procs}: {reason}")
 
 
 def _open_namespaces(st: st_mod.State, types: list[str]) -> list[tuple[str, int]]:

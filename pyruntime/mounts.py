@@ -333,16 +333,6 @@ def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
         os.close(root_fd)
     in_userns = spec.linux.namespace("user") is not None
     devices.create_devices(spec, rootfs, sys=sys, in_userns=in_userns, console_path=console_path)
-    while _READONLY_LATER:
-        dest, flags = _READONLY_LATER.pop()
-        root_fd = os.open(rootfs, _O_DIR_PATH)
-        def remount_ro(fd: int, flags: int = flags) -> None:
-            _remount(sys, fd, flags | MS_RDONLY)
-
-        try:
-            _with_target(root_fd, dest, remount_ro)
-        finally:
-            os.close(root_fd)
 
 
 class _HostCgroups:
@@ -624,6 +614,24 @@ def _open_procfs(sys: MountSyscalls, proc: str) -> int:
         raise MountError(wrap(f"checking {proc}", e)) from e
 
 
+def _remount_readonly_later(sys: MountSyscalls, root: str) -> None:
+    """A read-only /dev tmpfs becomes read-only only now: devpts, shm, device nodes and the
+    console were made in it first."""
+    while _READONLY_LATER:
+        dest, flags = _READONLY_LATER.pop()
+        root_fd = os.open(root, _O_DIR_PATH)
+
+        def remount_ro(fd: int, flags: int = flags) -> None:
+            _remount(sys, fd, flags | MS_RDONLY)
+
+        try:
+            _with_target(root_fd, dest, remount_ro)
+        except OSError as e:
+            raise MountError(wrap(f"remounting {dest} read-only", e)) from e
+        finally:
+            os.close(root_fd)
+
+
 def finalize_rootfs(spec: Spec, *, sys: MountSyscalls = LINUX, root: str = "/") -> None:
     """After pivot_root: root propagation, readonlyPaths, maskedPaths, then root.readonly.
 
@@ -639,6 +647,7 @@ def finalize_rootfs(spec: Spec, *, sys: MountSyscalls = LINUX, root: str = "/") 
             sys.mount(None, root, None, propagation)
     except OSError as e:
         raise MountError(wrap(f"linux.rootfsPropagation {prop_name}", e)) from e
+    _remount_readonly_later(sys, root)
     lx = spec.linux
     if lx.readonly_paths or lx.masked_paths:
         os.close(_open_procfs(sys, posixpath.join(root, "proc")))

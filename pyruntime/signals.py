@@ -11,7 +11,7 @@ def parse_signal(text: str) -> int:
     t = text.strip().upper()
     if t.isdigit():
         n = int(t)
-        if 0 < n < signal.NSIG:
+        if 0 <= n < signal.NSIG:  # 0 only checks that the process exists, as kill(1)
             return n
         raise RuntimeErr(f"invalid signal: {text}")
     if not t.startswith("SIG"):

@@ -126,6 +126,6 @@ def test_parse_signal(text: str, num: int) -> None:
 
 
 def test_parse_signal_rejects() -> None:
-    for bad in ("SIGNOPE", "0", "99"):
+    for bad in ("SIGNOPE", "-1", "99"):
         with pytest.raises(RuntimeErr, match="invalid signal"):
             parse_signal(bad)
