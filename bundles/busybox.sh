@@ -26,7 +26,10 @@ echo "busybox" > "$rootfs/etc/hostname"
 rm -f "$dir/config.json"
 "$runtime" spec --bundle "$dir"
 args='["sh"]'
-if [ $# -gt 0 ]; then args=$(printf '%s\n' "$@" | jq -R . | jq -s -c .); fi
+if [ $# -gt 0 ]; then
+    # each argument whole (newlines included), as a JSON string
+    args=$(for a in "$@"; do printf '%s' "$a" | jq -Rs .; done | jq -sc .)
+fi
 jq --argjson args "$args" '.process.terminal = false | .process.args = $args' \
     "$dir/config.json" > "$dir/config.json.tmp"
 mv "$dir/config.json.tmp" "$dir/config.json"
