@@ -199,8 +199,23 @@ def wait_gone(needle: str, timeout: float, kill: bool = True) -> list[int]:
     return left
 
 
+CGROUP_MAGICS = (0x27E0EB, 0x63677270)  # cgroup v1, cgroup2
+
+
+def _on_cgroupfs(path: Path) -> bool:
+    out = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True)
+    return out.returncode == 0 and int(out.stdout.strip() or "0", 16) in CGROUP_MAGICS
+
+
 def rmdir_cgroup(path: Path) -> bool:
-    """Remove one cgroup directory (its children first), killing anything still in it."""
+    """Remove one cgroup directory (its children first), killing anything still in it.
+
+    /sys/fs/cgroup may also hold plain directories for controllers that are not mounted
+    (here: hugetlb, net_cls, ...); conmon still makes libpod_parent/conmon/tasks in them.
+    """
+    if not _on_cgroupfs(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return not path.exists()
     for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
         rmdir_cgroup(child)
     for _ in range(50):
@@ -224,6 +239,19 @@ def rmdir_cgroup(path: Path) -> bool:
                     pass
             time.sleep(0.05)
     return False
+
+
+def remove_empty_tree(path: Path) -> bool:
+    """rmdir `path` and its empty subdirectories; files (someone else's state) stay."""
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+        return True
+    for dirpath, _dirnames, _files in os.walk(path, topdown=False):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+    return not path.exists()
 
 
 class HostSnapshot:
@@ -256,8 +284,8 @@ class HostSnapshot:
         for p in extra_paths:
             shutil.rmtree(p, ignore_errors=True)
         for path, existed in self.watch.items():
-            if not existed and path.exists():
-                shutil.rmtree(path, ignore_errors=True)
+            if not existed and path.exists() and not remove_empty_tree(path):
+                problems.append(f"{path} was created and is not empty: {sorted(os.listdir(path))}")
         shutil.rmtree(tmp, ignore_errors=True)
         if tmp.exists():
             problems.append(f"cannot remove {tmp}")

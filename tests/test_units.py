@@ -1,0 +1,107 @@
+"""Unit tests of the small pure pieces: fast argv parser, flags -> process, sizes, cgroups."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyruntime import main as fastcli
+from pyruntime.capabilities import CapabilityPlan, to_numbers
+from pyruntime.control import parse_bytes
+from pyruntime.defaults import default_spec, effective_resources
+from pyruntime.errors import ConfigError, RuntimeErr
+from pyruntime.exec import process_from_flags, sub_cgroup_paths
+from pyruntime.record import FrozenInstanceError, asdict, dataclass, field
+from pyruntime.spec import Capabilities
+
+
+def test_fast_parser_handles_what_containerd_sends() -> None:
+    g, verb, opts, pos = fastcli.parse(
+        ["--root", "/run/containerd/runc/k8s.io", "--log", "/x/log.json", "--log-format", "json",
+         "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/s.sock", "c1"])
+    assert verb == "create" and pos == ["c1"]
+    assert g == {"--root": "/run/containerd/runc/k8s.io", "--log": "/x/log.json", "--log-format": "json"}
+    assert opts == {"bundle": "/b", "pid-file": "/b/init.pid", "console-socket": "/s.sock"}
+    assert fastcli.parse(["kill", "--all", "c1", "9"])[3] == ["c1", "9"]
+    assert fastcli.parse(["delete", "-f", "c1"])[2] == {"f": True}
+    assert fastcli.parse(["--root=/r", "state", "c1"])[0] == {"--root": "/r"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["exec", "c1", "ls"], ["create", "--weird", "c1"], ["state"], ["state", "a", "b"],
+    ["create", "--preserve-fds", "x", "c1"], ["--version"],
+])
+def test_fast_parser_falls_back_to_click(argv: list[str]) -> None:
+    with pytest.raises(fastcli._Fallback):
+        fastcli.parse(argv)
+
+
+def test_process_from_flags_starts_from_the_container_process() -> None:
+    cfg = default_spec()
+    proc = process_from_flags(cfg, "/nonexistent", ["ls", "-l"], tty=False, cwd="/tmp",
+                              env=["A=1"], user="1000:1000", additional_gids=[5],
+                              caps=["CAP_SYS_ADMIN"], no_new_privs=True, apparmor=None)
+    assert proc["args"] == ["ls", "-l"] and proc["cwd"] == "/tmp" and not proc["terminal"]
+    assert proc["env"][-1] == "A=1" and proc["env"][0].startswith("PATH=")
+    assert proc["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [5]}
+    assert "CAP_SYS_ADMIN" in proc["capabilities"]["bounding"]
+    assert "CAP_SYS_ADMIN" not in cfg["process"]["capabilities"]["bounding"], "config untouched"
+    with pytest.raises(RuntimeErr, match="unable to find 'nobody'"):
+        process_from_flags(cfg, "/nonexistent", ["ls"], tty=False, cwd=None, env=[], user="nobody",
+                           additional_gids=[], caps=[], no_new_privs=False, apparmor=None)
+
+
+def test_sub_cgroup_paths() -> None:
+    paths = {"memory": "/cg/memory/c1", "cpu": "/cg/cpu/c1", "cpuacct": "/cg/cpuacct/c1"}
+    assert sub_cgroup_paths(paths, ("sub",))["cpu"] == "/cg/cpu/c1/sub"
+    out = sub_cgroup_paths(paths, ("memory:m", "cpu,cpuacct:c"))
+    assert out == {"memory": "/cg/memory/c1/m", "cpu": "/cg/cpu/c1/c", "cpuacct": "/cg/cpuacct/c1/c"}
+    assert sub_cgroup_paths(paths, ("/",)) == paths
+    with pytest.raises(RuntimeErr, match="is not a sub cgroup path"):
+        sub_cgroup_paths(paths, ("..",))
+    with pytest.raises(RuntimeErr, match="unknown controller whaaat"):
+        sub_cgroup_paths(paths, ("whaaat:/",))
+
+
+@pytest.mark.parametrize("text,value", [("100", 100), ("64k", 65536), ("512M", 512 << 20),
+                                        ("1g", 1 << 30), ("2GiB", 2 << 30), ("-1", -1)])
+def test_parse_bytes(text: str, value: int) -> None:
+    assert parse_bytes(text, "--memory") == value
+
+
+def test_parse_bytes_rejects() -> None:
+    with pytest.raises(RuntimeErr, match="--memory: invalid size"):
+        parse_bytes("lots", "--memory")
+
+
+def test_effective_resources_appends_runc_defaults_after_config_rules() -> None:
+    res = effective_resources({"devices": [{"allow": False, "access": "rwm"}]})
+    rules = res["devices"]
+    assert rules[0] == {"allow": False, "access": "rwm"}
+    assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"} in rules
+    assert effective_resources({"memory": {"limit": 1}}) == {"memory": {"limit": 1}}
+
+
+def test_capability_names() -> None:
+    assert to_numbers(("CAP_CHOWN", "cap_kill"), "x") == {0, 5}
+    with pytest.raises(ConfigError, match=r"process.capabilities.bounding\[1\]: unknown capability"):
+        CapabilityPlan(Capabilities(bounding=("CAP_KILL", "CAP_BOGUS")))
+
+
+def test_record_behaves_like_a_frozen_dataclass() -> None:
+    @dataclass(frozen=True)
+    class Point:
+        x: int
+        y: int = 2
+        tags: list[str] = field(default_factory=list)
+
+    p = Point(1)
+    assert p == Point(1, 2, []) and p != Point(1, 3) and repr(p) == "Point(x=1, y=2, tags=[])"
+    assert Point(x=1, tags=["a"]).tags == ["a"]
+    assert asdict(Point(1)) == {"x": 1, "y": 2, "tags": []}
+    with pytest.raises(FrozenInstanceError):
+        p.x = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing required argument 'x'"):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        Point(1, z=3)  # type: ignore[call-arg]
+    assert Point(1).tags is not Point(1).tags, "default_factory runs per instance"
