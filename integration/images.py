@@ -199,12 +199,13 @@ def wait_gone(needle: str, timeout: float, kill: bool = True) -> list[int]:
     return left
 
 
-CGROUP_MAGICS = (0x27E0EB, 0x63677270)  # cgroup v1, cgroup2
-
-
 def _on_cgroupfs(path: Path) -> bool:
-    out = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True)
-    return out.returncode == 0 and int(out.stdout.strip() or "0", 16) in CGROUP_MAGICS
+    """Is `path` inside a mounted hierarchy (/sys/fs/cgroup/<name> is a mount point)?"""
+    try:
+        rel = path.relative_to(CGROUP_ROOT)
+    except ValueError:
+        return False
+    return bool(rel.parts) and os.path.ismount(CGROUP_ROOT / rel.parts[0])
 
 
 def rmdir_cgroup(path: Path) -> bool:

@@ -129,10 +129,19 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
             _write_time_offsets(plan.spec.linux.time_offsets)
         if not plan.is_exec:
             _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER))
+        # init shares our end of the channel: it must not speak before INIT_PID is sent
+        barrier_r, barrier_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(barrier_w)
+            if os.read(barrier_r, 1) != b"1":
+                os._exit(1)  # stage 1 died: the parent already knows
+            os.close(barrier_r)
             init(chan, plan, sys, prepared)  # never returns
+        os.close(barrier_r)
         chan.send(sync.INIT_PID, pid=pid)
+        os.write(barrier_w, b"1")
+        os.close(barrier_w)
         code = 0
     except BaseException as e:
         _fail(chan, e)
