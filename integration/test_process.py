@@ -189,3 +189,35 @@ def test_preserve_fds(pyrt: Runtime, tmp_path: Path) -> None:
     # 0-2, the preserved 3, and ls's own directory fd; never the unpreserved 4
     assert fds[:4] == ["0", "1", "2", "3"] and len(fds) == 5, fds
     assert "through-fd-3" in p.stdout
+
+
+def test_time_namespace_offsets(pyrt: Runtime) -> None:
+    cfg = base_config(["cat", "/proc/uptime"])
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    assert float(p.stdout.split()[0]) - host_uptime > 86400 * 364
+
+
+def test_user_namespace_mappings(pyrt: Runtime, tmp_path: Path) -> None:
+    cfg = base_config(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/f"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b = pyrt.bundle(cfg)
+    # the container's root is host uid 100000: give it its rootfs, as a user-namespaced
+    # image would be shipped
+    subprocess.run(["chown", "-R", "100000:100000", str(b / "rootfs")], check=True)
+    for d in (b, *b.parents):  # pytest's private tmp dirs must be walkable by that uid
+        if str(d).startswith("/tmp/"):
+            d.chmod(d.stat().st_mode | 0o011)
+    cid = pyrt.new_id()
+    p = pyrt("run", "--bundle", str(b), cid)
+    assert p.returncode == 0, p.stderr
+    maps = [line.split() for line in p.stdout.splitlines()[:2]]
+    assert maps == [["0", "100000", "65536"], ["0", "100000", "65536"]]
+    assert p.stdout.splitlines()[2] == "0"
+    assert (b / "rootfs" / "tmp" / "f").stat().st_uid == 100000

@@ -211,14 +211,13 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
             sys.join_session_keyring(f"_ses.{plan.container_id}" if plan.container_id else None)
         except OSError:
             pass  # keyrings may be unavailable (e.g. in a user namespace); runc ignores that too
-    fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC) if plan.fifo_path else None
+    fifo_fd = prepared.fifo_fd
 
     has_mount_ns = spec.linux.namespace("mount") is not None
     cgroup_ns = spec.linux.namespace("cgroup")
     if has_mount_ns:
         _at("preparing the rootfs")
-        # relative bind sources are relative to the bundle, as in runc
-        os.chdir(plan.bundle or "/")
+        # (bind sources, relative to the bundle, were opened by stage 1 already)
         mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
                               new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
 
@@ -271,6 +270,9 @@ class _Prepared:
 
     def __init__(self, plan: InitPlan, proc: Process) -> None:
         self.caps = CapabilityPlan(proc.capabilities)
+        # opened with the host's credentials: in a user namespace the state dir may be
+        # out of reach (runc passes this fd to its init the same way)
+        self.fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC) if plan.fifo_path else None
         self.seccomp: Any = None
         self.listener: Any = None
         seccomp_doc = plan.spec.linux.seccomp
