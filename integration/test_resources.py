@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import Runtime, base_config
 
 MIB = 1 << 20

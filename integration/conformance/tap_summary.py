@@ -145,7 +145,8 @@ def main():
             for n in names:
                 outcomes = [r["tests"].get(n, "missing") for r in per_rt]
                 if len(set(outcomes)) > 1:
-                    diff.append(f"{fname}: {n}: " + ", ".join(f"{rt}={o}" for rt, o in zip(ran, outcomes, strict=False)))
+                    pairs = zip(ran, outcomes, strict=False)
+                    diff.append(f"{fname}: {n}: " + ", ".join(f"{rt}={o}" for rt, o in pairs))
     with open(os.path.join(results, "differences.txt"), "w") as f:
         f.write("\n".join(diff) + ("\n" if diff else ""))
     if diff:
