@@ -4,6 +4,9 @@ No registry is ever contacted: the rootfs of conftest.busybox_rootfs() becomes o
 uncompressed layer, described by an image config and a manifest, and is written either
 as an OCI image layout tarball (``ctr images import``, ``podman load``) or as a plain
 layer tarball (``podman import``).
+
+Also the host-state helpers test_containerd.py and test_podman.py share to leave nothing
+behind (HostSnapshot: new cgroups, /run directories, mounts, stray processes).
 """
 
 from __future__ import annotations

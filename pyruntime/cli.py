@@ -27,6 +27,8 @@ class Ctx:
         from .container import Runtime
 
         if self.systemd_cgroup:
+            if not os.path.isdir("/run/systemd/system"):
+                raise RuntimeErr("--systemd-cgroup: systemd is not running on this host")
             raise RuntimeErr("--systemd-cgroup: the systemd cgroup driver is not supported "
                              "(use cgroupfs paths)")
         return Runtime(self.root, warn=self.log.warn, debug=self.log.debug)
