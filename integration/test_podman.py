@@ -232,11 +232,8 @@ def test_podman_default_seccomp_and_capabilities(podman: Podman) -> None:
     assert seen["pyruntime"] == seen["runc"]
 
 
-FILEMODE_BUG = pytest.mark.xfail(strict=False, reason=(
-    "pyruntime bug: podman writes linux.devices[].fileMode with the file type bits "
-    "(S_IFCHR|0600 = 8576 for /dev/fuse, S_IFBLK|0660 = 24960 for a block device); "
-    "pyruntime's schema (oci-schemas/defs-linux.json) caps fileMode at 511 and refuses the "
-    "config, runc masks the type bits off (fileMode &^ S_IFMT) and creates the node"))
+# podman writes linux.devices[].fileMode with the file type bits (S_IFCHR|0600 = 8576);
+# runc masks them off, and so must we (the "device" and "privileged" cases).
 
 OPTION_CASES = [
     pytest.param(["--user", "65534:65534", "--workdir", "/tmp", "-e", "FOO=bar"],
@@ -259,9 +256,9 @@ OPTION_CASES = [
                  "test -d /proc/1 && test \"$$\" -gt 1 && echo host-pid; hostname | grep -qv '^[0-9a-f]\\{12\\}$' "
                  "&& echo host-uts", id="host-namespaces"),
     pytest.param(["--device", "/dev/fuse"], "ls -l /dev/fuse | cut -c1-10; head -c0 /dev/fuse && echo open",
-                 id="device", marks=FILEMODE_BUG),
+                 id="device"),
     pytest.param(["--privileged"], "grep -E '^(CapEff|Seccomp):' /proc/self/status; "
-                 "test -e /dev/fuse -a -e /dev/zero && echo host-devices", id="privileged", marks=FILEMODE_BUG),
+                 "test -e /dev/fuse -a -e /dev/zero && echo host-devices", id="privileged"),
 ]
 
 

@@ -300,6 +300,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
                     state: dict[str, Any], fifo_fd: int | None, sys: LinuxSyscalls) -> None:
     """Apparmor, user, capabilities, seccomp; report READY; wait for start; execve."""
     spec = plan.spec
+    _reopen_dev_null()
     if proc.apparmor_profile:
         _apparmor_exec(proc.apparmor_profile)
     env = _environment(list(proc.env) + plan.extra_env, proc.user.uid)
@@ -333,6 +334,26 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
     os.closerange(3 + plan.extra_fds, 1 << 20)
     _unblock_signals()
     os.execve(path, list(proc.args), env)
+
+
+def _reopen_dev_null() -> None:
+    """stdio that is the host's /dev/null may be open read-only (containerd's --null-io):
+    give the process the container's /dev/null read-write instead, as runc does."""
+    null = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            if null is None:
+                try:
+                    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                except OSError:
+                    return
+            os.dup2(null, fd)
+    if null is not None:
+        os.close(null)
 
 
 def _load_seccomp(flt: Any, listener: Any, state: dict[str, Any], spec: Spec) -> None:

@@ -1,0 +1,854 @@
+"""Regression tests for runc's container-escape CVE classes, run as the attacks themselves.
+
+Each test drives real containers through the pyruntime CLI (the `pyrt` fixture) and plays
+the part of a malicious image, config or container process.  Each docstring names the runc
+CVE it models and how the test was shown to FAIL on a deliberately broken runtime: a copy
+of the repo (`cp -a /work/main /tmp/pyrt-broken`, with the copy's .venv/bin/pyruntime
+launcher pointed at the copy) with one protection removed, and this file run from the copy
+so that conftest's `pyrt` fixture uses the broken runtime.
+
+Nothing here may touch the host for real: targets "on the host" are scratch directories
+under tmp_path, and every test checks those, the host's /etc and the host's mount table
+afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Runtime, base_config
+from pyruntime import seccomp
+
+PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
+DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def sha256(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def runtime_files(binary: str) -> list[str]:
+    """The runtime's launcher and the interpreter it runs (/proc/<runtime pid>/exe)."""
+    out = [os.path.realpath(binary)]
+    with open(binary, "rb") as f:
+        first = f.readline()
+    if first.startswith(b"#!"):
+        out.append(os.path.realpath(first[2:].split()[0].decode()))
+    return out
+
+
+def file_id(path: str | Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def host_pid_in_ns(host_pid: int) -> int:
+    """The pid that `host_pid` has in its innermost pid namespace."""
+    with open(f"/proc/{host_pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    raise AssertionError("no NSpid")
+
+
+def status_field(text: str, key: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in {text!r}")
+
+
+class HostSnapshot:
+    """Host facts no container setup may change: the mount table, /etc, scratch dirs."""
+
+    ETC_FILES = ("/etc/passwd", "/etc/shadow", "/etc/hostname", "/etc/hosts")
+
+    def __init__(self, tmp_path: Path, *scratch: Path) -> None:
+        # other mounts may come and go (other tests, other users of this machine): only
+        # these places are ours to watch
+        self.watched = (str(tmp_path), "/etc", "/proc/sys", "/usr", "/root", "/bin", "/sbin")
+        self.scratch = scratch
+        self.mounts = self._mounts()
+        self.etc = self._etc()
+        self.dirs = {p: self._tree(p) for p in scratch}
+        self.core_pattern = Path("/proc/sys/kernel/core_pattern").read_text()
+
+    def _mounts(self) -> list[str]:
+        out = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split()[4]
+                if any(point == w or point.startswith(w + "/") for w in self.watched):
+                    out.append(" ".join(line.split()[3:5]) + " " + line.split(" - ")[1].split()[0])
+        return sorted(out)
+
+    def _etc(self) -> dict[str, Any]:
+        st = os.stat("/etc")
+        files = {p: sha256(p) for p in self.ETC_FILES if os.path.exists(p)}
+        return {"mtime": st.st_mtime_ns, "names": sorted(os.listdir("/etc")), "files": files}
+
+    @staticmethod
+    def _tree(path: Path) -> list[tuple[str, int, int]]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in sorted(dirnames + filenames):
+                p = os.path.join(dirpath, name)
+                st = os.lstat(p)
+                out.append((os.path.relpath(p, path), st.st_mode, st.st_mtime_ns))
+        st = os.stat(path)
+        return sorted(out) + [(".", st.st_mode, st.st_mtime_ns)]
+
+    def assert_unchanged(self) -> None:
+        assert self._mounts() == self.mounts, "the host's mount table changed"
+        assert self._etc() == self.etc, "the host's /etc changed"
+        for p, tree in self.dirs.items():
+            assert self._tree(p) == tree, f"host directory {p} changed"
+        assert Path("/proc/sys/kernel/core_pattern").read_text() == self.core_pattern
+
+
+def scratch(tmp_path: Path, name: str, secret: str = "") -> Path:
+    """A host directory a container must never reach; optionally with a secret file."""
+    d = tmp_path / name
+    d.mkdir()
+    if secret:
+        (d / "secret").write_text(secret)
+    return d
+
+
+def without_dev_tmpfs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Keep the image's own /dev (no tmpfs over it) so that what the image put there counts."""
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/dev"]
+    return cfg
+
+
+def mountinfo_points(text: str) -> dict[str, str]:
+    """mountpoint -> fstype of a /proc/self/mountinfo text."""
+    out = {}
+    for line in text.splitlines():
+        if " - " in line:
+            fields = line.split()
+            out[fields[4]] = line.split(" - ")[1].split()[0]
+    return out
+
+
+# --- CVE-2019-5736: /proc/<runtime>/exe ----------------------------------------------------
+
+# Run by the attacker inside container A against one pid ($1) of its pid namespace.  Every
+# check reports "OPEN ..." on success or the shell's error (which names the errno).  O_RDWR
+# (never O_TRUNC) is how the exploit overwrote runc; the other opens are what non-dumpable
+# also closes: the binary read-only, the environment, memory, fds, root and cwd.
+ATTACK_ONE_PID = r"""
+d=/proc/$1
+one() { tr '\n' ' '; }
+echo "exe-rw: $( { true 3<>$d/exe && echo OPEN; } 2>&1 | one )"
+echo "exe-ro: $( { stat -L -c 'OPEN %d:%i' /proc/self/fd/3; } 2>&1 3<$d/exe | one )"
+echo "environ: $( { IFS= read -r line <&4; echo "OPEN ${line%%=*}"; } 2>&1 4<$d/environ | one )"
+echo "mem: $( { true && echo OPEN; } 2>&1 5<$d/mem | one )"
+echo "fd: $( for f in $d/fd/*; do stat -L -c "OPEN $f" $f; done 2>&1 | one )"
+echo "root: $( { ls $d/root/ >/dev/null && echo OPEN; } 2>&1 | one )"
+echo "cwd: $( stat -L -c OPEN $d/cwd 2>&1 | one )"
+"""
+
+
+def test_cve_2019_5736_runtime_process_is_not_reachable(pyrt: Runtime) -> None:
+    """CVE-2019-5736 (runc overwritten through /proc/self/exe).
+
+    Container A is running; container B is created in A's pid namespace, so B's init (the
+    runtime's python, waiting on the exec fifo with the container's capabilities already
+    applied) is a process A can see, for as long as we like.  From inside A, as root with
+    the default capabilities, the attacker tries to open /proc/<B's init>/exe for writing
+    and reading, and to read its environ (the runtime's, with a marker), mem, fd/, root/
+    and cwd.  All must be EACCES: the runtime made itself non-dumpable before joining the
+    namespaces.  The interpreter and launcher on the host must be unchanged.
+
+    Broken build: /tmp/pyrt-broken with `sys.prctl(PR_SET_DUMPABLE, 0)` removed from
+    init.stage1.  The test then failed: A opened the host's python binary read-only (same
+    dev:ino as /root/.pyenv/.../python3.11), read PYRT_MARKER from the runtime's environ,
+    opened its mem, listed its fds (the host's exec.fifo among them); only the O_RDWR open
+    was stopped, by ETXTBSY ("Text file busy"), because the interpreter was running.
+    """
+    files = runtime_files(pyrt.binary)
+    before = {f: sha256(f) for f in files}
+    marker = uuid.uuid4().hex
+    a_cfg = base_config(["sleep", "100"])
+    a = pyrt.bundle(a_cfg)
+    aid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(a), aid, check=True)
+    a_pid = pyrt.state(aid)["pid"]
+
+    b_cfg = base_config(["true"])
+    b_cfg["linux"]["namespaces"] = [
+        {"type": "pid", "path": f"/proc/{a_pid}/ns/pid"} if ns["type"] == "pid" else ns
+        for ns in b_cfg["linux"]["namespaces"]]
+    b = pyrt.bundle(b_cfg)
+    bid = pyrt.new_id()
+    pyrt("create", "--bundle", str(b), bid, check=True,
+         env={"PYRT_MARKER": marker, **os.environ})
+    b_pid = pyrt.state(bid)["pid"]
+    assert "pyruntime" in Path(f"/proc/{b_pid}/cmdline").read_text()  # not exec'd yet
+    target = host_pid_in_ns(b_pid)
+
+    p = pyrt("exec", aid, "sh", "-c", ATTACK_ONE_PID, "attack", str(target))
+    assert p.returncode == 0, p.stderr
+    results = dict(line.split(": ", 1) for line in p.stdout.strip().splitlines())
+    assert set(results) == {"exe-rw", "exe-ro", "environ", "mem", "fd", "root", "cwd"}, p.stdout
+    for what, outcome in results.items():
+        assert "OPEN" not in outcome and "Permission denied" in outcome, (what, p.stdout)
+    assert marker not in p.stdout
+
+    # the attacker's own reach is intact: the same checks against A's pid 1 (sleep) work
+    p = pyrt("exec", aid, "sh", "-c", ATTACK_ONE_PID, "attack", "1")
+    assert "exe-ro: OPEN" in p.stdout and "environ: OPEN PATH" in p.stdout, p.stdout
+    assert "fd: OPEN" in p.stdout and "root: OPEN" in p.stdout, p.stdout
+    assert {f: sha256(f) for f in files} == before
+
+
+# The watcher: container A's process, polling its pid namespace for new processes (those
+# of `pyruntime exec`) and trying each until it becomes the exec'd busybox.  Only builtins in
+# the loop (no fork) so that it is fast.  exe and environ are opened together and read
+# through the fds, so a process that execs meanwhile cannot blur what was opened; `stat`
+# (once per pid) names the exe file.
+WATCHER = r"""
+seen=" $$ "; denied=" "
+: > /tmp/log
+while [ ! -e /tmp/stop ]; do
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    case "$seen" in *" $p "*) continue;; esac
+    if { IFS= read -r line <&4
+         case "$line" in PYRT_MARKER=*) echo "pid $p environ LEAK";; esac
+         stat -L -c "pid $p exe %d:%i" /proc/self/fd/3
+       } 2>/dev/null 3<$d/exe 4<$d/environ >> /tmp/log; then
+      true 2>/dev/null 5<$d/mem && echo "pid $p mem open" >> /tmp/log
+      { true 6<>$d/exe; } 2>>/tmp/log
+      seen="$seen$p "
+    else
+      case "$denied" in *" $p "*) ;; *) denied="$denied$p "; echo "pid $p denied" >> /tmp/log;; esac
+    fi
+  done
+done
+echo end >> /tmp/log
+"""
+
+
+def test_cve_2019_5736_exec_race(pyrt: Runtime) -> None:
+    """CVE-2019-5736, the racing form: a container process watches for `pyruntime exec`
+    joining it and tries /proc/<pid>/exe (read, then O_RDWR), environ and mem of each new
+    pid in a loop, while the host runs ten execs.  No attempt may reach the runtime's
+    interpreter or its environment; the host binaries stay unchanged.
+
+    The container uses podman's seccomp profile (as podman would), which makes the runtime
+    load a large filter after dropping capabilities: the widest window in which a
+    dumpable runtime would be open to the container.
+
+    Broken build (PR_SET_DUMPABLE removed, as above): failed in three of three runs, each
+    time on every exec: the watcher opened the host's python binary as /proc/<pid>/exe,
+    read PYRT_MARKER from the runtime's environ and opened its mem.  In trials without the
+    seccomp profile it still caught 2-5 of 15 execs.
+    """
+    files = runtime_files(pyrt.binary)
+    before = {f: sha256(f) for f in files}
+    interpreter = file_id(files[-1])
+    marker = uuid.uuid4().hex
+    cfg = base_config(["sh", "-c", WATCHER])
+    if PODMAN_PROFILE.exists():
+        cfg["linux"]["seccomp"] = seccomp.containers_profile_to_oci(
+            json.loads(PODMAN_PROFILE.read_text()), caps=DEFAULT_CAPS)
+    b = pyrt.bundle(cfg)
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+    log = b / "rootfs" / "tmp" / "log"
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    env = {"PYRT_MARKER": marker, **os.environ}
+    for _ in range(10):
+        p = pyrt("exec", cid, "true", env=env)
+        assert p.returncode == 0, p.stderr
+    (b / "rootfs" / "tmp" / "stop").touch()
+    deadline = time.monotonic() + 10
+    while "end" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = log.read_text()
+    assert "end" in text, text
+    # a pid whose exe the watcher could open was the runtime's (a leak) if that exe is the
+    # interpreter; the exec'd busybox it may open (and its mem) as it likes
+    leaks = [line for line in text.splitlines() if interpreter in line or "LEAK" in line]
+    assert not leaks, text
+    # the watcher did see runtime processes in flight (and was refused)
+    assert " denied" in text, text
+    assert {f: sha256(f) for f in files} == before
+
+
+# --- CVE-2024-21626: leaked host fds and cwd -------------------------------------------------
+
+def run_with_fds(pyrt: Runtime, fds: str, args: str,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`pyruntime <args>` started by a shell that first opens `fds` (e.g. "3<file 7<dir"),
+    as a caller that leaks fds would.  Output through files: a detached container keeps
+    its stdio open."""
+    cmd = f"exec {fds}; exec {pyrt.binary} --root {pyrt.root} {args}"
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run(["bash", "-c", cmd], stdout=out, stderr=err, text=True,
+                           timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
+    return p
+
+
+def fds_seen_by_ls(out: str) -> dict[int, str]:
+    """fd -> target from `ls -l /proc/self/fd`, without the fd ls itself reads the dir by."""
+    fds = {}
+    for line in out.splitlines():
+        m = re.search(r" (\d+) -> (.*)$", line)
+        if m and not re.fullmatch(r"/proc/\d+/fd", m.group(2)):
+            fds[int(m.group(1))] = m.group(2)
+    return fds
+
+
+def host_view(pid: int) -> tuple[list[int], str, str]:
+    """A process's fds, and its cwd and root as dev:ino (the paths are in its mount ns)."""
+    fds = sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd"))
+    return fds, file_id(f"/proc/{pid}/cwd"), file_id(f"/proc/{pid}/root")
+
+
+def test_cve_2024_21626_no_host_fd_reaches_the_container(pyrt: Runtime, tmp_path: Path) -> None:
+    """CVE-2024-21626 (leaked fds): the runtime is started with an inherited host directory
+    fd (7, not preserved) and a preserved file (3, --preserve-fds 1).  From inside,
+    `ls -l /proc/self/fd` shows 0, 1, 2 and 3 only, and /proc/self/cwd is the container's;
+    from the host, the container process has exactly fds 0-3 and its cwd and root in the
+    rootfs.  The same for `exec --preserve-fds 1` with and without `--cwd /tmp`.
+
+    Broken build: the `os.closerange(3 + plan.extra_fds, ...)` before execve removed from
+    init.  The test then failed: fd 7 (the host directory) and an fd the test harness had
+    left open (10 -> /dev/null) showed up inside the container.
+    """
+    host = scratch(tmp_path, "hostdir", "HOST-SECRET")
+    passed = tmp_path / "passed"
+    passed.write_text("preserved")
+    snap = HostSnapshot(tmp_path, host)
+    fds = f"3<{passed} 7<{host}"
+    inside = "ls -l /proc/self/fd; echo cwd=$(readlink /proc/self/cwd)"
+
+    b = pyrt.bundle(base_config(["sh", "-c", inside]))
+    p = run_with_fds(pyrt, fds, f"run --preserve-fds 1 --bundle {b} {pyrt.new_id()}")
+    assert p.returncode == 0, p.stderr
+    seen = fds_seen_by_ls(p.stdout)
+    assert sorted(seen) == [0, 1, 2, 3] and seen[3] == str(passed), p.stdout
+    assert "cwd=/\n" in p.stdout, p.stdout
+
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    p = run_with_fds(pyrt, fds, f"run -d --preserve-fds 1 --bundle {b} {cid}")
+    assert p.returncode == 0, p.stderr
+    rootfs = str(b / "rootfs")
+    assert host_view(pyrt.state(cid)["pid"]) == ([0, 1, 2, 3], file_id(rootfs), file_id(rootfs))
+
+    for cwd in ("", "/tmp"):
+        flag = f"--cwd {cwd}" if cwd else ""
+        p = run_with_fds(pyrt, fds, f"exec {flag} --preserve-fds 1 {cid} sh -c '{inside}'")
+        assert p.returncode == 0, p.stderr
+        seen = fds_seen_by_ls(p.stdout)
+        assert sorted(seen) == [0, 1, 2, 3] and seen[3] == str(passed), p.stdout
+        assert f"cwd={cwd or '/'}\n" in p.stdout, p.stdout
+
+        pidfile = tmp_path / "exec.pid"
+        p = run_with_fds(pyrt, fds, f"exec -d --pid-file {pidfile} {flag} --preserve-fds 1 "
+                                    f"{cid} sleep 100")
+        assert p.returncode == 0, p.stderr
+        pid = int(pidfile.read_text())
+        assert host_view(pid) == ([0, 1, 2, 3], file_id(rootfs + cwd), file_id(rootfs))
+        os.kill(pid, 9)
+    snap.assert_unchanged()
+
+
+CWD_PROBE = ('echo "pwd=$(pwd)"; cat secret 2>/dev/null; '
+             'cat ../../../../../../../../../../{host}/secret 2>/dev/null; echo end')
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "pyruntime bug (CVE-2024-21626 class): init chdir()s to process.cwd while every fd it "
+    "inherited from its caller is still open (closerange runs just before execve), and does "
+    "not check that the new cwd is inside the container: process.cwd=/proc/self/fd/N with "
+    "an inherited host directory fd N gives the container a host cwd (create and exec)"))
+@pytest.mark.parametrize("verb", ["create", "exec"])
+def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Path,
+                                                     verb: str) -> None:
+    """CVE-2024-21626 (process.cwd /proc/self/fd/N): the runtime's caller has a host
+    directory open as fd 7 (not preserved, as runc's own leaked fd was not), and the
+    image/config asks for process.cwd (or `exec --cwd`) /proc/self/fd/7.  The runtime must
+    refuse, or the process must end up with no way to the host: its cwd inside the
+    container, the host's secret unreadable.
+
+    This FAILS on the current runtime (hence xfail): `pwd` prints nothing (cwd
+    unreachable from the root) and the process reads HOST-SECRET through the cwd, and the
+    host's /etc/hostname through ../../..  A build that checks os.getcwd() after the
+    chdir in init._setup_process (and fails on an unreachable cwd) passes.
+    """
+    host = scratch(tmp_path, "hostdir", "HOST-SECRET")
+    snap = HostSnapshot(tmp_path, host)
+    probe = CWD_PROBE.format(host=host)
+    if verb == "create":
+        cfg = base_config(["sh", "-c", probe])
+        cfg["process"]["cwd"] = "/proc/self/fd/7"
+        b = pyrt.bundle(cfg)
+        p = run_with_fds(pyrt, f"7<{host}", f"run --bundle {b} {pyrt.new_id()}")
+    else:
+        b = pyrt.bundle(base_config(["sleep", "100"]))
+        cid = pyrt.new_id()
+        pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+        p = run_with_fds(pyrt, f"7<{host}", f"exec --cwd /proc/self/fd/7 {cid} sh -c '{probe}'")
+    assert "HOST-SECRET" not in p.stdout, p.stdout
+    if p.returncode == 0:
+        assert re.search(r"^pwd=/\S*$", p.stdout, re.M), p.stdout
+    else:
+        assert "cwd" in p.stderr, p.stderr
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("volume", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=False, reason=(
+        "pyruntime bug (CVE-2024-21626 class): the bind sources init pre-opens "
+        "(mounts.preopen -> mounts._PREOPENED, O_PATH fds) stay open until the closerange "
+        "just before execve, i.e. past chdir(process.cwd); with a volume, process.cwd "
+        "/proc/self/fd/5 is a directory of the host tree that pivot_root detached, and the "
+        "container reads host files through ../.."))),
+], ids=["plain", "with-volume"])
+def test_cve_2024_21626_cwd_through_the_runtimes_own_fds(pyrt: Runtime, tmp_path: Path,
+                                                          volume: bool) -> None:
+    """CVE-2024-21626 with nothing inherited: process.cwd /proc/self/fd/N for every N the
+    runtime's init could hold at chdir time (3..12).  runc leaked its own fd to the
+    host's /sys/fs/cgroup this way.  With a volume (a bind mount) in the config, the
+    runtime's pre-opened bind sources are among those fds.  Each attempt must fail, or
+    leave the process inside the container.
+
+    with-volume FAILS on the current runtime (hence xfail): for N=5 (the pre-opened
+    volume source) `pwd` prints nothing and the process reads HOST-SECRET (and the
+    host's /etc/hostname) through ../..  It failed the same way on /tmp/pyrt-fixbind, an
+    earlier tree (where bind sources were opened before unshare(CLONE_NEWNS) and bind
+    mounts failed with EINVAL) patched so that binds worked.  "plain" (no fd to a
+    directory in init at chdir time) passes.
+    """
+    host = scratch(tmp_path, "hostdir", "HOST-SECRET")
+    vol = scratch(tmp_path, "volume", "VOLUME-FILE")
+    snap = HostSnapshot(tmp_path, host)
+    cfg = base_config(["sh", "-c", "cat /vol/secret 2>/dev/null || echo no-volume"])
+    if volume:
+        cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                              "options": ["rbind"]})
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr  # sanity: the config works with a normal cwd
+    assert ("VOLUME-FILE" if volume else "no-volume") in p.stdout
+    cfg["process"]["args"] = ["sh", "-c", CWD_PROBE.format(host=host)]
+    for n in range(3, 13):
+        cfg["process"]["cwd"] = f"/proc/self/fd/{n}"
+        p = pyrt.run(cfg)
+        assert "HOST-SECRET" not in p.stdout, (n, p.stdout)
+        if p.returncode == 0:
+            assert re.search(r"^pwd=/\S*$", p.stdout, re.M), (n, p.stdout)
+        else:
+            assert "cwd" in p.stderr, (n, p.stderr)
+    snap.assert_unchanged()
+
+
+# --- CVE-2021-30465: symlinked and racing mount destinations ---------------------------------
+
+
+def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_path: Path) -> None:
+    """CVE-2021-30465, static form: the image's mount destinations are symlinks out of the
+    rootfs, absolute with '..' (mnt/a -> /../../../../etc), through /proc
+    (mnt/b -> /proc/self/root/<host dir>) and relative (mnt/c -> ../../../..<host dir>).
+    The config mounts tmpfs on mnt/a, mnt/b/x and mnt/c/y.  Each must land inside the
+    rootfs (where the link means *inside the container*): the container sees tmpfs on
+    /etc, <host dir>/x and <host dir>/y, and the host's directory, /etc and mount table
+    are untouched.
+
+    Broken build: paths.open_in_root replaced by a kernel lookup of
+    /proc/self/fd/<root>/<dest> that follows symlinks (plus makedirs for create), i.e.
+    runc before the fix.  The test then failed: the runtime created x and y in the host
+    directory, and inside the container /etc was not a tmpfs (the mount had gone to the
+    host's /etc in the container's mount namespace).
+    """
+    hostdir = scratch(tmp_path, "hostside")
+    snap = HostSnapshot(tmp_path, hostdir)
+    cfg = base_config(["cat", "/proc/self/mountinfo"])
+    for dest in ("/mnt/a", "/mnt/b/x", "/mnt/c/y"):
+        cfg["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=1m"]})
+    b = pyrt.bundle(cfg)
+    mnt = b / "rootfs" / "mnt"
+    mnt.mkdir(exist_ok=True)
+    os.symlink("/../../../../etc", mnt / "a")
+    os.symlink(f"/proc/self/root{hostdir}", mnt / "b")
+    os.symlink("../../../.." + str(hostdir), mnt / "c")
+    p = pyrt("run", "--bundle", str(b), pyrt.new_id())
+    assert p.returncode == 0, p.stderr
+    points = mountinfo_points(p.stdout)
+    assert points.get("/etc") == "tmpfs", p.stdout
+    assert points.get(f"{hostdir}/x") == "tmpfs", p.stdout
+    assert points.get(f"{hostdir}/y") == "tmpfs", p.stdout
+    # and they are inside the rootfs: the directories were made there
+    assert (b / "rootfs" / str(hostdir).lstrip("/") / "x").is_dir()
+    snap.assert_unchanged()
+
+
+# Container A: swaps `x` in the shared directory between a directory and a symlink to the
+# host directory, as fast as busybox allows, until told to stop.
+SWAPPER = r"""
+cd {shared}
+mkdir -p d && ln -sf {target} l
+: > /tmp/swapping
+while [ ! -e /tmp/stop ]; do
+  mv -f d x; mv -f x d; mv -f l x; mv -f x l
+done
+echo end > /tmp/swapper-done
+"""
+
+
+@pytest.mark.parametrize("share", [
+    "rootfs",
+    "volume",
+])
+def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share: str) -> None:
+    """CVE-2021-30465, racing form: container A keeps swapping `x` in a directory it shares
+    with container B between a real directory and a symlink to a host directory, while B
+    is created eight times with a tmpfs on <shared>/x/t.  Shared either as the same
+    rootfs directory for both, or as a volume (a host directory bind-mounted into both).
+    Wherever each of B's mounts lands, it must be inside B's rootfs (x/t or, through the
+    link, <host dir>/t in the container), never on the host: the host directory, /etc and
+    the mount table are unchanged.
+
+    Broken build (the open_in_root that follows symlinks, above): failed: `t` appeared in
+    the host directory whenever B resolved x while it was the symlink.
+    """
+    hostdir = scratch(tmp_path, "hostside")
+    snap = HostSnapshot(tmp_path, hostdir)
+    vol = scratch(tmp_path, "volume")
+    if share == "rootfs":
+        shared_in_container = "/shared"
+    else:
+        shared_in_container = "/vol"
+    a_cfg = base_config(["sh", "-c", SWAPPER.format(shared=shared_in_container, target=hostdir)])
+    if share == "volume":
+        a_cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                                "options": ["rbind"]})
+    a = pyrt.bundle(a_cfg)
+    if share == "rootfs":
+        (a / "rootfs" / "shared").mkdir()
+    aid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(a), aid, check=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (a / "rootfs" / "tmp" / "swapping").exists():
+            assert time.monotonic() < deadline, "swapper did not start"
+            time.sleep(0.02)
+        b_cfg = base_config(["cat", "/proc/self/mountinfo"])
+        if share == "rootfs":
+            b_cfg["root"]["path"] = str(a / "rootfs")
+        else:
+            b_cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                                    "options": ["rbind"]})
+        b_cfg["mounts"].append({"destination": f"{shared_in_container}/x/t", "type": "tmpfs",
+                                "source": "tmpfs", "options": ["size=1m"]})
+        b = pyrt.bundle(b_cfg)
+        landed = []
+        for _ in range(8):
+            p = pyrt("run", "--bundle", str(b), pyrt.new_id())
+            if p.returncode != 0:
+                # losing a race to a vanishing path may fail the create; never silently
+                assert "mounts[" in p.stderr, p.stderr
+                continue
+            # A's renames move the mount point around inside the shared directory; through
+            # the link it is <host dir>/t *inside* the rootfs
+            inside = [m for m, fs in mountinfo_points(p.stdout).items() if fs == "tmpfs" and (
+                m == f"{hostdir}/t" or (m.startswith(shared_in_container + "/") and m.endswith("/t")))]
+            assert inside, p.stdout
+            landed += inside
+        assert landed, "B never started"
+    finally:
+        (a / "rootfs" / "tmp" / "stop").touch()
+    snap.assert_unchanged()
+
+
+# --- CVE-2025-31133, CVE-2025-52565: /dev/null and /dev/console ---------------------------------
+
+
+@pytest.mark.parametrize("null", ["symlink-core-pattern", "symlink-host", "regular-file"])
+def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Path,
+                                                     null: str) -> None:
+    """CVE-2025-31133 (maskedPaths through a replaced /dev/null): the image keeps its own
+    /dev (no tmpfs over it) and its /dev/null is a symlink to /proc/sys/kernel/core_pattern,
+    a symlink to a host file, or a regular file.  Masking bind-mounts /dev/null over files
+    like /proc/kcore; were it to bind whatever the image put there, the container would see
+    (and perhaps write) core_pattern or a host file in place of the masked one.  The runtime
+    must refuse, or the masked files must be the real null device; never a host bind.
+
+    Broken build: the S_ISCHR/1:3 check removed from mounts._NullDevice.path.  The test
+    then failed: for symlink-core-pattern the masked /proc/keys showed the host's
+    core_pattern, for regular-file it showed the image's file.
+    """
+    hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
+    snap = HostSnapshot(tmp_path, hostdir)
+    cfg = without_dev_tmpfs(base_config(
+        ["sh", "-c", "for f in /proc/keys /proc/timer_list; do "
+                     "echo \"$f $(stat -c %F:%t:%T $f) [$(head -c 100 $f 2>&1)]\"; done"]))
+    b = pyrt.bundle(cfg)
+    dev = b / "rootfs" / "dev"
+    dev.mkdir(exist_ok=True)
+    if null == "symlink-core-pattern":
+        os.symlink("/proc/sys/kernel/core_pattern", dev / "null")
+    elif null == "symlink-host":
+        os.symlink(str(hostdir / "secret"), dev / "null")
+    else:
+        (dev / "null").write_text("IMAGE-NULL\n")
+    p = pyrt("run", "--bundle", str(b), pyrt.new_id())
+    if p.returncode != 0:
+        assert "/dev/null" in p.stderr or "maskedPaths" in p.stderr, p.stderr
+    else:
+        # both masked: the null device, reading as nothing
+        assert p.stdout.splitlines() == [f"{f} character special file:1:3 []"
+                                         for f in ("/proc/keys", "/proc/timer_list")], p.stdout
+    snap.assert_unchanged()
+
+
+def _console_receiver(path: Path, result: dict[str, Any]) -> threading.Thread:
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    srv.settimeout(30)
+
+    def serve() -> None:
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+            master = fds[0]
+            data = b""
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and b"END" not in data:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            result["data"] = data.decode(errors="replace")
+            os.close(master)
+        except OSError as e:
+            result["error"] = e
+        finally:
+            srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("console", ["symlink-host", "symlink-core-pattern", "pts-symlink-host"])
+def test_cve_2025_52565_console_cannot_be_redirected(pyrt: Runtime, tmp_path: Path,
+                                                     console: str) -> None:
+    """CVE-2025-52565 (/dev/console and /dev/pts swapped): with the image's own /dev and a
+    terminal, the image makes /dev/console a symlink to a host file or to
+    /proc/sys/kernel/core_pattern, or makes /dev/pts a symlink to a host directory.  The
+    runtime must fail, or give the container a real pty as /dev/console, with devpts
+    inside the rootfs; never bind the pty onto the host file or a procfs file, never mount
+    devpts on the host.
+
+    Broken build: devices._open_mount_file opening without O_NOFOLLOW and accepting a
+    symlink.  The test then failed for symlink-core-pattern: the pty was bind-mounted
+    over the container's /proc/sys/kernel/core_pattern (a char device there afterwards).
+    """
+    hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
+    snap = HostSnapshot(tmp_path, hostdir)
+    script = ("stat -c 'console %F %t' /dev/console; stat -c 'core %F' "
+              f"/proc/sys/kernel/core_pattern; cat {hostdir}/secret 2>/dev/null; echo END")
+    cfg = without_dev_tmpfs(base_config(["sh", "-c", script]))
+    cfg["process"]["terminal"] = True
+    b = pyrt.bundle(cfg)
+    dev = b / "rootfs" / "dev"
+    dev.mkdir(exist_ok=True)
+    if console == "symlink-host":
+        os.symlink(str(hostdir / "secret"), dev / "console")
+    elif console == "symlink-core-pattern":
+        os.symlink("/proc/sys/kernel/core_pattern", dev / "console")
+    else:
+        os.symlink(str(hostdir), dev / "pts")
+    sock = tmp_path / "console.sock"
+    result: dict[str, Any] = {}
+    t = _console_receiver(sock, result)
+    cid = pyrt.new_id()
+    p = pyrt("run", "-d", "--console-socket", str(sock), "--bundle", str(b), cid)
+    if p.returncode != 0:
+        assert "console" in p.stderr or "/dev/pts" in p.stderr, p.stderr
+    else:
+        t.join(30)
+        out = result.get("data", "")
+        assert "END" in out, result
+        assert re.search(r"console character special file 88", out), out  # pty major 136
+        assert re.search(r"core regular (empty )?file", out), out
+        assert "HOST-SECRET" not in out, out
+    snap.assert_unchanged()
+    assert os.listdir(hostdir) == ["secret"]
+
+
+# --- CVE-2019-16884 / CVE-2025-52881: /proc redirected ----------------------------------------
+
+
+@pytest.mark.parametrize("target", ["/tmp/fakeproc", "host"])
+def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
+                                                target: str) -> None:
+    """CVE-2019-16884 (an image whose /proc is a symlink, so that the runtime's later
+    writes to /proc/self/attr/... or /proc/sys go to a place the image controls): the
+    image's /proc is a symlink to /tmp/fakeproc (inside the image, with a fake
+    self/attr/exec) or to a host directory.  The runtime must refuse with an error that
+    names proc, and write nothing anywhere.
+
+    Broken build: mounts._mount_filesystem with strict=False (proc mounted wherever the
+    symlink leads).  The test then failed: the container started, with procfs at
+    /tmp/fakeproc behind the /proc symlink.
+    """
+    hostdir = scratch(tmp_path, "hostside")
+    snap = HostSnapshot(tmp_path, hostdir)
+    cfg = base_config(["sh", "-c", "ls -ld /proc; echo started"])
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    b = pyrt.bundle(cfg)
+    proc = b / "rootfs" / "proc"
+    os.rmdir(proc)
+    if target == "host":
+        os.symlink(str(hostdir), proc)
+    else:
+        fake = b / "rootfs" / "tmp" / "fakeproc"
+        (fake / "self" / "attr").mkdir(parents=True)
+        (fake / "self" / "attr" / "exec").write_text("")
+        (fake / "sys" / "net" / "ipv4").mkdir(parents=True)
+        (fake / "sys" / "net" / "ipv4" / "ip_forward").write_text("0")
+        os.symlink("/tmp/fakeproc", proc)
+    p = pyrt("run", "--bundle", str(b), pyrt.new_id())
+    assert p.returncode != 0 and "started" not in p.stdout, p.stdout
+    assert "proc" in p.stderr and "mounts[0]" in p.stderr, p.stderr
+    if target != "host":
+        fake = b / "rootfs" / "tmp" / "fakeproc"
+        assert (fake / "sys" / "net" / "ipv4" / "ip_forward").read_text() == "0"
+        assert (fake / "self" / "attr" / "exec").read_text() == ""
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("cover", ["tmpfs-over-proc-sys", "proc-over-proc-sys-net"])
+def test_cve_2025_52881_sysctl_write_cannot_be_redirected(pyrt: Runtime, cover: str) -> None:
+    """CVE-2025-52881 (runtime writes to /proc redirected by mounts over /proc): the config
+    mounts something over /proc/sys before the runtime writes linux.sysctl: an empty tmpfs,
+    or a second procfs on /proc/sys/net so that the sysctl "net/sys/kernel/hostname" (a
+    net.* key, allowed with a network namespace) names /proc/sys/kernel/hostname of that
+    procfs.  The runtime must refuse (an error naming the sysctl) instead of writing the
+    file it finds there.
+
+    Broken build: the fstatfs/mount-id checks removed from mounts._write_one.  The test then
+    failed for proc-over-proc-sys-net: the container started and its hostname was
+    "redirected", written through the redirected path.
+    """
+    cfg = base_config(["sh", "-c", "hostname; echo started"])
+    cfg.pop("hostname", None)
+    if cover == "tmpfs-over-proc-sys":
+        cfg["mounts"].insert(1, {"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs",
+                                 "options": ["size=1m"]})
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        key = "net.ipv4.ip_forward"
+    else:
+        cfg["mounts"].insert(1, {"destination": "/proc/sys/net", "type": "proc",
+                                 "source": "proc"})
+        cfg["linux"]["sysctl"] = {"net/sys/kernel/hostname": "redirected"}
+        key = "net/sys/kernel/hostname"
+    p = pyrt.run(cfg)
+    assert "redirected" not in p.stdout, p.stdout
+    assert p.returncode != 0 and "started" not in p.stdout, p.stdout
+    assert f"linux.sysctl.{key}" in p.stderr, p.stderr
+
+
+# --- CVE-2022-29162: inheritable capabilities ---------------------------------------------------
+
+
+def file_caps_v2(caps: list[int], effective: bool = True) -> bytes:
+    """security.capability (VFS_CAP_REVISION_2) with `caps` inheritable only ("+ei")."""
+    inh = sum(1 << c for c in caps)
+    magic = 0x02000000 | (1 if effective else 0)
+    return struct.pack("<IIIII", magic, 0, inh & 0xFFFFFFFF, 0, inh >> 32)
+
+
+CAP_KILL, CAP_NET_BIND_SERVICE = 5, 10
+
+
+def test_cve_2022_29162_no_inheritable_caps(pyrt: Runtime) -> None:
+    """CVE-2022-29162 (runc gave the container process, and `exec --cap`, a non-empty
+    inheritable set, so a non-root user gained capabilities by exec'ing a binary with
+    inheritable file capabilities).  Checked: CapInh and CapAmb are 0 for root with the
+    default config and for `exec` / `exec --cap CAP_SYS_ADMIN`; and a non-root user
+    (noNewPrivileges false, so file capabilities count) gets no capability from a busybox
+    copy carrying "cap_kill,cap_net_bind_service+ei", neither as the container process nor
+    through `exec --user` with `--cap`.
+
+    Broken build: capabilities.CapabilityPlan with `self.inheritable = self.permitted`
+    (what runc did for exec --cap).  The test then failed: CapInh 0000000020000420 as
+    root, and the uid 1000 process running the file-caps binary had CapEff 0000000000000420.
+    """
+    cfg = base_config(["sh", "-c", "cat /proc/self/status; sleep 100"])
+    cfg["process"]["noNewPrivileges"] = False
+    b = pyrt.bundle(cfg)
+    capbb = b / "rootfs" / "bin" / "busybox-caps"
+    capbb.write_bytes((b / "rootfs" / "bin" / "busybox").read_bytes())
+    capbb.chmod(0o755)
+    os.setxattr(capbb, "security.capability", file_caps_v2([CAP_KILL, CAP_NET_BIND_SERVICE]))
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+    init_pid = pyrt.state(cid)["pid"]
+    status = Path(f"/proc/{init_pid}/status").read_text()
+    assert status_field(status, "CapInh") == "0000000000000000"
+    assert status_field(status, "CapAmb") == "0000000000000000"
+    assert status_field(status, "CapEff") == "0000000020000420"
+
+    for extra in ([], ["--cap", "CAP_SYS_ADMIN"]):
+        p = pyrt("exec", *extra, cid, "cat", "/proc/self/status")
+        assert p.returncode == 0, p.stderr
+        assert status_field(p.stdout, "CapInh") == "0000000000000000", extra
+        assert status_field(p.stdout, "CapAmb") == "0000000000000000", extra
+        eff = int(status_field(p.stdout, "CapEff"), 16)
+        assert bool(eff & (1 << 21)) == bool(extra), extra
+
+        p = pyrt("exec", "--user", "1000:1000", *extra, cid, "/bin/busybox-caps", "cat",
+                 "/proc/self/status")
+        assert p.returncode == 0, p.stderr
+        for key in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            assert status_field(p.stdout, key) == "0000000000000000", (key, extra, p.stdout)
+
+    run_cfg = base_config(["/bin/busybox-caps", "cat", "/proc/self/status"])
+    run_cfg["process"]["noNewPrivileges"] = False
+    run_cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    rb = pyrt.bundle(run_cfg)
+    rcap = rb / "rootfs" / "bin" / "busybox-caps"
+    rcap.write_bytes(capbb.read_bytes())
+    rcap.chmod(0o755)
+    os.setxattr(rcap, "security.capability", file_caps_v2([CAP_KILL, CAP_NET_BIND_SERVICE]))
+    p = pyrt("run", "--bundle", str(rb), pyrt.new_id())
+    assert p.returncode == 0, p.stderr
+    for key in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert status_field(p.stdout, key) == "0000000000000000", (key, p.stdout)
