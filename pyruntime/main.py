@@ -25,6 +25,8 @@ _VERB_VALUE = {
     "delete": set(),
     "start": set(),
     "state": set(),
+    # what containerd's shim and conmon send; exec with a command line goes to click
+    "exec": {"--process", "-p", "--pid-file", "--console-socket", "--preserve-fds"},
 }
 _VERB_FLAG = {
     "create": {"--no-pivot", "--no-new-keyring"},
@@ -33,8 +35,9 @@ _VERB_FLAG = {
     "delete": {"--force", "-f"},
     "start": set(),
     "state": set(),
+    "exec": {"--detach", "-d", "--tty", "-t", "--ignore-paused"},
 }
-_POSITIONAL = {"create": 1, "run": 1, "kill": 2, "delete": 1, "start": 1, "state": 1}
+_POSITIONAL = {"create": 1, "run": 1, "kill": 2, "delete": 1, "start": 1, "state": 1, "exec": 1}
 
 
 class _Fallback(Exception):
@@ -96,6 +99,8 @@ def parse(argv: list[str]) -> tuple[dict[str, object], str, dict[str, object], l
         raise _Fallback
     if not str(opts.get("preserve-fds", "0")).isdigit():
         raise _Fallback
+    if verb == "exec" and not ("process" in opts or "p" in opts):
+        raise _Fallback
     return gopts, verb, opts, pos
 
 
@@ -156,6 +161,8 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
         from .signals import parse_signal
 
         rt.kill(cid, parse_signal(pos[1] if len(pos) > 1 else "SIGTERM"), bool(_opt(opts, "all", "a")))
+    elif verb == "exec":
+        return _exec(rt, cid, opts)
     elif verb == "delete":
         from .errors import ContainerNotExist
 
@@ -182,6 +189,34 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
             return run_container(rt, cid, copts, detach=bool(_opt(opts, "detach", "d")),
                                  keep=bool(_opt(opts, "keep")))
     return 0
+
+
+def _exec(rt: Any, cid: str, opts: dict[str, object]) -> int:
+    import json
+
+    from .errors import RuntimeErr
+    from .exec import ExecOptions, exec_process
+
+    path = str(_opt(opts, "process", "p"))
+    try:
+        try:
+            with open(path) as f:
+                proc_doc = json.load(f)
+        except OSError as e:
+            raise RuntimeErr(f"--process {path}: {e.strerror}")
+        except json.JSONDecodeError as e:
+            raise RuntimeErr(f"--process {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        eopts = ExecOptions(detach=bool(_opt(opts, "detach", "d")),
+                            pid_file=_opt(opts, "pid-file"),  # type: ignore[arg-type]
+                            console_socket=_opt(opts, "console-socket"),  # type: ignore[arg-type]
+                            preserve_fds=int(str(_opt(opts, "preserve-fds", default=0))),
+                            ignore_paused=bool(_opt(opts, "ignore-paused")))
+        if _opt(opts, "tty", "t"):
+            proc_doc["terminal"] = True
+        return exec_process(rt, cid, proc_doc, eopts)
+    except RuntimeErr as e:
+        e.exit_code = 255  # runc's status when the process could not be started
+        raise
 
 
 def main() -> None:

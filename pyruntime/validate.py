@@ -68,11 +68,16 @@ def validate_config(doc: Doc, bundle: Path, cache_dir: Path | None = None,
         check(doc, bundle)
 
 
-def validate_process(doc: Doc) -> None:
+def validate_process(doc: Doc, cache_dir: Path | None = None) -> None:
     """Validate exec's process.json (a config.json ``process`` object); paths read ``process.*``."""
     if not isinstance(doc, dict):
         raise ConfigError("process", "expected a JSON object")
-    _check_schema("config-schema.json#/definitions/Process", doc, ("process",), "process")
+    ref = "config-schema.json#/definitions/Process"
+    marker = _cache_marker(_cache_dir(cache_dir), ref, doc, None)
+    if marker is None or not marker.exists():
+        _check_schema(ref, doc, ("process",), "process")
+        if marker is not None:
+            _touch(marker)
     wrapped = {"process": doc}
     for check in PROCESS_CHECKS:
         check(wrapped, Path("/"))
