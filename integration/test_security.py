@@ -533,7 +533,7 @@ echo end > /tmp/swapper-done
 def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share: str) -> None:
     """CVE-2021-30465, racing form: container A keeps swapping `x` in a directory it shares
     with container B between a real directory and a symlink to a host directory, while B
-    is created eight times with a tmpfs on <shared>/x/t.  Shared either as the same
+    is created 16 times with a tmpfs on <shared>/x/t.  Shared either as the same
     rootfs directory for both, or as a volume (a host directory bind-mounted into both).
     Wherever each of B's mounts lands, it must be inside B's rootfs (x/t or, through the
     link, <host dir>/t in the container), never on the host: the host directory, /etc and
@@ -574,7 +574,7 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
         b = pyrt.bundle(b_cfg)
         landed: list[Any] = []
         astray: list[Any] = []
-        for _ in range(8):
+        for _ in range(16):
             p = pyrt("run", "--bundle", str(b), pyrt.new_id())
             if p.returncode != 0:
                 # losing a race to a vanishing path may fail the create; never silently

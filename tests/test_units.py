@@ -24,6 +24,9 @@ def test_fast_parser_handles_what_containerd_sends() -> None:
     assert fastcli.parse(["kill", "--all", "c1", "9"])[3] == ["c1", "9"]
     assert fastcli.parse(["delete", "-f", "c1"])[2] == {"f": True}
     assert fastcli.parse(["--root=/r", "state", "c1"])[0] == {"--root": "/r"}
+    # conmon and containerd-shim exec with a process.json
+    _, verb, opts, pos = fastcli.parse(["exec", "--process", "/p.json", "--detach", "--pid-file", "/x", "c1"])
+    assert verb == "exec" and pos == ["c1"] and opts == {"process": "/p.json", "detach": True, "pid-file": "/x"}
 
 
 @pytest.mark.parametrize("argv", [
