@@ -6,6 +6,16 @@ compiled, loaded and handed to a notify agent by the runtime itself, at the poin
 where it really happens: before the user switch and the capability drop when
 process.noNewPrivileges is false (loading needs CAP_SYS_ADMIN then), and just before execve
 when it is true.
+
+Checked against broken builds (a copy of the repo with its launcher pointed at the copy,
+this file run from there):
+- init._load_seccomp returning at once (the filter is never loaded) and seccomp.features
+  saying {"enabled": false}: every test but the shell session failed (swapoff reached
+  the kernel, mkdir succeeded, the container without execve in its allow-list ran, the
+  agent never got a connection, features had no actions).
+- seccomp._add_rules dropping the names that contain a digit (getdents64, wait4, pipe2,
+  prlimit64, ...): the shell session failed ("can't create pipe"; with no_new_privs off
+  the runtime's own setrlimit got ENOSYS).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -106,15 +107,16 @@ class HostSnapshot:
         return {"mtime": st.st_mtime_ns, "names": sorted(os.listdir("/etc")), "files": files}
 
     @staticmethod
-    def _tree(path: Path) -> list[tuple[str, int, int]]:
+    def _tree(path: Path) -> list[tuple[str, int, int, str]]:
         out = []
         for dirpath, dirnames, filenames in os.walk(path):
             for name in sorted(dirnames + filenames):
                 p = os.path.join(dirpath, name)
                 st = os.lstat(p)
-                out.append((os.path.relpath(p, path), st.st_mode, st.st_mtime_ns))
+                digest = sha256(p) if stat.S_ISREG(st.st_mode) else ""
+                out.append((os.path.relpath(p, path), st.st_mode, st.st_mtime_ns, digest))
         st = os.stat(path)
-        return sorted(out) + [(".", st.st_mode, st.st_mtime_ns)]
+        return sorted(out) + [(".", st.st_mode, st.st_mtime_ns, "")]
 
     def assert_unchanged(self) -> None:
         assert self._mounts() == self.mounts, "the host's mount table changed"
@@ -484,11 +486,13 @@ def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_pa
     /etc, <host dir>/x and <host dir>/y, and the host's directory, /etc and mount table
     are untouched.
 
-    Broken build: paths.open_in_root replaced by a kernel lookup of
-    /proc/self/fd/<root>/<dest> that follows symlinks (plus makedirs for create), i.e.
-    runc before the fix.  The test then failed: the runtime created x and y in the host
-    directory, and inside the container /etc was not a tmpfs (the mount had gone to the
-    host's /etc in the container's mount namespace).
+    Broken builds: (1) paths.open_in_root replaced by a kernel lookup of
+    /proc/self/fd/<root>/<dest> that follows symlinks, with os.makedirs for `create`
+    (runc before the fix): the test failed, the runtime had made `x` in the host
+    directory (through mnt/b).  (2) open_in_root intact but mounts._mount_filesystem
+    mounting on the path string <rootfs>/<dest> instead of /proc/self/fd/<checked fd>
+    (time of check != time of use): failed too, /etc in the container was not a tmpfs
+    (the kernel had followed mnt/a to the host's /etc, in the container's namespace).
     """
     hostdir = scratch(tmp_path, "hostside")
     snap = HostSnapshot(tmp_path, hostdir)
@@ -514,13 +518,17 @@ def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_pa
 
 
 # Container A: swaps `x` in the shared directory between a directory and a symlink to the
-# host directory, as fast as busybox allows, until told to stop.
+# host directory until told to stop.  The symlink phase is held a little (a builtin-only
+# loop): each swap is a fork+exec of busybox mv, and with short phases B rarely resolved
+# x while it was the link.
 SWAPPER = r"""
 cd {shared}
 mkdir -p d && ln -sf {target} l
 : > /tmp/swapping
 while [ ! -e /tmp/stop ]; do
-  mv -f d x; mv -f x d; mv -f l x; mv -f x l
+  mv -f d x; mv -f x d; mv -f l x
+  i=0; while [ $i -lt 1000 ]; do i=$((i+1)); done
+  mv -f x l
 done
 echo end > /tmp/swapper-done
 """
@@ -539,10 +547,15 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
     link, <host dir>/t in the container), never on the host: the host directory, /etc and
     the mount table are unchanged.
 
-    Broken build (the open_in_root that follows symlinks, above): failed: `t` appeared in
-    the host directory whenever B resolved x while it was the symlink.
+    Broken builds (the two of the test above): both variants failed in every run (6 of
+    6 with (1), 3 of 3 with (2)): with (1) `t` appeared in the host directory, with (2)
+    up to 6 of B's 16 tmpfs mounts were nowhere in B (mounted on the host's <host dir>/t
+    in B's namespace: the link was followed between the check and the mount).  Before
+    the symlink phase of the swapper was lengthened, (1) was caught in only about half
+    of the runs.
     """
     hostdir = scratch(tmp_path, "hostside")
+    (hostdir / "t").mkdir()  # so that a mount that follows the link has a place to land
     snap = HostSnapshot(tmp_path, hostdir)
     vol = scratch(tmp_path, "volume")
     if share == "rootfs":
@@ -606,8 +619,10 @@ def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Pa
     must refuse, or the masked files must be the real null device; never a host bind.
 
     Broken build: the S_ISCHR/1:3 check removed from mounts._NullDevice.path.  The test
-    then failed: for symlink-core-pattern the masked /proc/keys showed the host's
-    core_pattern, for regular-file it showed the image's file.
+    then failed: for symlink-core-pattern the masked /proc/keys and /proc/timer_list were
+    the host's core_pattern (reading "core"), for regular-file the image's file.
+    symlink-host passed there too: masking runs after pivot_root and resolves /dev/null
+    inside the root, where the host path does not exist, so the create fails.
     """
     hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
     snap = HostSnapshot(tmp_path, hostdir)
@@ -679,7 +694,10 @@ def test_cve_2025_52565_console_cannot_be_redirected(pyrt: Runtime, tmp_path: Pa
 
     Broken build: devices._open_mount_file opening without O_NOFOLLOW and accepting a
     symlink.  The test then failed for symlink-core-pattern: the pty was bind-mounted
-    over the container's /proc/sys/kernel/core_pattern (a char device there afterwards).
+    over the container's /proc/sys/kernel/core_pattern (a char device there afterwards,
+    /dev/console still the image's symlink).  The other two passed on that build as well:
+    the console is set up after pivot_root, where the host path does not exist (the
+    create fails), and /dev/pts is resolved inside the rootfs by open_in_root.
     """
     hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
     snap = HostSnapshot(tmp_path, hostdir)
@@ -727,8 +745,11 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
     names proc, and write nothing anywhere.
 
     Broken build: mounts._mount_filesystem with strict=False (proc mounted wherever the
-    symlink leads).  The test then failed: the container started, with procfs at
-    /tmp/fakeproc behind the /proc symlink.
+    symlink leads) and paths.open_procfs without O_NOFOLLOW.  The test then failed: the
+    container started with /proc -> /tmp/fakeproc (or -> the host dir's path, inside the
+    rootfs), a procfs there, and the sysctl written through the link.  With strict=False
+    alone it still passed: the second check (open_procfs("/proc") in devices) refused with
+    "checking /proc: Not a directory".
     """
     hostdir = scratch(tmp_path, "hostside")
     snap = HostSnapshot(tmp_path, hostdir)
@@ -748,7 +769,7 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
         os.symlink("/tmp/fakeproc", proc)
     p = pyrt("run", "--bundle", str(b), pyrt.new_id())
     assert p.returncode != 0 and "started" not in p.stdout, p.stdout
-    assert "proc" in p.stderr and "mounts[0]" in p.stderr, p.stderr
+    assert re.search(r"(^|\W)/?proc\b", p.stderr), p.stderr
     if target != "host":
         fake = b / "rootfs" / "tmp" / "fakeproc"
         assert (fake / "sys" / "net" / "ipv4" / "ip_forward").read_text() == "0"
@@ -756,32 +777,46 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
     snap.assert_unchanged()
 
 
-@pytest.mark.parametrize("cover", ["tmpfs-over-proc-sys", "proc-over-proc-sys-net"])
-def test_cve_2025_52881_sysctl_write_cannot_be_redirected(pyrt: Runtime, cover: str) -> None:
+@pytest.mark.parametrize("cover", ["bind-over-sysctl", "tmpfs-over-proc-sys",
+                                   "proc-over-proc-sys-net"])
+def test_cve_2025_52881_sysctl_write_cannot_be_redirected(pyrt: Runtime, tmp_path: Path,
+                                                          cover: str) -> None:
     """CVE-2025-52881 (runtime writes to /proc redirected by mounts over /proc): the config
-    mounts something over /proc/sys before the runtime writes linux.sysctl: an empty tmpfs,
-    or a second procfs on /proc/sys/net so that the sysctl "net/sys/kernel/hostname" (a
-    net.* key, allowed with a network namespace) names /proc/sys/kernel/hostname of that
+    mounts something over /proc/sys before the runtime writes linux.sysctl
+    net.ipv4.ip_forward: a host file bind-mounted on /proc/sys/net/ipv4/ip_forward, or a
+    tmpfs on /proc/sys with that host file bound at the same place inside it, or a
+    second procfs on /proc/sys/net so that the sysctl "net/sys/kernel/hostname" (a net.*
+    key, allowed with a network namespace) names /proc/sys/kernel/hostname of that
     procfs.  The runtime must refuse (an error naming the sysctl) instead of writing the
-    file it finds there.
+    file it finds there; the host file keeps its content.
 
-    Broken build: the fstatfs/mount-id checks removed from mounts._write_one.  The test then
-    failed for proc-over-proc-sys-net: the container started and its hostname was
-    "redirected", written through the redirected path.
+    Broken build: the fstatfs/mount-id check removed from mounts._write_one.  The test then
+    failed for all three: the host file read "1" afterwards (bind-over-sysctl,
+    tmpfs-over-proc-sys), and the container started with the hostname "redirected",
+    written through the second procfs.
     """
+    hostdir = scratch(tmp_path, "hostside")
+    target = hostdir / "ip_forward"
+    target.write_text("0\n")
+    snap = HostSnapshot(tmp_path, hostdir)
     cfg = base_config(["sh", "-c", "hostname; echo started"])
     cfg.pop("hostname", None)
-    if cover == "tmpfs-over-proc-sys":
-        cfg["mounts"].insert(1, {"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs",
-                                 "options": ["size=1m"]})
-        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
-        key = "net.ipv4.ip_forward"
+    bind = {"destination": "/proc/sys/net/ipv4/ip_forward", "type": "bind",
+            "source": str(target), "options": ["bind"]}
+    key, value = "net.ipv4.ip_forward", "1"
+    if cover == "bind-over-sysctl":
+        cfg["mounts"].insert(1, bind)
+    elif cover == "tmpfs-over-proc-sys":
+        cfg["mounts"][1:1] = [{"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["size=1m"]}, bind]
     else:
         cfg["mounts"].insert(1, {"destination": "/proc/sys/net", "type": "proc",
                                  "source": "proc"})
-        cfg["linux"]["sysctl"] = {"net/sys/kernel/hostname": "redirected"}
-        key = "net/sys/kernel/hostname"
+        key, value = "net/sys/kernel/hostname", "redirected"
+    cfg["linux"]["sysctl"] = {key: value}
     p = pyrt.run(cfg)
+    assert target.read_text() == "0\n", "the sysctl was written into the host file"
+    snap.assert_unchanged()
     assert "redirected" not in p.stdout, p.stdout
     assert p.returncode != 0 and "started" not in p.stdout, p.stdout
     assert f"linux.sysctl.{key}" in p.stderr, p.stderr

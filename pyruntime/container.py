@@ -31,8 +31,6 @@ from .spec import Spec, load_config, parse_spec
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Store
 from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
 
-SCHEMA_CACHE = Path("/var/cache/pyruntime/schema")
-
 
 @dataclass
 class CreateOptions:
@@ -125,8 +123,7 @@ class Runtime:
     def _validate(self, doc: dict[str, Any], bundle: Path) -> None:
         from .validate import validate_config
 
-        # a marker per config that passed the schema, so repeated creates skip jsonschema
-        validate_config(doc, bundle, cache_dir=SCHEMA_CACHE if os.geteuid() == 0 else None)
+        validate_config(doc, bundle)
 
     def _build(self, st: State, spec: Spec, sdir: Path, cgroup: Any, opts: CreateOptions) -> int | None:
         from .init import InitPlan, stage1

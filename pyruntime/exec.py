@@ -104,10 +104,9 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         raise RuntimeErr("cannot exec in a paused container (use --ignore-paused to override)")
     if stat not in (CREATED, RUNNING, PAUSED):
         raise RuntimeErr("cannot exec in a stopped container")
-    from .container import SCHEMA_CACHE
     from .validate import validate_process
 
-    validate_process(proc_doc, cache_dir=SCHEMA_CACHE if os.geteuid() == 0 else None)
+    validate_process(proc_doc)
     proc = parse_process(proc_doc)
     if not proc.args:
         raise ConfigError("process.args", "must not be empty")

@@ -4,14 +4,14 @@ This module owns:
 - loading pyruntime's own JSON Schemas from ``oci-schemas/`` and turning the most relevant
   schema error into one ``ConfigError(where, reason)``, ``where`` being a JSON path such as
   ``linux.namespaces[2].type``;
-- the cache of configs that already passed the schema (a marker file per sha256 of the
-  config bytes and the schema files), so that a repeated ``create`` never imports jsonschema;
+- the quick yes/no of ``pyruntime.schema`` first: jsonschema (~120 ms to import) is asked
+  only for a document that fails, to name the best error;
 - the semantic checks that a schema cannot express, as a list of small ``check_*(doc, bundle)``
   functions run in order, in the style of runc's libcontainer/configs/validate.
 
 The checks assume a schema-valid document (types and enumerations are the schema's job) and
 stop at the first problem.  They read the filesystem (the bundle's rootfs, namespace paths,
-/sys and /proc), so they run on every call, cached or not.
+/sys and /proc).
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ from typing import Any
 from .errors import ConfigError, RuntimeErr
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "oci-schemas"
-
-# Where successful schema validations are remembered when the caller passes no cache_dir.
-CACHE_ENV = "PYRUNTIME_SCHEMA_CACHE"
-# Bump when the meaning of a marker changes (the schema files are hashed in as well).
-_CACHE_FORMAT = b"pyruntime-schema-cache-1\0"
 
 # Module-level so that tests can point them at fixtures.
 APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
@@ -49,35 +44,23 @@ Check = Callable[[Doc, Path], None]
 # --- public entry points ----------------------------------------------------------
 
 
-def validate_config(doc: Doc, bundle: Path, cache_dir: Path | None = None,
-                    raw: bytes | None = None) -> None:
-    """Raise ConfigError for the first problem in config.json; return None if it is usable.
-
-    ``raw`` is the exact bytes ``doc`` was parsed from (cheaper and more exact to hash than a
-    re-serialisation).  ``cache_dir`` (or $PYRUNTIME_SCHEMA_CACHE) enables the schema cache;
-    it must be writable only by the runtime's user, since a marker there skips the schema.
-    """
+def validate_config(doc: Doc, bundle: Path) -> None:
+    """Raise ConfigError for the first problem in config.json; return None if it is usable."""
     if not isinstance(doc, dict):
         raise ConfigError("config.json", "expected a JSON object")
-    marker = _cache_marker(_cache_dir(cache_dir), "config-schema.json", doc, raw)
-    if marker is None or not marker.exists():
+    if not _fast_valid("config-schema.json", doc):
         _check_schema("config-schema.json", doc, (), "config.json")
-        if marker is not None:
-            _touch(marker)
     for check in CONFIG_CHECKS:
         check(doc, bundle)
 
 
-def validate_process(doc: Doc, cache_dir: Path | None = None) -> None:
+def validate_process(doc: Doc) -> None:
     """Validate exec's process.json (a config.json ``process`` object); paths read ``process.*``."""
     if not isinstance(doc, dict):
         raise ConfigError("process", "expected a JSON object")
     ref = "config-schema.json#/definitions/Process"
-    marker = _cache_marker(_cache_dir(cache_dir), ref, doc, None)
-    if marker is None or not marker.exists():
+    if not _fast_valid(ref, doc):
         _check_schema(ref, doc, ("process",), "process")
-        if marker is not None:
-            _touch(marker)
     wrapped = {"process": doc}
     for check in PROCESS_CHECKS:
         check(wrapped, Path("/"))
@@ -100,7 +83,7 @@ def _schema_files() -> list[Path]:
 
 @cache
 def _validator(ref: str) -> Any:
-    # jsonschema (and referencing) cost ~120 ms to import: only here, only on a cache miss.
+    # jsonschema (and referencing) cost ~120 ms to import: only here, only for a bad document.
     from jsonschema import Draft7Validator
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT7
@@ -114,6 +97,23 @@ def _validator(ref: str) -> Any:
         for path in _schema_files()
     ]
     return Draft7Validator({"$ref": ref}, registry=Registry().with_resources(resources))
+
+
+@cache
+def _schema_set() -> Any:
+    from .schema import SchemaSet
+
+    return SchemaSet(str(SCHEMA_DIR))
+
+
+def _fast_valid(ref: str, doc: Any) -> bool:
+    """pyruntime.schema's quick yes/no; only a "no" pays for jsonschema and its message."""
+    from .schema import Unsupported
+
+    try:
+        return bool(_schema_set().is_valid(ref, doc))
+    except (Unsupported, KeyError, RecursionError):
+        return False
 
 
 def _check_schema(ref: str, doc: Any, prefix: Sequence[str | int], root_name: str) -> None:
@@ -193,50 +193,6 @@ def _where(parts: Iterable[str | int]) -> str:
         else:
             out += f"[{json.dumps(part)}]"
     return out
-
-
-# --- the cache of passed schema checks -------------------------------------------------
-
-
-def _cache_dir(given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else None
-
-
-@cache
-def _schema_digest() -> bytes:
-    import hashlib
-
-    h = hashlib.sha256(_CACHE_FORMAT)
-    for path in _schema_files():
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.digest()
-
-
-def _cache_marker(cache_dir: Path | None, ref: str, doc: Doc, raw: bytes | None) -> Path | None:
-    if cache_dir is None:
-        return None
-    import hashlib
-
-    if raw is None:
-        try:
-            raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            return None  # not plain JSON data: validate it every time
-    h = hashlib.sha256(_schema_digest())
-    h.update(ref.encode() + b"\0")
-    h.update(raw)
-    return cache_dir / h.hexdigest()
-
-
-def _touch(marker: Path) -> None:
-    try:
-        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
-    except OSError:
-        pass  # the cache only saves time; a read-only or full disk must not fail a create
 
 
 # --- helpers for the semantic checks ---------------------------------------------------

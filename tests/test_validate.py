@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -468,63 +467,40 @@ def test_running_state_needs_pid() -> None:
     assert info.value.where == "pid"
 
 
-# --- the cache --------------------------------------------------------------------------
+# --- the fast checker (pyruntime.schema) agrees with jsonschema ---------------------------
 
 _CHILD = """
 import json, sys
 from pathlib import Path
 from pyruntime.validate import validate_config
-bundle, cache = Path(sys.argv[1]), sys.argv[2]
-raw = (bundle / "config.json").read_bytes()
-validate_config(json.loads(raw), bundle, cache_dir=Path(cache) if cache else None, raw=raw)
+bundle = Path(sys.argv[1])
+validate_config(json.loads((bundle / "config.json").read_bytes()), bundle)
 print(json.dumps(sorted(m for m in ("jsonschema", "referencing") if m in sys.modules)))
 """
 
 
-def _run_child(bundle: Path, cache: str, env: dict[str, str] | None = None) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(bundle), cache], check=True,
-                         capture_output=True, text=True, env=env, cwd=REPO)
-    return json.loads(out.stdout)
+def test_valid_config_never_imports_jsonschema(bundle: Path) -> None:
+    (bundle / "config.json").write_text(json.dumps(full_config()))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(bundle)], check=True,
+                         capture_output=True, text=True, cwd=REPO)
+    assert json.loads(out.stdout) == []
 
 
-def test_cache_skips_jsonschema_the_second_time(bundle: Path, tmp_path: Path) -> None:
-    (bundle / "config.json").write_text(json.dumps(default_config()))
-    cache = tmp_path / "cache"
-    assert _run_child(bundle, str(cache)) == ["jsonschema", "referencing"]
-    assert len(list(cache.iterdir())) == 1
-    assert _run_child(bundle, str(cache)) == []
+def _ours_with_jsonschema(doc: dict[str, Any]) -> bool:
+    return not list(validate._validator("config-schema.json").iter_errors(doc))
 
 
-def test_cache_from_environment(bundle: Path, tmp_path: Path) -> None:
-    (bundle / "config.json").write_text(json.dumps(default_config()))
-    env = dict(os.environ, **{validate.CACHE_ENV: str(tmp_path / "envcache")})
-    assert _run_child(bundle, "", env) == ["jsonschema", "referencing"]
-    assert _run_child(bundle, "", env) == []
+@pytest.mark.parametrize("mutate", [case[1] for case in INVALID] + [None],
+                         ids=[case[0] for case in INVALID] + ["valid"])
+def test_fast_checker_agrees_with_jsonschema(mutate: Mutation | None) -> None:
+    from pyruntime.schema import SchemaSet
 
-
-def test_cache_does_not_hide_a_changed_config(bundle: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    doc = default_config()
-    validate_config(doc, bundle, cache_dir=cache)
-    doc["ociVersion"] = 1
-    with pytest.raises(ConfigError, match="^ociVersion: "):
-        validate_config(doc, bundle, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 1  # no marker for the failure
-
-
-def test_cache_still_runs_semantic_checks(bundle: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    doc = default_config()
-    validate_config(doc, bundle, cache_dir=cache)
-    (bundle / "rootfs").rmdir()
-    with pytest.raises(ConfigError, match="^root.path: "):
-        validate_config(doc, bundle, cache_dir=cache)
-
-
-def test_unwritable_cache_is_not_an_error(bundle: Path, tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    validate_config(default_config(), bundle, cache_dir=blocker / "cache")
+    fast = SchemaSet(str(validate.SCHEMA_DIR))
+    for make in (default_config, full_config):
+        doc = make()
+        if mutate is not None:
+            mutate(doc)
+        assert fast.is_valid("config-schema.json", doc) == _ours_with_jsonschema(doc)
 
 
 def test_import_is_cheap() -> None:
