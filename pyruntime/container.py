@@ -14,10 +14,8 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from . import state as st_mod
-from . import sync
 from .errors import (
     ChildError,
     ConfigError,
@@ -27,9 +25,14 @@ from .errors import (
     StateTransitionError,
 )
 from .record import dataclass
-from .spec import Spec, load_config, parse_spec
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Store
 from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
+
+TYPE_CHECKING = False  # typing and spec are not needed by start/kill/delete
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .spec import Spec
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Runtime:
 
     def create(self, cid: str, opts: CreateOptions) -> tuple[State, int | None]:
         """Returns the saved state and, with keep_console, the pty master."""
+        from .spec import load_config, parse_spec
+
         bundle = opts.bundle.absolute()
         self.debug(f"create {cid}: bundle {bundle}")
         doc = load_config(bundle)
@@ -126,6 +131,7 @@ class Runtime:
         validate_config(doc, bundle)
 
     def _build(self, st: State, spec: Spec, sdir: Path, cgroup: Any, opts: CreateOptions) -> int | None:
+        from . import sync
         from .init import InitPlan, stage1
 
         assert spec.process is not None
@@ -268,10 +274,11 @@ class Runtime:
             fifo.unlink()
         except FileNotFoundError:
             pass
-        spec = parse_spec(st.config)
-        if spec.hooks.poststart:
+        if (st.config.get("hooks") or {}).get("poststart"):
             from .hooks import run_hooks_warn
+            from .spec import parse_spec
 
+            spec = parse_spec(st.config)
             run_hooks_warn(spec.hooks.poststart, st_mod.oci_state(st, RUNNING), "poststart", self.warn)
 
     def _await_fifo(self, fd: int, st: State) -> None:
@@ -358,12 +365,12 @@ class Runtime:
         elif manager is not None and manager.exists() and manager.pids():
             # init is gone but it shared a pid namespace: stragglers die with the container
             manager.kill_all(signal.SIGKILL)
-        if st.config and st.created:
-            spec = parse_spec(st.config)
-            if spec.hooks.poststop:
-                from .hooks import run_hooks_warn
+        if st.config and st.created and (st.config.get("hooks") or {}).get("poststop"):
+            from .hooks import run_hooks_warn
+            from .spec import parse_spec
 
-                run_hooks_warn(spec.hooks.poststop, st_mod.oci_state(st, STOPPED), "poststop", self.warn)
+            spec = parse_spec(st.config)
+            run_hooks_warn(spec.hooks.poststop, st_mod.oci_state(st, STOPPED), "poststop", self.warn)
         if manager is not None:
             manager.destroy()
         shutil.rmtree(sdir, ignore_errors=True)
@@ -396,10 +403,10 @@ def _wait_gone(st: State, timeout: float) -> None:
         time.sleep(0.002)
 
 
-def _send_mount_sources(chan: sync.Channel, child: int, bundle: str, spec: Spec) -> None:
+def _send_mount_sources(chan: Any, child: int, bundle: str, spec: Spec) -> None:
     """In a throw-away process (setns would change our own root and cwd): join the child's
     mount namespace, open the bind sources with our host credentials, send the fds."""
-    from . import mounts
+    from . import mounts, sync
 
     helper = os.fork()
     if helper == 0:
