@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -17,6 +16,8 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
+            import json
+
             return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
         return f'time="{now}" level={level} msg="{msg}"\n'
 

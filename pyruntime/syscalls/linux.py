@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import platform
 import signal
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing and ctypes load only when a raw syscall is made
 if TYPE_CHECKING:
     import ctypes
+    from typing import Any
 
 # clone(2) namespace flags
 CLONE_NEWTIME = 0x00000080
