@@ -8,8 +8,10 @@ launcher pointed at the copy) with one protection removed, and this file run fro
 so that conftest's `pyrt` fixture uses the broken runtime.
 
 Nothing here may touch the host for real: targets "on the host" are scratch directories
-under tmp_path, and every test checks those, the host's /etc and the host's mount table
-afterwards.
+under tmp_path.  The tests that aim at the host check afterwards that those, the host's
+/etc, core_pattern and the host's mount table (below tmp_path, /etc, /proc/sys, /usr, ...;
+other mounts come and go with other users of the machine) are unchanged; the
+CVE-2019-5736 tests compare the runtime's launcher and interpreter by sha256.
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ def test_cve_2019_5736_runtime_process_is_not_reachable(pyrt: Runtime) -> None:
     Broken build: /tmp/pyrt-broken with `sys.prctl(PR_SET_DUMPABLE, 0)` removed from
     init.stage1.  The test then failed: A opened the host's python binary read-only (same
     dev:ino as /root/.pyenv/.../python3.11), read PYRT_MARKER from the runtime's environ,
-    opened its mem, listed its fds (the host's exec.fifo among them); only the O_RDWR open
-    was stopped, by ETXTBSY ("Text file busy"), because the interpreter was running.
+    opened its mem, reached the files behind its fds (the host's exec.fifo among them),
+    its root and cwd; only the O_RDWR open was stopped, by ETXTBSY ("Text file busy"),
+    because the interpreter was running.
     """
     files = runtime_files(pyrt.binary)
     before = {f: sha256(f) for f in files}

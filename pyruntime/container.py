@@ -10,10 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import select
-import shutil
 import signal
 import time
-from pathlib import Path
 
 from . import state as st_mod
 from .errors import (
@@ -30,6 +28,7 @@ from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
 
 TYPE_CHECKING = False  # typing and spec are not needed by start/kill/delete
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from .spec import Spec
@@ -53,6 +52,8 @@ def now_rfc3339() -> str:
 
 
 def write_pid_file(path: str, pid: int) -> None:
+    from pathlib import Path
+
     target = Path(path).absolute()
     try:
         st_mod.atomic_write(target, str(pid).encode(), 0o644)
@@ -71,7 +72,7 @@ def _listen_fds() -> int:
 
 
 class Runtime:
-    def __init__(self, root: Path, sys: LinuxSyscalls = LINUX, warn: Any = None,
+    def __init__(self, root: Path | str, sys: LinuxSyscalls = LINUX, warn: Any = None,
                  debug: Any = None) -> None:
         self.store = Store(root)
         self.sys = sys
@@ -235,7 +236,7 @@ class Runtime:
             parent.close()
         return master
 
-    def _cleanup_failed(self, st: State, sdir: Path, cgroup: Any) -> None:
+    def _cleanup_failed(self, st: State, sdir: Path | str, cgroup: Any) -> None:
         if st.pid and st_mod.is_alive(st):
             _kill_quietly(st.pid)
             _wait_gone(st, 5.0)
@@ -245,13 +246,13 @@ class Runtime:
             cgroup.destroy()
         except (OSError, RuntimeErr):
             pass
-        shutil.rmtree(sdir, ignore_errors=True)
+        st_mod.remove_state_dir(sdir)
 
     # --- start / state -----------------------------------------------------------
 
     def load(self, cid: str) -> tuple[State, str]:
         st = self.store.load(cid)
-        return st, st_mod.status(st, self.store.dir(cid))
+        return st, st_mod.status(st, self.store.path(cid))
 
     def start(self, cid: str) -> None:
         st, stat = self.load(cid)
@@ -260,7 +261,7 @@ class Runtime:
         if stat != CREATED:
             raise RuntimeErr("cannot start an already running container" if stat in (RUNNING, PAUSED)
                              else f"cannot start a container in the {stat} state")
-        fifo = self.store.dir(cid) / st_mod.FIFO
+        fifo = os.path.join(self.store.path(cid), st_mod.FIFO)
         self.debug(f"start {cid}: releasing init {st.pid}")
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -271,7 +272,7 @@ class Runtime:
         finally:
             os.close(fd)
         try:
-            fifo.unlink()
+            os.unlink(fifo)
         except FileNotFoundError:
             pass
         if (st.config.get("hooks") or {}).get("poststart"):
@@ -345,7 +346,7 @@ class Runtime:
 
     def delete(self, cid: str, force: bool = False) -> None:
         st, stat = self.load(cid)
-        sdir = self.store.dir(cid)
+        sdir = self.store.path(cid)
         if stat in (RUNNING, PAUSED) and not force:
             raise RuntimeErr(f"cannot delete container {cid} that is not stopped: {stat}")
         if stat == CREATING and not force and st.pid and st_mod.is_alive(st):
@@ -373,7 +374,7 @@ class Runtime:
             run_hooks_warn(spec.hooks.poststop, st_mod.oci_state(st, STOPPED), "poststop", self.warn)
         if manager is not None:
             manager.destroy()
-        shutil.rmtree(sdir, ignore_errors=True)
+        st_mod.remove_state_dir(sdir)
 
     def _signal_quietly(self, st: State) -> None:
         try:

@@ -149,11 +149,9 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
         doc = oci_state(st, status(st, os.path.join(root, pos[0])))
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
-    from pathlib import Path
-
     from .container import CreateOptions, Runtime
 
-    rt = Runtime(Path(root), warn=log.warn, debug=log.debug)
+    rt = Runtime(root, warn=log.warn, debug=log.debug)
     cid = pos[0]
     if verb == "start":
         rt.start(cid)
@@ -173,6 +171,8 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
             if not force:
                 raise
     else:
+        from pathlib import Path
+
         copts = CreateOptions(
             bundle=Path(str(_opt(opts, "bundle", "b", default="."))),
             pid_file=_opt(opts, "pid-file"),  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ checks the return value and raises OSError(errno, "<op> <path>").
 from __future__ import annotations
 
 import os
-import platform
 import signal
 
 TYPE_CHECKING = False  # typing and ctypes load only when a raw syscall is made
@@ -132,9 +131,10 @@ def _b(s: str | None) -> bytes | None:
 
 
 def _nr(name: str) -> int:
-    table = _SYSCALL_NUMBERS.get(platform.machine())
+    machine = os.uname().machine
+    table = _SYSCALL_NUMBERS.get(machine)
     if table is None:
-        raise OSError(38, f"{name}: unsupported architecture {platform.machine()}")
+        raise OSError(38, f"{name}: unsupported architecture {machine}")
     return table[name]
 
 
