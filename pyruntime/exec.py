@@ -12,7 +12,7 @@ from typing import Any
 
 from . import state as st_mod
 from . import sync
-from .errors import ChildError, ConfigError, ContainerNotRunning, RuntimeErr
+from .errors import ConfigError, ContainerNotRunning, RuntimeErr
 from .record import dataclass
 from .spec import parse_process, parse_spec
 from .state import CREATED, PAUSED, RUNNING
@@ -217,32 +217,10 @@ def _open_namespaces(st: st_mod.State, types: list[str]) -> list[tuple[str, int]
 
 
 def _wait(pid: int, master: int | None) -> int:
-    import signal
+    from .run import attend, forwarding_signals
 
-    from .run import FORWARDED
-
-    def forward(signum: int, _frame: Any) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-    if master is not None:
-        from .console import proxy
-
-        proxy(master, lambda: _alive(pid))
-        os.close(master)
-    while True:
-        try:
-            done, status = os.waitpid(-1, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            raise ChildError("lost the exec'd process")
-        if done == pid:
-            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    with forwarding_signals(pid):
+        return attend(pid, master, lambda: _alive(pid))
 
 
 def _alive(pid: int) -> bool:

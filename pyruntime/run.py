@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import RuntimeErr
@@ -27,34 +29,43 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
     rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
     opts.keep_console = True
     st, master = rt.create(cid, opts)
-    pending: list[int] = []
-
-    def forward(signum: int, _frame: Any) -> None:
-        pending.append(signum)
-        try:
-            os.kill(st.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-    _start_or_destroy(rt, cid)
-    try:
-        if master is not None:
-            from .console import proxy
-
-            proxy(master, lambda: is_alive(st))
-            os.close(master)
-        code = _wait_init(st.pid)
-    finally:
-        for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_DFL)
+    with forwarding_signals(st.pid):
+        _start_or_destroy(rt, cid)
+        code = attend(st.pid, master, lambda: is_alive(st))
     if not keep:
         try:
             rt.delete(cid, force=True)
         except RuntimeErr as e:
             rt.warn(str(e))
     return code
+
+
+@contextmanager
+def forwarding_signals(pid: int) -> Iterator[None]:
+    """While in the foreground, the signals we get are the container process's."""
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    try:
+        yield
+    finally:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+
+
+def attend(pid: int, master: int | None, alive: Callable[[], bool]) -> int:
+    """Proxy the pty (if we hold its master), then reap until `pid` exits; its status."""
+    if master is not None:
+        from .console import proxy
+
+        proxy(master, alive)
+        os.close(master)
+    return wait_child(pid)
 
 
 def _start_or_destroy(rt: Any, cid: str) -> None:
@@ -68,8 +79,8 @@ def _start_or_destroy(rt: Any, cid: str) -> None:
         raise
 
 
-def _wait_init(pid: int) -> int:
-    """Reap children until init exits; 128+N when it died of signal N (as a shell reports)."""
+def wait_child(pid: int) -> int:
+    """Reap children until `pid` exits; 128+N when it died of signal N (as a shell reports)."""
     while True:
         try:
             done, status = os.waitpid(-1, 0)
