@@ -390,11 +390,6 @@ CWD_PROBE = ('echo "pwd=$(pwd)"; cat secret 2>/dev/null; '
              'cat ../../../../../../../../../../{host}/secret 2>/dev/null; echo end')
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "pyruntime bug (CVE-2024-21626 class): init chdir()s to process.cwd while every fd it "
-    "inherited from its caller is still open (closerange runs just before execve), and does "
-    "not check that the new cwd is inside the container: process.cwd=/proc/self/fd/N with "
-    "an inherited host directory fd N gives the container a host cwd (create and exec)"))
 @pytest.mark.parametrize("verb", ["create", "exec"])
 def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Path,
                                                      verb: str) -> None:
@@ -404,10 +399,9 @@ def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Pat
     refuse, or the process must end up with no way to the host: its cwd inside the
     container, the host's secret unreadable.
 
-    This FAILS on the current runtime (hence xfail): `pwd` prints nothing (cwd
-    unreachable from the root) and the process reads HOST-SECRET through the cwd, and the
-    host's /etc/hostname through ../../..  A build that checks os.getcwd() after the
-    chdir in init._setup_process (and fails on an unreachable cwd) passes.
+    Checked on a broken build (no os.getcwd() check after the chdir in
+    init._setup_process): `pwd` printed nothing (cwd unreachable from the root) and the
+    process read HOST-SECRET through the cwd, and the host's /etc/hostname through ../..
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
     snap = HostSnapshot(tmp_path, host)
@@ -432,12 +426,7 @@ def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Pat
 
 @pytest.mark.parametrize("volume", [
     False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=False, reason=(
-        "pyruntime bug (CVE-2024-21626 class): the bind sources init pre-opens "
-        "(mounts.preopen -> mounts._PREOPENED, O_PATH fds) stay open until the closerange "
-        "just before execve, i.e. past chdir(process.cwd); with a volume, process.cwd "
-        "/proc/self/fd/5 is a directory of the host tree that pivot_root detached, and the "
-        "container reads host files through ../.."))),
+    True,
 ], ids=["plain", "with-volume"])
 def test_cve_2024_21626_cwd_through_the_runtimes_own_fds(pyrt: Runtime, tmp_path: Path,
                                                           volume: bool) -> None:
@@ -447,13 +436,9 @@ def test_cve_2024_21626_cwd_through_the_runtimes_own_fds(pyrt: Runtime, tmp_path
     runtime's pre-opened bind sources are among those fds.  Each attempt must fail, or
     leave the process inside the container.
 
-    with-volume FAILS on the current runtime (hence xfail): for N=5 (the pre-opened
-    volume source) `pwd` prints nothing and the process reads HOST-SECRET (and the
-    host's /etc/hostname) through ../..  It failed the same way on /tmp/pyrt-fixbind, an
-    earlier tree (where bind sources were opened before unshare(CLONE_NEWNS) and bind
-    mounts failed with EINVAL) patched so that binds worked.  "plain" (no fd to a
-    directory in init at chdir time) passes, and so does with-volume on a copy whose
-    init._setup_process checks os.getcwd() after the chdir.
+    Checked on a broken build (bind-source fds kept open past the chdir, no os.getcwd()
+    check): with-volume failed, for N=5 (the pre-opened volume source) `pwd` printed
+    nothing and the process read HOST-SECRET (and the host's /etc/hostname) through ../..
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
     vol = scratch(tmp_path, "volume", "VOLUME-FILE")

@@ -220,6 +220,7 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
         # (bind sources, relative to the bundle, were opened by stage 1 already)
         mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
                               new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
+    mounts.close_preopened()
 
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
@@ -454,6 +455,13 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
     except OSError as e:
         if not cwd_done:
             raise ChildError(f"process.cwd: {proc.cwd}: {e.strerror}")
+    # A cwd like /proc/self/fd/N names whatever fd N is: a host directory inherited from
+    # our caller, or a bind source we opened.  getcwd() fails for a directory that the
+    # container's root cannot reach, which is exactly the escape (CVE-2024-21626).
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise ChildError(f"process.cwd: {proc.cwd}: outside the container's root")
 
 
 def _unblock_signals() -> None:

@@ -437,6 +437,16 @@ def adopt(fds: Mapping[str, int]) -> None:
     _PREOPENED.update(fds)
 
 
+def close_preopened() -> None:
+    """The bind sources point into the host: once mounted, no fd of theirs may remain."""
+    while _PREOPENED:
+        _source, fd = _PREOPENED.popitem()
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def _open_source(source: str) -> int:
     if not source:
         raise MountError("bind mount without a source")
