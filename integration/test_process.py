@@ -221,3 +221,18 @@ def test_user_namespace_mappings(pyrt: Runtime, tmp_path: Path) -> None:
     assert maps == [["0", "100000", "65536"], ["0", "100000", "65536"]]
     assert p.stdout.splitlines()[2] == "0"
     assert (b / "rootfs" / "tmp" / "f").stat().st_uid == 100000
+
+
+def test_listen_fds_are_passed_on(pyrt: Runtime, tmp_path: Path) -> None:
+    """systemd socket activation: fds 3.. named by LISTEN_FDS reach the container, which
+    sees LISTEN_FDS=N and LISTEN_PID=1, as runc passes them."""
+    cfg = base_config(["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"])
+    b = pyrt.bundle(cfg)
+    activated = tmp_path / "activated"
+    activated.write_text("socket-activated")
+    # exec keeps bash's pid, so LISTEN_PID=$$ names the runtime itself
+    script = (f'exec 3<{activated}; export LISTEN_FDS=1 LISTEN_PID=$$; '
+              f'exec {pyrt.binary} --root {pyrt.root} run --bundle {b} {pyrt.new_id()}')
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["1 1", "socket-activated"]
