@@ -37,7 +37,16 @@ class Ctx:
 VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and self.get_command(ctx, name) is None and any(a in ("-h", "--help") for a in args[1:]):
+            # what runc (urfave/cli) says, and what its tests and users look for
+            raise click.UsageError(f"No help topic for '{name}'", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version", message=VERSION_TEXT, prog_name="pyruntime")
 @click.option("--root", default=DEFAULT_ROOT, show_default=True, help="state directory")
 @click.option("--log", "log_path", default=None, help="log file (default: stderr only)")
