@@ -103,9 +103,10 @@ ALLOW_AFTER_LOAD = ["arch_prctl", "execve", "exit_group", "mmap", "mprotect", "r
                     "rt_sigprocmask", "write"]
 # Without no_new_privs the filter is loaded while init is still root with every capability
 # (loading needs CAP_SYS_ADMIN then), so it must also allow what init does afterwards: the
-# rlimits, cwd (and the getcwd that proves it is inside the container), user, capabilities
+# rlimits, cwd (and the getcwd that proves it is inside the container), user, capabilities,
+# the lookup of the executable in $PATH (after the cwd and user are set, as runc does)
 # and umask, the READY message, the exec fifo.
-ALLOW_BEFORE_SETUP = ["capget", "capset", "chdir", "close", "getcwd", "openat", "prctl",
+ALLOW_BEFORE_SETUP = ["capget", "capset", "chdir", "close", "getcwd", "newfstatat", "openat", "prctl",
                       "prlimit64", "sendto", "setresgid", "setresuid", "umask"]
 DENIED_ERRNO = errno.EREMOTEIO  # unlikely to come from anywhere else
 

@@ -55,7 +55,7 @@ class CapabilityPlan:
         import prctl  # loaded now: after pivot_root the host's site-packages are gone
 
         self._prctl = prctl
-        self.given = caps is not None
+        # No capabilities object means no capabilities at all, as in runc: five empty sets.
         c = caps or Capabilities()
         self.bounding = to_numbers(c.bounding, f"{where}.bounding")
         self.effective = to_numbers(c.effective, f"{where}.effective")
@@ -66,8 +66,6 @@ class CapabilityPlan:
 
     def drop_bounding(self) -> None:
         """Before changing user: dropping from the bounding set needs CAP_SETPCAP."""
-        if not self.given:
-            return
         prctl = self._prctl
         for cap in sorted(self.all - self.bounding):
             prctl.capbset_drop(cap)
@@ -75,11 +73,6 @@ class CapabilityPlan:
     def apply(self, sys: Any) -> None:
         """After changing user (with keepcaps set): make the sets exactly what was asked."""
         prctl = self._prctl
-
-        if not self.given:
-            # no capabilities object: root keeps its full sets; inheritable stays empty
-            prctl.set_caps((sorted(self.all), prctl.CAP_INHERITABLE, False))
-            return
         prctl.set_caps(
             (sorted(self.all - self.permitted), prctl.CAP_PERMITTED, False),
             (sorted(self.all - self.effective), prctl.CAP_EFFECTIVE, False),

@@ -62,6 +62,7 @@ def main(ctx: click.Context, root: str, log_path: str | None, log_format: str, d
     from .log import Logger
 
     ctx.obj = Ctx(root, Logger(log_path, log_format, debug), systemd_cgroup)
+    _LOGGER[:] = [ctx.obj.log]
 
 
 def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
@@ -365,18 +366,24 @@ def entry(argv: list[str] | None = None) -> int:
 
 
 def _report(msg: str, debug: bool) -> None:
-    from .log import Logger
-
-    ctx = click.get_current_context(silent=True)
-    logger = None
-    if ctx is not None:
-        root = ctx.find_root()
-        logger = root.obj.log if isinstance(root.obj, Ctx) else None
     if debug:
         import traceback
 
         traceback.print_exc()
-    (logger or Logger()).error(msg)
+    # the group callback ran (or not) in a context that is gone by now: use what it made
+    (_LOGGER[0] if _LOGGER else _fallback_logger()).error(msg)
+
+
+def _fallback_logger() -> Any:
+    """Errors before the group callback ran (a usage error) still go to --log."""
+    from .log import Logger
+    from .main import parse_global
+
+    g = parse_global(sys.argv[1:])
+    return Logger(g.get("--log"), str(g.get("--log-format", "text")), bool(g.get("--debug")))  # type: ignore[arg-type]
+
+
+_LOGGER: list[Any] = []
 
 
 if os.environ.get("PYRUNTIME_NO_MAIN") is None and __name__ == "__main__":

@@ -103,7 +103,8 @@ class Runtime:
         from .cgroups import new_manager
 
         cgroup = new_manager(spec.linux.cgroups_path, cid)
-        if cgroup.exists():
+        shared_cgroup = cgroup.exists()
+        if shared_cgroup:
             # a frozen cgroup would freeze init halfway through setup; a busy one is shared
             if cgroup.is_frozen():
                 raise RuntimeErr("container's cgroup unexpectedly frozen")
@@ -122,7 +123,7 @@ class Runtime:
             self.store.save(st)
             master = self._build(st, spec, sdir, cgroup, opts)
         except BaseException:
-            self._cleanup_failed(st, sdir, cgroup)
+            self._cleanup_failed(st, sdir, None if shared_cgroup else cgroup)
             raise
         return st, master
 
@@ -237,9 +238,14 @@ class Runtime:
         return master
 
     def _cleanup_failed(self, st: State, sdir: Path | str, cgroup: Any) -> None:
+        """Undo a failed create; `cgroup` is None when it existed before us (shared): then
+        only our own init is killed and the cgroup stays, with its other processes."""
         if st.pid and st_mod.is_alive(st):
             _kill_quietly(st.pid)
             _wait_gone(st, 5.0)
+        if cgroup is None:
+            st_mod.remove_state_dir(sdir)
+            return
         try:
             if cgroup.exists():
                 cgroup.kill_all(signal.SIGKILL)
@@ -293,13 +299,17 @@ class Runtime:
             poller.register(fd, select.POLLIN)
             poller.register(pidfd, select.POLLIN)
             while True:
-                for rfd, _ev in poller.poll():
+                for rfd, ev in poller.poll():
                     if rfd == fd:
                         try:
-                            if os.read(fd, 1):
-                                return
+                            data = os.read(fd, 1)
                         except BlockingIOError:
                             continue
+                        if data:
+                            return
+                        if ev & select.POLLHUP:
+                            # the writer came and went: another `start` took the byte
+                            raise RuntimeErr("cannot start an already running container")
                     elif rfd == pidfd:
                         raise RuntimeErr("container init exited before start")
                 # POLLHUP with no data before the writer opened: keep waiting on the pidfd
@@ -311,21 +321,24 @@ class Runtime:
 
     def kill(self, cid: str, sig: int, all_procs: bool = False) -> None:
         st, stat = self.load(cid)
-        if all_procs and st.cgroup and stat == STOPPED:
+        manager = None
+        if st.cgroup:
             from .cgroups import manager_from_record
 
             manager = manager_from_record(st.cgroup)
+        if all_procs and manager is not None and stat == STOPPED:
             if manager.exists():
                 manager.kill_all(sig)
             return
         if stat not in (CREATED, RUNNING, PAUSED):
             raise ContainerNotRunning(cid)
-        if all_procs and st.cgroup:
-            from .cgroups import manager_from_record
-
-            manager_from_record(st.cgroup).kill_all(sig)
-            return
-        self._signal_init(st, sig)
+        if all_procs and manager is not None:
+            manager.kill_all(sig)
+        else:
+            self._signal_init(st, sig)
+        if sig == signal.SIGKILL and manager is not None and manager.is_frozen():
+            # a frozen process cannot die: let it (runc thaws on SIGKILL too)
+            manager.thaw()
 
     def _signal_init(self, st: State, sig: int) -> None:
         try:
@@ -360,7 +373,7 @@ class Runtime:
             if manager is not None and manager.exists():
                 manager.kill_all(signal.SIGKILL)
             self._signal_quietly(st)
-            if stat == PAUSED and manager is not None:
+            if manager is not None and manager.is_frozen():
                 manager.thaw()
             _wait_gone(st, 10.0)
         elif manager is not None and manager.exists() and manager.pids():

@@ -120,6 +120,9 @@ def update(rt: Any, cid: str, resources_doc: dict[str, Any] | None, flags: dict[
         new.setdefault(section, {})[key] = conv(raw, "--" + name.replace("_", "-"))
     if not new:
         return
+    from .validate import validate_resources
+
+    validate_resources(new)
     mem = new.get("memory", {})
     if "limit" in mem and "swap" not in mem and (current.get("memory") or {}).get("swap") is not None:
         # keep limit <= swap valid, as runc does when only the memory flag is given

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 from typing import Any
 
 from . import state as st_mod
@@ -131,6 +132,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     for _t, fd in ns_fds:
         os.close(fd)
     master = None
+    exec_pidfd = -1
     try:
         if st.cgroup:
             from .cgroups import manager_from_record
@@ -142,6 +144,8 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
                 manager.apply(pid)
         parent.send(sync.GO)
         exec_pid = parent.wait_for(sync.INIT_PID)["pid"]
+        # pinned, so a failure below kills exactly the process we started (as runc does)
+        exec_pidfd = os.pidfd_open(exec_pid)
         rt.debug(f"exec {cid}: process pid {exec_pid}")
         os.waitpid(pid, 0)
         pid = 0
@@ -150,21 +154,33 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
             if opts.console_socket:
                 from .console import send_to_socket
 
-                send_to_socket(opts.console_socket, master)
+                try:
+                    send_to_socket(opts.console_socket, master)
+                except OSError as e:
+                    raise RuntimeErr(f"console socket {opts.console_socket}: {e.strerror}")
                 os.close(master)
                 master = None
         parent.wait_for(sync.READY)
+        if opts.pid_file:
+            from .container import write_pid_file
+
+            write_pid_file(opts.pid_file, exec_pid)
     except BaseException:
         if pid:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
+        if exec_pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(exec_pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if master is not None:
+            os.close(master)
         raise
     finally:
         parent.close()
-    if opts.pid_file:
-        from .container import write_pid_file
-
-        write_pid_file(opts.pid_file, exec_pid)
+        if exec_pidfd >= 0:
+            os.close(exec_pidfd)
     if opts.detach:
         return 0
     return _wait(exec_pid, master)

@@ -30,6 +30,12 @@ def run_hook(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             os.closerange(3, 65536)
+            for sig in range(1, signal.NSIG):  # CPython's ignored SIGPIPE/SIGXFSZ must not leak
+                if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                    try:
+                        signal.signal(sig, signal.SIG_DFL)
+                    except (OSError, ValueError):
+                        pass
             os.execve(hook.path, argv, _env(hook.env))
         except BaseException:
             pass
@@ -37,8 +43,7 @@ def run_hook(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
     os.close(in_r)
     os.close(out_w)
     try:
-        _feed(in_w, payload)
-        output, code = _wait(pid, out_r, hook.timeout, where)
+        output, code = _converse(pid, in_w, payload, out_r, hook.timeout, where)
     finally:
         os.close(out_r)
     if code != 0:
@@ -58,38 +63,55 @@ def _env(env: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _feed(fd: int, payload: bytes) -> None:
-    try:
-        os.write(fd, payload)
-    except BrokenPipeError:
-        pass  # a hook that does not read its stdin is fine
-    finally:
-        os.close(fd)
+def _converse(pid: int, in_fd: int, payload: bytes, out_fd: int, timeout: int | None,
+              where: str) -> tuple[bytes, int]:
+    """Feed the state, collect the output, reap the hook; all under the hook's timeout.
 
-
-def _wait(pid: int, out_fd: int, timeout: int | None, where: str) -> tuple[bytes, int]:
+    stdin is written as the hook reads it (a large state and a hook that writes before it
+    reads must not deadlock), and output still in the pipe when the hook exits is drained.
+    """
     deadline = time.monotonic() + timeout if timeout else None
-    chunks: list[bytes] = []
-    open_pipe = True
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise HookError(f"{where}: timed out after {timeout}s")
-        if open_pipe:
-            ready, _, _ = select.select([out_fd], [], [], 0.05)
-            if ready:
+    os.set_blocking(in_fd, False)
+    tail = b""
+    pending = memoryview(payload)
+    reading = True
+    status = None
+    try:
+        while status is None or reading:
+            if status is None:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+            if deadline is not None and time.monotonic() > deadline and status is None:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise HookError(f"{where}: timed out after {timeout}s")
+            rlist = [out_fd] if reading else []
+            wlist = [in_fd] if in_fd >= 0 and status is None else []
+            r, w, _ = select.select(rlist, wlist, [], 0.05 if status is None else 0)
+            if w:
+                try:
+                    pending = pending[os.write(in_fd, pending):]
+                except BrokenPipeError:
+                    pending = pending[:0]  # a hook that does not read its stdin is fine
+                except BlockingIOError:
+                    pass
+                if not pending:
+                    os.close(in_fd)
+                    in_fd = -1
+            if r:
                 data = os.read(out_fd, 65536)
                 if data:
-                    chunks.append(data[-4096:])
+                    tail = (tail + data)[-4096:]
                 else:
-                    open_pipe = False
-        else:
-            time.sleep(0.005)
-    return b"".join(chunks), os.waitstatus_to_exitcode(status)
+                    reading = False
+            elif status is not None:
+                reading = False  # exited, and the pipe is empty
+    finally:
+        if in_fd >= 0:
+            os.close(in_fd)
+    assert status is not None
+    return tail, os.waitstatus_to_exitcode(status)
 
 
 def run_hooks(hooks: Sequence[Hook], state: dict[str, Any], kind: str) -> None:

@@ -305,7 +305,6 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
     if proc.apparmor_profile:
         _apparmor_exec(proc.apparmor_profile)
     env = _environment(list(proc.env) + plan.extra_env, proc.user.uid)
-    path = _look_path(proc.args[0], env)
     flt = prepared.seccomp
     if flt is not None and not proc.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while init still
@@ -314,6 +313,9 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
         flt = None
     _at("setting up the process")
     _setup_process(proc, prepared.caps, sys)
+    # after the cwd and the user are set (./start.sh is relative to process.cwd), before
+    # READY, so that a missing executable fails `create` as in runc
+    path = _look_path(proc.args[0], env)
 
     chan.send(sync.READY)
     chan.close()
@@ -465,8 +467,18 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
 
 
 def _unblock_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT,
-                signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
+    """Ignored dispositions survive execve: CPython ignores SIGPIPE and SIGXFSZ, and the
+    container must start with every signal at its default, as it would under runc."""
+    reset_signals()
+
+
+def reset_signals() -> None:
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # the real-time signals glibc keeps for itself
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 

@@ -51,6 +51,19 @@ def _split(arg: str) -> tuple[str, str | None]:
     return arg, None
 
 
+def parse_global(argv: list[str]) -> dict[str, object]:
+    """The global flags alone, leniently (for logging an error of any command line)."""
+    try:
+        return parse(argv)[0]
+    except _Fallback:
+        out: dict[str, object] = {}
+        for i, arg in enumerate(argv[:-1]):
+            key, val = _split(arg)
+            if key in _GLOBAL_VALUE:
+                out[key] = val if val is not None else argv[i + 1]
+        return out
+
+
 def parse(argv: list[str]) -> tuple[dict[str, object], str, dict[str, object], list[str]]:
     gopts: dict[str, object] = {}
     i = 0

@@ -29,15 +29,18 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
     rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
     opts.keep_console = True
     st, master = rt.create(cid, opts)
-    with forwarding_signals(st.pid):
-        _start_or_destroy(rt, cid)
-        code = attend(st.pid, master, lambda: is_alive(st))
-    if not keep:
-        try:
-            rt.delete(cid, force=True)
-        except RuntimeErr as e:
-            rt.warn(str(e))
-    return code
+    try:
+        with forwarding_signals(st.pid):
+            _start_or_destroy(rt, cid)
+            return attend(st.pid, master, lambda: is_alive(st))
+    finally:
+        # also when the terminal proxy or our own stdout fails: a foreground container
+        # does not outlive its `run`
+        if not keep:
+            try:
+                rt.delete(cid, force=True)
+            except RuntimeErr as e:
+                rt.warn(str(e))
 
 
 @contextmanager

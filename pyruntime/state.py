@@ -156,10 +156,11 @@ def status(st: State, state_dir: Path | str) -> str:
         return CREATING if st.created == "" or not st.pid else STOPPED
     if not is_alive(st):
         return STOPPED
-    if os.path.exists(os.path.join(state_dir, FIFO)):
-        return CREATED
+    # frozen first: a created container can be paused too (runc reports it so)
     if st.cgroup and _frozen(st.cgroup):
         return PAUSED
+    if os.path.exists(os.path.join(state_dir, FIFO)):
+        return CREATED
     return RUNNING
 
 

@@ -53,7 +53,8 @@ CONSOLE = "console"
 READY = "ready"
 ERROR = "error"
 
-_MAX = 1 << 16
+_MAX = 1 << 20
+_MAX_FDS = 253  # SCM_MAX_FD: one message can carry every bind source
 
 
 class UnexpectedMessage(ChildError):
@@ -87,9 +88,13 @@ class Channel:
         self.send(ERROR, msg=msg)
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
-        msg, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        msg, fds, flags, _addr = socket.recv_fds(self.sock, _MAX, _MAX_FDS)
         if not msg:
             raise ChildError("container init exited unexpectedly")
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            for fd in fds:
+                _close(fd)
+            raise ChildError("sync: message or its fds truncated")
         doc = json.loads(msg)
         if doc.get("type") == ERROR:
             for fd in fds:

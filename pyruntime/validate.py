@@ -66,6 +66,13 @@ def validate_process(doc: Doc) -> None:
         check(wrapped, Path("/"))
 
 
+def validate_resources(doc: Doc) -> None:
+    """`update --resources`: a linux.resources object."""
+    ref = "defs-linux.json#/definitions/Resources"
+    if not _fast_valid(ref, doc):
+        _check_schema(ref, doc, ("linux", "resources"), "linux.resources")
+
+
 def validate_state(doc: Doc) -> None:
     """Validate a state document (what ``state`` prints) against state-schema.json."""
     _check_schema("state-schema.json", doc, (), "state")
@@ -325,6 +332,9 @@ def check_namespaces(doc: Doc, bundle: Path) -> None:
         elif not (PROC_NS / _PROC_NS_NAME[ns_type]).exists():
             raise ConfigError(f"{where}.type",
                               f"{ns_type} namespaces are not supported by this kernel")
+    if "mount" not in seen and doc.get("process") is not None:
+        # without one, pivot_root and every mount would act on the host's namespace
+        raise ConfigError("linux.namespaces", "a mount namespace is required")
 
 
 def check_user_namespace(doc: Doc, bundle: Path) -> None:

@@ -293,7 +293,7 @@ INVALID: list[tuple[str, Mutation, str, bool]] = [
     ("masked-relative", _set("linux.maskedPaths.0", "proc/kcore"), "linux.maskedPaths[0]", False),
     ("readonly-relative", _set("linux.readonlyPaths.0", "proc/bus"),
      "linux.readonlyPaths[0]", False),
-    ("masked-without-mountns", _drop_namespace("mount"), "linux.maskedPaths", False),
+    ("no-mountns", _drop_namespace("mount"), "linux.namespaces", False),
     ("mount-no-destination", _set("mounts.0", {"type": "proc", "source": "proc"}),
      "mounts[0].destination", True),
     ("mount-options-string", _set("mounts.1.options", "nosuid"), "mounts[1].options", True),
