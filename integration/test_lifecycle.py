@@ -161,3 +161,32 @@ def test_bad_inputs_one_line_no_leftovers(pyrt: Runtime) -> None:
     (b / "config.json").write_text("{broken")
     p = pyrt("create", "--bundle", str(b), pyrt.new_id())
     assert p.returncode != 0 and "config.json" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_paused_created_container_and_kill_of_a_paused_one(pyrt: Runtime) -> None:
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    pyrt("create", "--bundle", str(b), cid, check=True)
+    pyrt("pause", cid, check=True)
+    assert pyrt.state(cid)["status"] == "paused"
+    pyrt("resume", cid, check=True)
+    assert pyrt.state(cid)["status"] == "created"
+    pyrt("start", cid, check=True)
+    pyrt("pause", cid, check=True)
+    pyrt("kill", cid, "KILL", check=True)
+    for _ in range(100):
+        if pyrt.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert pyrt.state(cid)["status"] == "stopped", "SIGKILL reaches a frozen container"
+    pyrt("delete", cid, check=True)
+
+
+def test_concurrent_starts_one_wins_none_hang(pyrt: Runtime) -> None:
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    pyrt("create", "--bundle", str(b), cid, check=True)
+    cmd = [pyrt.binary, "--root", str(pyrt.root), "start", cid]
+    procs = [subprocess.Popen(cmd, stderr=subprocess.DEVNULL) for _ in range(4)]
+    codes = [p.wait(20) for p in procs]
+    assert codes.count(0) == 1, codes

@@ -236,3 +236,57 @@ def test_listen_fds_are_passed_on(pyrt: Runtime, tmp_path: Path) -> None:
     p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["1 1", "socket-activated"]
+
+
+def test_relative_executable_and_clean_signals(pyrt: Runtime) -> None:
+    """WORKDIR + CMD ["./x"]: args[0] is looked up after the cwd is set; and the process
+    starts with no ignored signal (CPython ignores SIGPIPE and SIGXFSZ for itself)."""
+    cfg = base_config(["./probe.sh"])
+    cfg["process"]["cwd"] = "/app"
+    b = pyrt.bundle(cfg)
+    (b / "rootfs" / "app").mkdir()
+    script = b / "rootfs" / "app" / "probe.sh"
+    script.write_text("#!/bin/sh\ngrep -E '^Sig(Ign|Blk)' /proc/self/status\n")
+    script.chmod(0o755)
+    p = pyrt("run", "--bundle", str(b), pyrt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert _status(p.stdout, "SigIgn") == "0000000000000000"
+    assert _status(p.stdout, "SigBlk") == "0000000000000000"
+
+
+def test_no_capabilities_object_means_none(pyrt: Runtime) -> None:
+    cfg = base_config(["grep", "-E", "^Cap(Eff|Bnd|Prm)", "/proc/self/status"])
+    del cfg["process"]["capabilities"]
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    for key in ("CapEff", "CapBnd", "CapPrm"):
+        assert _status(p.stdout, key) == "0000000000000000", key
+
+
+def test_user_namespace_with_many_bind_mounts(pyrt: Runtime, tmp_path: Path) -> None:
+    """Each bind source is opened by the parent and passed as an fd: more than a handful
+    must fit (Kubernetes pods have hosts, hostname, resolv.conf, secrets...)."""
+    cfg = base_config(["sh", "-c", "cat /v0/f /v7/f"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    for i in range(8):
+        src = tmp_path / f"vol{i}"
+        src.mkdir()
+        (src / "f").write_text(f"v{i}\n")
+        cfg["mounts"].append({"destination": f"/v{i}", "type": "bind", "source": str(src),
+                              "options": ["rbind", "ro"]})
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["v0", "v7"]
+
+
+def test_failed_exec_leaves_no_process(pyrt: Runtime) -> None:
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+    p = pyrt("exec", "-d", "--pid-file", "/nonexistent/dir/pid", cid, "sleep", "4242")
+    assert p.returncode == 255 and "--pid-file" in p.stderr, p.stderr
+    time.sleep(0.2)
+    procs = pyrt("ps", "--format", "json", cid, check=True).stdout
+    assert len(json.loads(procs)) == 1, "only the container's init is left"
