@@ -336,9 +336,12 @@ class Runtime:
             manager.kill_all(sig)
         else:
             self._signal_init(st, sig)
-        if sig == signal.SIGKILL and manager is not None and manager.is_frozen():
+        if sig == signal.SIGKILL and manager is not None and _frozen(manager):
             # a frozen process cannot die: let it (runc thaws on SIGKILL too)
-            manager.thaw()
+            try:
+                manager.thaw()
+            except (OSError, RuntimeErr):
+                pass  # the cgroup went away with the container: nothing left to thaw
 
     def _signal_init(self, st: State, sig: int) -> None:
         try:
@@ -373,7 +376,7 @@ class Runtime:
             if manager is not None and manager.exists():
                 manager.kill_all(signal.SIGKILL)
             self._signal_quietly(st)
-            if manager is not None and manager.is_frozen():
+            if manager is not None and _frozen(manager):
                 manager.thaw()
             _wait_gone(st, 10.0)
         elif manager is not None and manager.exists() and manager.pids():
@@ -394,6 +397,15 @@ class Runtime:
             self._signal_init(st, signal.SIGKILL)
         except RuntimeErr:
             pass
+
+
+def _frozen(manager: Any) -> bool:
+    """A cgroup removed under us (a foreground `run` deleting its container) reads as
+    ENODEV/ENOENT: it is not frozen."""
+    try:
+        return bool(manager.is_frozen())
+    except (OSError, RuntimeErr):
+        return False
 
 
 def _kill_quietly(pid: int) -> None:

@@ -335,7 +335,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
         _load_seccomp(flt, prepared.listener, state, spec)
     # No host fd reaches the container but stdio and the preserved ones (CVE-2024-21626).
     os.closerange(3 + plan.extra_fds, 1 << 20)
-    _unblock_signals()
+    _unblock_signals(sys)
     os.execve(path, list(proc.args), env)
 
 
@@ -466,19 +466,18 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
         raise ChildError(f"process.cwd: {proc.cwd}: outside the container's root")
 
 
-def _unblock_signals() -> None:
-    """Ignored dispositions survive execve: CPython ignores SIGPIPE and SIGXFSZ, and the
-    container must start with every signal at its default, as it would under runc."""
-    reset_signals()
-
-
-def reset_signals() -> None:
+def _unblock_signals(sys: LinuxSyscalls) -> None:
+    """Ignored dispositions survive execve: CPython ignores SIGPIPE and SIGXFSZ, a caller may
+    ignore more, and the container must start with every signal at its default."""
     for sig in range(1, signal.NSIG):
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
-            pass  # the real-time signals glibc keeps for itself
+            try:
+                sys.default_signal(sig)  # the real-time signals glibc keeps for itself
+            except OSError:
+                pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 

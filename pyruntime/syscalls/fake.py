@@ -62,6 +62,9 @@ class FakeSyscalls:
     def join_session_keyring(self, name: str | None) -> None:
         self._record("join_session_keyring", name)
 
+    def default_signal(self, sig: int) -> None:
+        self._record("default_signal", sig)
+
     def ambient_raise(self, cap: int) -> None:
         self._record("ambient_raise", cap)
 

@@ -80,11 +80,11 @@ TIOCSWINSZ = 0x5414
 PROC_SUPER_MAGIC = 0x9FA0
 
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 250},
-    "aarch64": {"pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
-    "ppc64le": {"pivot_root": 203, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 271},
-    "s390x": {"pivot_root": 217, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 280},
-    "riscv64": {"pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
+    "x86_64": {"rt_sigaction": 13, "pivot_root": 155, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 250},
+    "aarch64": {"rt_sigaction": 134, "pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
+    "ppc64le": {"rt_sigaction": 173, "pivot_root": 203, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 271},
+    "s390x": {"rt_sigaction": 174, "pivot_root": 217, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 280},
+    "riscv64": {"rt_sigaction": 134, "pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
 }
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -183,6 +183,15 @@ class LinuxSyscalls:
 
         _check(_libc.syscall(_nr("keyctl"), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)),
                "keyctl join session keyring")
+
+    def default_signal(self, sig: int) -> None:
+        """SIG_DFL through the raw syscall: glibc refuses its reserved signals (32, 33), but a
+        caller may have left them ignored, and ignored survives execve into the container."""
+        import ctypes
+
+        act = (ctypes.c_ulong * 4)(0, 0, 0, 0)  # handler SIG_DFL, flags, restorer, mask
+        _check(_libc.syscall(_nr("rt_sigaction"), ctypes.c_int(sig), act, None, ctypes.c_size_t(8)),
+               f"rt_sigaction {sig}")
 
     def ambient_raise(self, cap: int) -> None:
         self.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
