@@ -24,7 +24,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import errno
-import importlib
 import json
 import os
 import platform
@@ -161,68 +160,13 @@ def cgroup_dirs(mountinfo: str, proc_cgroup: str, relative: str) -> list[Path]:
     return out
 
 
-_MACHINES: dict[str, tuple[str, str]] = {
-    "x86_64": ("SCMP_ARCH_X86_64", "amd64"),
-    "aarch64": ("SCMP_ARCH_AARCH64", "arm64"),
-    "ppc64le": ("SCMP_ARCH_PPC64LE", "ppc64le"),
-    "s390x": ("SCMP_ARCH_S390X", "s390x"),
-    "riscv64": ("SCMP_ARCH_RISCV64", "riscv64"),
-}
-
-
-def _kernel_tuple(release: str) -> tuple[int, ...]:
-    parts = release.split("-", 1)[0].split(".")[:2]
-    return tuple(int(p) if p.isdigit() else 0 for p in parts)
-
-
-def profile_to_oci(profile: Mapping[str, Any], *, caps: Iterable[str], machine: str,
-                   kernel: str) -> dict[str, Any]:
-    """Fallback converter of a Docker/podman seccomp profile to OCI `linux.seccomp`.
-
-    Used only when pyruntime.seccomp.containers_profile_to_oci is unavailable.
-    """
-    native, goarch = _MACHINES.get(machine, ("", ""))
-    held = set(caps)
-    release = _kernel_tuple(kernel)
-
-    def applies(rule: Mapping[str, Any]) -> bool:
-        inc = rule.get("includes") or {}
-        exc = rule.get("excludes") or {}
-        if inc.get("caps") and not set(inc["caps"]) <= held:
-            return False
-        if inc.get("arches") and goarch not in inc["arches"]:
-            return False
-        if inc.get("minKernel") and release < _kernel_tuple(inc["minKernel"]):
-            return False
-        return not (set(exc.get("caps") or ()) & held or goarch in (exc.get("arches") or ()))
-
-    arches: list[str] = []
-    for entry in profile.get("archMap") or ():
-        if entry.get("architecture") == native:
-            arches = [native, *(entry.get("subArchitectures") or ())]
-    out: dict[str, Any] = {"defaultAction": profile.get("defaultAction"),
-                           "architectures": arches}
-    if profile.get("defaultErrnoRet") is not None:
-        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
-    out["syscalls"] = [
-        {k: rule[k] for k in ("names", "action", "errnoRet", "args") if rule.get(k) is not None}
-        for rule in profile.get("syscalls") or () if applies(rule)
-    ]
-    return out
-
-
 def convert_seccomp(profile: Mapping[str, Any], caps: Sequence[str]) -> tuple[dict[str, Any], str]:
-    """OCI seccomp for this machine from a podman profile; also says which converter did it."""
-    kwargs: dict[str, Any] = {"caps": list(caps), "machine": platform.machine(),
-                              "kernel": platform.release()}
-    try:
-        mod = importlib.import_module("pyruntime.seccomp")
-        result = mod.containers_profile_to_oci(profile, **kwargs)
-        if isinstance(result, dict) and "defaultAction" in result:
-            return result, "pyruntime.seccomp.containers_profile_to_oci"
-    except Exception:  # any failure of the work-in-progress package: use our own
-        pass
-    return profile_to_oci(profile, **kwargs), "scripts/bench.py fallback"
+    """OCI seccomp for this machine from a podman profile, by pyruntime's own converter."""
+    from pyruntime.seccomp import containers_profile_to_oci
+
+    result = containers_profile_to_oci(profile, caps=list(caps), machine=platform.machine(),
+                                       kernel=platform.release())
+    return result, "pyruntime.seccomp.containers_profile_to_oci"
 
 
 # -- the table --------------------------------------------------------------------------------
