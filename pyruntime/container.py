@@ -321,25 +321,19 @@ class Runtime:
 
     def kill(self, cid: str, sig: int, all_procs: bool = False) -> None:
         st, stat = self.load(cid)
-        manager = None
-        if st.cgroup:
-            from .cgroups import manager_from_record
-
-            manager = manager_from_record(st.cgroup)
-        if all_procs and manager is not None and stat == STOPPED:
+        if stat not in (CREATED, RUNNING, PAUSED) and not (all_procs and stat == STOPPED):
+            raise ContainerNotRunning(cid)
+        if all_procs and st.cgroup:
+            manager = _manager(st)
             if manager.exists():
                 manager.kill_all(sig)
-            return
-        if stat not in (CREATED, RUNNING, PAUSED):
-            raise ContainerNotRunning(cid)
-        if all_procs and manager is not None:
-            manager.kill_all(sig)
         else:
             self._signal_init(st, sig)
-        if sig == signal.SIGKILL and manager is not None and _frozen(manager):
-            # a frozen process cannot die: let it (runc thaws on SIGKILL too)
+        # a frozen process cannot die: let it (runc thaws on SIGKILL too); the freezer is
+        # read directly, so a plain kill never imports the cgroups package
+        if sig == signal.SIGKILL and stat != STOPPED and st.cgroup and st_mod.frozen(st.cgroup):
             try:
-                manager.thaw()
+                _manager(st).thaw()
             except (OSError, RuntimeErr):
                 pass  # the cgroup went away with the container: nothing left to thaw
 
@@ -397,6 +391,12 @@ class Runtime:
             self._signal_init(st, signal.SIGKILL)
         except RuntimeErr:
             pass
+
+
+def _manager(st: State) -> Any:
+    from .cgroups import manager_from_record
+
+    return manager_from_record(st.cgroup)
 
 
 def _frozen(manager: Any) -> bool:

@@ -157,14 +157,14 @@ def status(st: State, state_dir: Path | str) -> str:
     if not is_alive(st):
         return STOPPED
     # frozen first: a created container can be paused too (runc reports it so)
-    if st.cgroup and _frozen(st.cgroup):
+    if st.cgroup and frozen(st.cgroup):
         return PAUSED
     if os.path.exists(os.path.join(state_dir, FIFO)):
         return CREATED
     return RUNNING
 
 
-def _frozen(record: dict[str, Any]) -> bool:
+def frozen(record: dict[str, Any]) -> bool:
     """The freezer's verdict, read straight from the recorded paths: `state` is the hottest
     verb, and the cgroups package costs more to import than this whole check."""
     paths = record.get("paths") or {}
