@@ -290,3 +290,24 @@ def test_failed_exec_leaves_no_process(pyrt: Runtime) -> None:
     time.sleep(0.2)
     procs = pyrt("ps", "--format", "json", cid, check=True).stdout
     assert len(json.loads(procs)) == 1, "only the container's init is left"
+
+
+def test_join_namespaces_by_path(pyrt: Runtime) -> None:
+    """A second container joins the first one's network and uts namespaces by path (what a
+    Kubernetes pod's containers do with the pause container)."""
+    first = base_config(["sleep", "100"])
+    first["hostname"] = "pod"
+    b = pyrt.bundle(first)
+    cid = pyrt.new_id()
+    pyrt("run", "-d", "--bundle", str(b), cid, check=True)
+    pid = pyrt.state(cid)["pid"]
+    second = base_config(["sh", "-c", "hostname; readlink /proc/self/ns/net"])
+    del second["hostname"]  # it would rename the shared namespace
+    for ns in second["linux"]["namespaces"]:
+        if ns["type"] in ("network", "uts"):
+            ns["path"] = f"/proc/{pid}/ns/{'net' if ns['type'] == 'network' else 'uts'}"
+    p = pyrt.run(second)
+    assert p.returncode == 0, p.stderr
+    hostname, netns = p.stdout.split()
+    assert hostname == "pod"
+    assert netns == os.readlink(f"/proc/{pid}/ns/net")

@@ -181,7 +181,10 @@ class Runtime:
             if spec.linux.resources:
                 from .defaults import effective_resources
 
-                cgroup.set(effective_resources(dict(spec.linux.resources)))
+                resources = effective_resources(dict(spec.linux.resources))
+                cgroup.set(resources)
+                for name in cgroup.unenforced(resources):
+                    self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
             parent.send(sync.GO)
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)

@@ -131,6 +131,8 @@ def update(rt: Any, cid: str, resources_doc: dict[str, Any] | None, flags: dict[
             mem["swap"] = mem["limit"]
     manager = _manager(st)
     manager.set(new)
+    for name in manager.unenforced(new):
+        rt.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
     for section, values in new.items():
         if isinstance(values, dict):
             current.setdefault(section, {}).update(values)
