@@ -57,7 +57,6 @@ class State:
     cgroup: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
-    exec_pids: list[list[int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,7 +152,7 @@ def is_alive(st: State) -> bool:
 
 def status(st: State, state_dir: Path | str) -> str:
     if st.pid <= 0:
-        return CREATING if st.created == "" or not st.pid else STOPPED
+        return CREATING  # init not reported yet, or a create killed before it was
     if not is_alive(st):
         return STOPPED
     # frozen first: a created container can be paused too (runc reports it so)
