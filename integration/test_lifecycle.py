@@ -190,3 +190,23 @@ def test_concurrent_starts_one_wins_none_hang(pyrt: Runtime) -> None:
     procs = [subprocess.Popen(cmd, stderr=subprocess.DEVNULL) for _ in range(4)]
     codes = [p.wait(20) for p in procs]
     assert codes.count(0) == 1, codes
+
+
+def test_click_path_matches_the_fast_path(pyrt: Runtime) -> None:
+    """The hot verbs have a hand-written argv parser; the click CLI defines the same verbs
+    and must behave the same (PYRUNTIME_SLOW_CLI forces it)."""
+    env = {**os.environ, "PYRUNTIME_SLOW_CLI": "1"}
+    b = pyrt.bundle(base_config(["sleep", "100"]))
+    cid = pyrt.new_id()
+    pyrt("create", "--bundle", str(b), cid, check=True, env=env)
+    pyrt("start", cid, check=True, env=env)
+    st = json.loads(pyrt("state", cid, check=True, env=env).stdout)
+    assert st["status"] == "running" and st["id"] == cid
+    pyrt("kill", cid, "KILL", check=True, env=env)
+    for _ in range(100):
+        if pyrt.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.02)
+    pyrt("delete", cid, check=True, env=env)
+    gone = pyrt("state", cid, env=env)
+    assert gone.returncode != 0 and "container does not exist" in gone.stderr

@@ -385,6 +385,3 @@ def _fallback_logger() -> Any:
 
 _LOGGER: list[Any] = []
 
-
-if os.environ.get("PYRUNTIME_NO_MAIN") is None and __name__ == "__main__":
-    sys.exit(entry())
