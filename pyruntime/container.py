@@ -19,6 +19,7 @@ from .errors import (
     ConfigError,
     ContainerExists,
     ContainerNotRunning,
+    CorruptState,
     RuntimeErr,
     StateTransitionError,
 )
@@ -358,7 +359,13 @@ class Runtime:
     # --- delete ------------------------------------------------------------------
 
     def delete(self, cid: str, force: bool = False) -> None:
-        st, stat = self.load(cid)
+        try:
+            st, stat = self.load(cid)
+        except CorruptState:
+            if not force:
+                raise
+            st_mod.remove_state_dir(self.store.path(cid))
+            return
         sdir = self.store.path(cid)
         if stat in (RUNNING, PAUSED) and not force:
             raise RuntimeErr(f"cannot delete container {cid} that is not stopped: {stat}")

@@ -30,6 +30,10 @@ class ContainerExists(RuntimeErr):
         self.cid = cid
 
 
+class CorruptState(RuntimeErr):
+    """state.json cannot be read back; only `delete --force` applies."""
+
+
 class ContainerNotRunning(RuntimeErr):
     def __init__(self, cid: str) -> None:
         super().__init__("container not running")

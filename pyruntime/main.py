@@ -154,13 +154,12 @@ def fast(argv: list[str]) -> int:
 
 def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str]) -> int:
     if verb == "state":
-        import json
-
+        from .fastjson import dumps
         from .state import Store, oci_state, status
 
         st = Store(root).load(pos[0])
         doc = oci_state(st, status(st, os.path.join(root, pos[0])))
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.write(dumps(doc, indent=2) + "\n")
         return 0
     from .container import CreateOptions, Runtime
 

@@ -7,10 +7,9 @@ time, is `stopped`; an existing exec fifo is `created`; a frozen cgroup is `paus
 
 from __future__ import annotations
 
-import json
 import os
 
-from .errors import ContainerNotExist, RuntimeErr
+from .errors import ContainerNotExist, CorruptState, RuntimeErr
 from .record import asdict, dataclass, field
 
 TYPE_CHECKING = False  # typing and pathlib stay unimported on the `state` path
@@ -36,7 +35,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def atomic_write_json(path: Path, doc: Any) -> None:
-    atomic_write(path, json.dumps(doc, separators=(",", ":")).encode())
+    from .fastjson import dumps
+
+    atomic_write(path, dumps(doc).encode())
 
 
 def validate_id(cid: str) -> None:
@@ -99,7 +100,13 @@ class Store:
                 # a create that was killed before it saved anything: only delete --force applies
                 return State(id=cid, bundle="", rootfs="", created="")
             raise ContainerNotExist(cid)
-        return State.from_json(json.loads(raw))
+        from .fastjson import loads
+
+        try:
+            return State.from_json(loads(raw))
+        except (ValueError, TypeError) as e:
+            raise CorruptState(f"{os.path.join(d, STATE_FILE)}: corrupt state ({e}); "
+                               "`delete --force` removes it")
 
     def save(self, st: State) -> None:
         atomic_write_json(self.dir(st.id) / STATE_FILE, st.to_json())

@@ -129,3 +129,18 @@ def test_parse_signal_rejects() -> None:
     for bad in ("SIGNOPE", "-1", "99"):
         with pytest.raises(RuntimeErr, match="invalid signal"):
             parse_signal(bad)
+
+
+def test_corrupt_state_is_one_line_and_force_deletable(tmp_path: Path) -> None:
+    from pyruntime.container import Runtime
+    from pyruntime.errors import CorruptState
+
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "state.json").write_text("{bad")
+    with pytest.raises(CorruptState, match="c1/state.json: corrupt state"):
+        st_mod.Store(tmp_path).load("c1")
+    rt = Runtime(tmp_path)
+    with pytest.raises(CorruptState):
+        rt.delete("c1")
+    rt.delete("c1", force=True)
+    assert not (tmp_path / "c1").exists()
