@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import os
 import select
-import signal
 import time
 
 from . import state as st_mod
@@ -26,6 +25,8 @@ from .errors import (
 from .record import dataclass
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Store
 from .syscalls.linux import LINUX, NAMESPACE_FLAGS, LinuxSyscalls
+
+SIGKILL = 9  # not signal.SIGKILL: the signal module builds enums, a third of `start`'s imports
 
 TYPE_CHECKING = False  # typing and spec are not needed by start/kill/delete
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ class Runtime:
             return
         try:
             if cgroup.exists():
-                cgroup.kill_all(signal.SIGKILL)
+                cgroup.kill_all(SIGKILL)
             cgroup.destroy()
         except (OSError, RuntimeErr):
             pass
@@ -335,7 +336,7 @@ class Runtime:
             self._signal_init(st, sig)
         # a frozen process cannot die: let it (runc thaws on SIGKILL too); the freezer is
         # read directly, so a plain kill never imports the cgroups package
-        if sig == signal.SIGKILL and stat != STOPPED and st.cgroup and st_mod.frozen(st.cgroup):
+        if sig == SIGKILL and stat != STOPPED and st.cgroup and st_mod.frozen(st.cgroup):
             try:
                 _manager(st).thaw()
             except (OSError, RuntimeErr):
@@ -378,14 +379,14 @@ class Runtime:
             manager = manager_from_record(st.cgroup)
         if stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st):
             if manager is not None and manager.exists():
-                manager.kill_all(signal.SIGKILL)
+                manager.kill_all(SIGKILL)
             self._signal_quietly(st)
             if manager is not None and _frozen(manager):
                 manager.thaw()
             _wait_gone(st, 10.0)
         elif manager is not None and manager.exists() and manager.pids():
             # init is gone but it shared a pid namespace: stragglers die with the container
-            manager.kill_all(signal.SIGKILL)
+            manager.kill_all(SIGKILL)
         if st.config and st.created and (st.config.get("hooks") or {}).get("poststop"):
             from .hooks import run_hooks_warn
             from .spec import parse_spec
@@ -398,7 +399,7 @@ class Runtime:
 
     def _signal_quietly(self, st: State) -> None:
         try:
-            self._signal_init(st, signal.SIGKILL)
+            self._signal_init(st, SIGKILL)
         except RuntimeErr:
             pass
 
@@ -420,7 +421,7 @@ def _frozen(manager: Any) -> bool:
 
 def _kill_quietly(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         pass
     try:

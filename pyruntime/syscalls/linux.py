@@ -7,7 +7,6 @@ checks the return value and raises OSError(errno, "<op> <path>").
 from __future__ import annotations
 
 import os
-import signal
 
 TYPE_CHECKING = False  # typing and ctypes load only when a raw syscall is made
 if TYPE_CHECKING:
@@ -176,7 +175,9 @@ class LinuxSyscalls:
         return os.pidfd_open(pid)
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
-        signal.pidfd_send_signal(pidfd, sig)
+        import _signal  # signal's enums cost milliseconds; kill needs only this function
+
+        _signal.pidfd_send_signal(pidfd, sig)
 
     def join_session_keyring(self, name: str | None) -> None:
         import ctypes
