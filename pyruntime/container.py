@@ -372,12 +372,14 @@ class Runtime:
             raise RuntimeErr(f"cannot delete container {cid} that is not stopped: {stat}")
         if stat == CREATING and not force and st.pid and st_mod.is_alive(st):
             raise RuntimeErr(f"cannot delete container {cid} that is being created")
+        alive = stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st)
         manager = None
-        if st.cgroup:
+        if st.cgroup and (alive or not _remove_empty_cgroups(st.cgroup)):
+            # something is still running in there: the full manager kills, thaws, retries
             from .cgroups import manager_from_record
 
             manager = manager_from_record(st.cgroup)
-        if stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st):
+        if alive:
             if manager is not None and manager.exists():
                 manager.kill_all(SIGKILL)
             self._signal_quietly(st)
@@ -402,6 +404,23 @@ class Runtime:
             self._signal_init(st, SIGKILL)
         except RuntimeErr:
             pass
+
+
+def _remove_empty_cgroups(record: dict[str, Any]) -> bool:
+    """The common `delete`: the container has stopped and its cgroups are empty, so plain
+    rmdirs (sub-cgroups first) finish the job without importing the cgroups package.
+    False as soon as anything resists; the caller then uses the manager."""
+    for top in sorted(set((record.get("paths") or {}).values())):
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+    return True
 
 
 def _manager(st: State) -> Any:
