@@ -21,7 +21,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PYRUNTIME = str(REPO / ".venv" / "bin" / "pyruntime")
-CACHE = Path(os.environ.get("PYRUNTIME_TEST_CACHE", "/var/tmp/pyruntime-test-cache"))
+# inside the checkout (git-ignored), so that tests leave nothing elsewhere on the machine
+CACHE = Path(os.environ.get("PYRUNTIME_TEST_CACHE", str(REPO / ".cache" / "test")))
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
