@@ -81,7 +81,7 @@ def _create_flags(f: Any) -> Any:
         click.option("--console-socket", default=None),
         click.option("--no-pivot", is_flag=True),
         click.option("--no-new-keyring", is_flag=True),
-        click.option("--preserve-fds", default=0, type=int),
+        click.option("--preserve-fds", default=0, type=click.IntRange(min=0)),
     ]):
         f = opt(f)
     return f
@@ -174,7 +174,7 @@ def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_
 @click.option("--process-label", default=None)
 @click.option("--pid-file", default=None)
 @click.option("--console-socket", default=None)
-@click.option("--preserve-fds", default=0, type=int)
+@click.option("--preserve-fds", default=0, type=click.IntRange(min=0))
 @click.option("--ignore-paused", is_flag=True)
 @click.option("--cgroup", "cgroups", multiple=True,
               help="[controller[,controller]:]path below the container's cgroup")

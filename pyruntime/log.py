@@ -19,7 +19,8 @@ class Logger:
             import json
 
             return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
-        return f'time="{now}" level={level} msg="{msg}"\n'
+        quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'time="{now}" level={level} msg="{quoted}"\n'
 
     def write(self, level: str, msg: str) -> None:
         if not self.path:

@@ -42,7 +42,7 @@ def atomic_write_json(path: Path, doc: Any) -> None:
 
 def validate_id(cid: str) -> None:
     ok = cid and cid not in (".", "..") and len(cid) <= 1024
-    if not ok or any(not (c.isalnum() or c in "_+-.") for c in cid):
+    if not ok or any(not (c.isascii() and (c.isalnum() or c in "_+-.")) for c in cid):
         raise RuntimeErr(f"invalid container id: {cid!r}")
 
 
