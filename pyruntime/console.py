@@ -46,6 +46,22 @@ def send_to_socket(path: str, master: int) -> None:
         s.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
 
 
+def hand_over(path: str | None, master: int) -> int | None:
+    """Give the pty master to --console-socket and close ours; without a socket, keep it
+    (a foreground `run` or `exec -t` proxies it).  Returns the master we still hold."""
+    if not path:
+        return master
+    from .errors import RuntimeErr
+
+    try:
+        send_to_socket(path, master)
+    except OSError as e:
+        raise RuntimeErr(f"console socket {path}: {e.strerror}")
+    finally:
+        os.close(master)
+    return None
+
+
 def copy_size(src: int, dst: int) -> None:
     try:
         buf = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)

@@ -217,17 +217,9 @@ class Runtime:
             run_hooks(spec.hooks.create_runtime, state_doc, "createRuntime")
             parent.send(sync.HOOKS_DONE, state=state_doc)
             if spec.process.terminal:
-                fds = parent.wait_for(sync.CONSOLE)["_fds"]
-                master = fds[0]
-                if opts.console_socket:
-                    from .console import send_to_socket
+                from .console import hand_over
 
-                    try:
-                        send_to_socket(opts.console_socket, master)
-                    except OSError as e:
-                        raise RuntimeErr(f"console socket {opts.console_socket}: {e.strerror}")
-                    os.close(master)
-                    master = None
+                master = hand_over(opts.console_socket, parent.wait_for(sync.CONSOLE)["_fds"][0])
             parent.wait_for(sync.READY)
             self.debug(f"create {st.id}: init ready, waiting on the exec fifo")
             if opts.pid_file:

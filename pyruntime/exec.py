@@ -150,16 +150,9 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         os.waitpid(pid, 0)
         pid = 0
         if proc.terminal:
-            master = parent.wait_for(sync.CONSOLE)["_fds"][0]
-            if opts.console_socket:
-                from .console import send_to_socket
+            from .console import hand_over
 
-                try:
-                    send_to_socket(opts.console_socket, master)
-                except OSError as e:
-                    raise RuntimeErr(f"console socket {opts.console_socket}: {e.strerror}")
-                os.close(master)
-                master = None
+            master = hand_over(opts.console_socket, parent.wait_for(sync.CONSOLE)["_fds"][0])
         parent.wait_for(sync.READY)
         if opts.pid_file:
             from .container import write_pid_file
