@@ -4,13 +4,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables iptables \
-	containerd podman uidmap tmux bats gawk golang-go
+	containerd podman uidmap tmux bats gawk golang-go \
+	conmon skopeo umoci debootstrap containernetworking-plugins iperf3 libseccomp-dev
 PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: setup demo test unit integration lint bench conformance clean
 
 setup: $(VENV)/.installed
-	@for b in pyruntime; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
+	@for b in pyruntime dockee-shim dockee-cni-bridge; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
 	@$(PY) -m compileall -q pyruntime >/dev/null
 
 $(VENV)/.installed: pyproject.toml Makefile
