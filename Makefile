@@ -5,8 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables iptables \
 	containerd podman uidmap tmux bats gawk golang-go \
-	conmon skopeo umoci debootstrap containernetworking-plugins iperf3 libseccomp-dev
-PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
+	conmon skopeo umoci debootstrap containernetworking-plugins iperf3 libseccomp-dev \
+	python3.11-venv python3.11-dev
+# Debian's interpreter, which every user may execute (pyenv's lives under root's home): the
+# venv's scripts, /usr/local/bin/pyruntime among them, must run for unprivileged users too.
+PYTHON_BASE ?= /usr/bin/python3.11
 
 .PHONY: setup demo test unit integration lint bench conformance clean
 
@@ -20,7 +23,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 		echo "setup: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@[ -x $(PY) ] || "$$($(PYTHON_BASE) -c 'import sys; print(sys.executable)')" -m venv $(VENV)
+	@grep -qx "home = $(patsubst %/,%,$(dir $(PYTHON_BASE)))" $(VENV)/pyvenv.cfg 2>/dev/null || rm -rf $(VENV)
+	@[ -x $(PY) ] || $(PYTHON_BASE) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	$(PY) scripts/write-launcher.py
 	@touch $@
