@@ -11,7 +11,7 @@ APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables 
 # venv's scripts, /usr/local/bin/pyruntime among them, must run for unprivileged users too.
 PYTHON_BASE ?= /usr/bin/python3.11
 
-.PHONY: setup demo test unit integration lint bench conformance clean
+.PHONY: setup demo test unit integration lint bench conformance mutation clean
 
 setup: $(VENV)/.installed
 	@for b in pyruntime dockee-shim dockee-cni-bridge; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
@@ -50,6 +50,10 @@ bench: setup
 
 conformance: setup
 	bash integration/conformance/run.sh
+
+# each integration/mutations/*.patch removes a protection: its tests must fail (slow; not in `test`)
+mutation: setup
+	$(PY) scripts/mutation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,22 +7,25 @@ made, also when the test fails.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import PYRUNTIME, REPO, base_config, run_captured, wait_status
 
-REPO = Path(__file__).resolve().parent.parent
-PYRUNTIME = str(REPO / ".venv" / "bin" / "pyruntime")
+__all__ = ["PYRUNTIME", "REPO", "Runtime", "base_config", "busybox_rootfs"]
+
 # inside the checkout (git-ignored), so that tests leave nothing elsewhere on the machine
 CACHE = Path(os.environ.get("PYRUNTIME_TEST_CACHE", str(REPO / ".cache" / "test")))
+RECIPE = REPO / "bundles" / "busybox.sh"
+BUSYBOX = Path(os.environ.get("BUSYBOX", "/bin/busybox"))
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
@@ -34,28 +37,32 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
                 item.add_marker(pytest.mark.skip(reason="needs root"))
 
 
+def _rootfs_key() -> str:
+    """The cache key: the recipe and the busybox binary it copies (a new busybox-static
+    or a changed recipe builds a new rootfs)."""
+    h = hashlib.sha256(RECIPE.read_bytes())
+    h.update(BUSYBOX.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def busybox_rootfs() -> Path:
-    """A busybox rootfs built once per machine and copied into each bundle."""
-    ready = CACHE / "busybox.ready"
-    base = CACHE / "busybox"
+    """A busybox rootfs built once per recipe and busybox binary, copied into each bundle."""
+    base = CACHE / f"busybox-{_rootfs_key()}"
+    ready = base / ".ready"
     if not ready.exists():
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        subprocess.run(["bash", str(REPO / "bundles" / "busybox.sh"), str(base)], check=True,
-                       env={**os.environ, "PYRUNTIME": PYRUNTIME})
-        ready.touch()
+        tmp = CACHE / f".building-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            subprocess.run(["bash", str(RECIPE), str(tmp)], check=True,
+                           env={**os.environ, "PYRUNTIME": PYRUNTIME, "BUSYBOX": str(BUSYBOX)})
+            (tmp / ".ready").touch()
+            try:
+                os.rename(tmp, base)  # atomic: a concurrent builder's result is as good
+            except OSError:
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return base / "rootfs"
-
-
-def base_config(args: list[str] | None = None) -> dict[str, Any]:
-    from pyruntime.defaults import default_spec
-
-    doc = default_spec()
-    doc["process"]["terminal"] = False
-    doc["process"]["args"] = args or ["true"]
-    doc["root"]["readonly"] = False
-    doc["linux"]["cgroupsPath"] = f"pyrt-test-{uuid.uuid4().hex[:10]}"
-    return doc
 
 
 class Runtime:
@@ -69,17 +76,9 @@ class Runtime:
 
     def __call__(self, *args: str, check: bool = False, timeout: float = 60,
                  input: str | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
-        cmd = [self.binary, "--root", str(self.root), *args]
         # files, not pipes: a created container's init holds its stdio open until it exits
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(cmd, stdout=out, stderr=err, text=True, timeout=timeout,
-                               input=input, **kw)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
-        return p
+        return run_captured([self.binary, "--root", str(self.root), *args], timeout=timeout,
+                            input=input, check=check, **kw)
 
     def bundle(self, config: dict[str, Any], name: str | None = None) -> Path:
         b = self.tmp / (name or f"bundle-{uuid.uuid4().hex[:8]}")
@@ -95,6 +94,9 @@ class Runtime:
 
     def state(self, cid: str) -> dict[str, Any]:
         return json.loads(self("state", cid, check=True).stdout)
+
+    def wait_status(self, cid: str, want: str, timeout: float = 20) -> dict[str, Any]:
+        return wait_status(self, cid, want, timeout)
 
     def run(self, config: dict[str, Any], *extra: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         b = self.bundle(config)
