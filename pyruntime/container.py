@@ -64,9 +64,12 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def _listen_fds() -> int:
-    """fds passed by systemd socket activation to us are passed on, as runc does."""
+    """fds passed by systemd socket activation to us are passed on, as runc does.  The
+    contract: LISTEN_FDS counts for the process whose pid is LISTEN_PID, and only for it.
+    A LISTEN_FDS inherited from elsewhere (or set without LISTEN_PID) would hand whatever
+    the caller has open at 3, 4, ... to the container."""
     try:
-        if int(os.environ.get("LISTEN_PID", "0")) not in (0, os.getpid()):
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
             return 0
         return max(0, int(os.environ.get("LISTEN_FDS", "0")))
     except ValueError:
