@@ -2,10 +2,11 @@
 
 Each test drives real containers through the pyruntime CLI (the `pyrt` fixture) and plays
 the part of a malicious image, config or container process.  Each docstring names the runc
-CVE it models and how the test was shown to FAIL on a deliberately broken runtime: a copy
-of the repo (`cp -a /work/main /tmp/pyrt-broken`, with the copy's .venv/bin/pyruntime
-launcher pointed at the copy) with one protection removed, and this file run from the copy
-so that conftest's `pyrt` fixture uses the broken runtime.
+CVE it models and the broken runtime it fails on: that runtime is a committed patch in
+integration/mutations/ (named in the docstring), and `make mutation` applies each patch
+to a copy of the tree and shows that the test fails there.  A few cases are labelled as
+what they really pin (the order of pivot_root and the setup steps, or a control) where no
+single protection of their own can be removed.
 
 Nothing here may touch the host for real: targets "on the host" are scratch directories
 under tmp_path.  The tests that aim at the host check afterwards that those, the host's
@@ -16,36 +17,27 @@ CVE-2019-5736 tests compare the runtime's launcher and interpreter by sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import socket
-import stat
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import PODMAN_PROFILE, ConsoleReceiver, HostSnapshot, mountinfo_points, sha256, status_field
 
 from conftest import Runtime, base_config
 from pyruntime import seccomp
 
-PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def sha256(path: str | Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def runtime_files(binary: str) -> list[str]:
@@ -72,62 +64,6 @@ def host_pid_in_ns(host_pid: int) -> int:
     raise AssertionError("no NSpid")
 
 
-def status_field(text: str, key: str) -> str:
-    for line in text.splitlines():
-        if line.startswith(key + ":"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"{key} not in {text!r}")
-
-
-class HostSnapshot:
-    """Host facts no container setup may change: the mount table, /etc, scratch dirs."""
-
-    ETC_FILES = ("/etc/passwd", "/etc/shadow", "/etc/hostname", "/etc/hosts")
-
-    def __init__(self, tmp_path: Path, *scratch: Path) -> None:
-        # other mounts may come and go (other tests, other users of this machine): only
-        # these places are ours to watch
-        self.watched = (str(tmp_path), "/etc", "/proc/sys", "/usr", "/root", "/bin", "/sbin")
-        self.scratch = scratch
-        self.mounts = self._mounts()
-        self.etc = self._etc()
-        self.dirs = {p: self._tree(p) for p in scratch}
-        self.core_pattern = Path("/proc/sys/kernel/core_pattern").read_text()
-
-    def _mounts(self) -> list[str]:
-        out = []
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = line.split()[4]
-                if any(point == w or point.startswith(w + "/") for w in self.watched):
-                    out.append(" ".join(line.split()[3:5]) + " " + line.split(" - ")[1].split()[0])
-        return sorted(out)
-
-    def _etc(self) -> dict[str, Any]:
-        st = os.stat("/etc")
-        files = {p: sha256(p) for p in self.ETC_FILES if os.path.exists(p)}
-        return {"mtime": st.st_mtime_ns, "names": sorted(os.listdir("/etc")), "files": files}
-
-    @staticmethod
-    def _tree(path: Path) -> list[tuple[str, int, int, str]]:
-        out = []
-        for dirpath, dirnames, filenames in os.walk(path):
-            for name in sorted(dirnames + filenames):
-                p = os.path.join(dirpath, name)
-                st = os.lstat(p)
-                digest = sha256(p) if stat.S_ISREG(st.st_mode) else ""
-                out.append((os.path.relpath(p, path), st.st_mode, st.st_mtime_ns, digest))
-        st = os.stat(path)
-        return sorted(out) + [(".", st.st_mode, st.st_mtime_ns, "")]
-
-    def assert_unchanged(self) -> None:
-        assert self._mounts() == self.mounts, "the host's mount table changed"
-        assert self._etc() == self.etc, "the host's /etc changed"
-        for p, tree in self.dirs.items():
-            assert self._tree(p) == tree, f"host directory {p} changed"
-        assert Path("/proc/sys/kernel/core_pattern").read_text() == self.core_pattern
-
-
 def scratch(tmp_path: Path, name: str, secret: str = "") -> Path:
     """A host directory a container must never reach; optionally with a secret file."""
     d = tmp_path / name
@@ -143,20 +79,11 @@ def without_dev_tmpfs(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def mountinfo_points(text: str) -> dict[str, str]:
-    """mountpoint -> fstype of a /proc/self/mountinfo text."""
-    out = {}
-    for line in text.splitlines():
-        if " - " in line:
-            fields = line.split()
-            out[fields[4]] = line.split(" - ")[1].split()[0]
-    return out
-
-
 # --- CVE-2019-5736: /proc/<runtime>/exe ----------------------------------------------------
 
 # Run by the attacker inside container A against one pid ($1) of its pid namespace.  Every
-# check reports "OPEN ..." on success or the shell's error (which names the errno).  O_RDWR
+# check reports "OPEN ..." on success (environ: with what it read) or the shell's error
+# (which names the errno).  O_RDWR
 # (never O_TRUNC) is how the exploit overwrote runc; the other opens are what non-dumpable
 # also closes: the binary read-only, the environment, memory, fds, root and cwd.
 ATTACK_ONE_PID = r"""
@@ -164,7 +91,7 @@ d=/proc/$1
 one() { tr '\n' ' '; }
 echo "exe-rw: $( { true 3<>$d/exe && echo OPEN; } 2>&1 | one )"
 echo "exe-ro: $( { stat -L -c 'OPEN %d:%i' /proc/self/fd/3; } 2>&1 3<$d/exe | one )"
-echo "environ: $( { IFS= read -r line <&4; echo "OPEN ${line%%=*}"; } 2>&1 4<$d/environ | one )"
+echo "environ: $( { echo "OPEN $(tr '\0' ' ' <&4)"; } 2>&1 4<$d/environ | one )"
 echo "mem: $( { true && echo OPEN; } 2>&1 5<$d/mem | one )"
 echo "fd: $( for f in $d/fd/*; do stat -L -c "OPEN $f" $f; done 2>&1 | one )"
 echo "root: $( { ls $d/root/ >/dev/null && echo OPEN; } 2>&1 | one )"
@@ -183,8 +110,8 @@ def test_cve_2019_5736_runtime_process_is_not_reachable(pyrt: Runtime) -> None:
     and cwd.  All must be EACCES: the runtime made itself non-dumpable before joining the
     namespaces.  The interpreter and launcher on the host must be unchanged.
 
-    Broken build: /tmp/pyrt-broken with `sys.prctl(PR_SET_DUMPABLE, 0)` removed from
-    init.stage1.  The test then failed: A opened the host's python binary read-only (same
+    Broken build: mutations/cve-2019-5736-dumpable.patch (`sys.prctl(PR_SET_DUMPABLE, 0)`
+    removed from init.stage1).  The test then failed: A opened the host's python binary read-only (same
     dev:ino as /root/.pyenv/.../python3.11), read PYRT_MARKER from the runtime's environ,
     opened its mem, reached the files behind its fds (the host's exec.fifo among them),
     its root and cwd; only the O_RDWR open was stopped, by ETXTBSY ("Text file busy"),
@@ -223,6 +150,9 @@ def test_cve_2019_5736_runtime_process_is_not_reachable(pyrt: Runtime) -> None:
     p = pyrt("exec", aid, "sh", "-c", ATTACK_ONE_PID, "attack", "1")
     assert "exe-ro: OPEN" in p.stdout and "environ: OPEN PATH" in p.stdout, p.stdout
     assert "fd: OPEN" in p.stdout and "root: OPEN" in p.stdout, p.stdout
+    # and a readable environ shows its values: the probe would print a leaked marker
+    p = pyrt("exec", "--env", f"PROBE={marker}", aid, "sh", "-c", ATTACK_ONE_PID, "attack", "self")
+    assert p.returncode == 0 and f"PROBE={marker}" in p.stdout, p.stdout
     assert {f: sha256(f) for f in files} == before
 
 
@@ -241,12 +171,16 @@ while [ ! -e /tmp/stop ]; do
     if { IFS= read -r line <&4
          case "$line" in PYRT_MARKER=*) echo "pid $p environ LEAK";; esac
          stat -L -c "pid $p exe %d:%i" /proc/self/fd/3
-       } 2>/dev/null 3<$d/exe 4<$d/environ >> /tmp/log; then
+       } 2>/tmp/err 3<$d/exe 4<$d/environ >> /tmp/log; then
       true 2>/dev/null 5<$d/mem && echo "pid $p mem open" >> /tmp/log
       { true 6<>$d/exe; } 2>>/tmp/log
       seen="$seen$p "
     else
-      case "$denied" in *" $p "*) ;; *) denied="$denied$p "; echo "pid $p denied" >> /tmp/log;; esac
+      # only EACCES counts: a process that exited meanwhile (ENOENT) was not refused
+      case "$denied" in *" $p "*) ;; *)
+        IFS= read -r err < /tmp/err
+        case "$err" in *"Permission denied"*) denied="$denied$p "; echo "pid $p denied: $err" >> /tmp/log;; esac
+      esac
     fi
   done
 done
@@ -264,8 +198,8 @@ def test_cve_2019_5736_exec_race(pyrt: Runtime) -> None:
     load a large filter after dropping capabilities: the widest window in which a
     dumpable runtime would be open to the container.
 
-    Broken build (PR_SET_DUMPABLE removed, as above): failed in three of three runs, each
-    time on every exec: the watcher opened the host's python binary as /proc/<pid>/exe,
+    Broken build (mutations/cve-2019-5736-dumpable.patch, as above): failed in three of
+    three runs, each time on every exec: the watcher opened the host's python binary as /proc/<pid>/exe,
     read PYRT_MARKER from the runtime's environ and opened its mem.  In trials without the
     seccomp profile it still caught 2-5 of 15 execs.
     """
@@ -298,8 +232,9 @@ def test_cve_2019_5736_exec_race(pyrt: Runtime) -> None:
     # interpreter; the exec'd busybox it may open (and its mem) as it likes
     leaks = [line for line in text.splitlines() if interpreter in line or "LEAK" in line]
     assert not leaks, text
-    # the watcher did see runtime processes in flight (and was refused)
-    assert " denied" in text, text
+    # the watcher did see runtime processes in flight, and was refused with EACCES: without
+    # one such observation the test would pass without having raced anything
+    assert re.search(r"^pid \d+ denied: .*Permission denied$", text, re.M), text
     assert {f: sha256(f) for f in files} == before
 
 
@@ -343,14 +278,15 @@ def test_cve_2024_21626_no_host_fd_reaches_the_container(pyrt: Runtime, tmp_path
     from the host, the container process has exactly fds 0-3 and its cwd and root in the
     rootfs.  The same for `exec --preserve-fds 1` with and without `--cwd /tmp`.
 
-    Broken build: the `os.closerange(3 + plan.extra_fds, ...)` before execve removed from
-    init.  The test then failed: `ls -l /proc/self/fd` inside showed
+    Broken build (mutations/cve-2024-21626-closerange.patch): the
+    `os.closerange(3 + plan.extra_fds, ...)` before execve removed from init.  The test then failed:
+    `ls -l /proc/self/fd` inside showed
     "7 -> <tmp>/hostdir", the host directory.
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
     passed = tmp_path / "passed"
     passed.write_text("preserved")
-    snap = HostSnapshot(tmp_path, host)
+    snap = HostSnapshot(tmp_path, scratch=[host])
     fds = f"3<{passed} 7<{host}"
     inside = "ls -l /proc/self/fd; echo cwd=$(readlink /proc/self/cwd)"
 
@@ -399,12 +335,12 @@ def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Pat
     refuse, or the process must end up with no way to the host: its cwd inside the
     container, the host's secret unreadable.
 
-    Checked on a broken build (no os.getcwd() check after the chdir in
-    init._setup_process): `pwd` printed nothing (cwd unreachable from the root) and the
+    Broken build (mutations/cve-2024-21626-getcwd.patch: no os.getcwd() check after the
+    chdir in init): `pwd` printed nothing (cwd unreachable from the root) and the
     process read HOST-SECRET through the cwd, and the host's /etc/hostname through ../..
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
-    snap = HostSnapshot(tmp_path, host)
+    snap = HostSnapshot(tmp_path, scratch=[host])
     probe = CWD_PROBE.format(host=host)
     if verb == "create":
         cfg = base_config(["sh", "-c", probe])
@@ -427,7 +363,7 @@ def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Pat
 @pytest.mark.parametrize("volume", [
     False,
     True,
-], ids=["plain", "with-volume"])
+], ids=["control-no-bind-source", "with-volume"])
 def test_cve_2024_21626_cwd_through_the_runtimes_own_fds(pyrt: Runtime, tmp_path: Path,
                                                           volume: bool) -> None:
     """CVE-2024-21626 with nothing inherited: process.cwd /proc/self/fd/N for every N the
@@ -436,13 +372,16 @@ def test_cve_2024_21626_cwd_through_the_runtimes_own_fds(pyrt: Runtime, tmp_path
     runtime's pre-opened bind sources are among those fds.  Each attempt must fail, or
     leave the process inside the container.
 
-    Checked on a broken build (bind-source fds kept open past the chdir, no os.getcwd()
-    check): with-volume failed, for N=5 (the pre-opened volume source) `pwd` printed
-    nothing and the process read HOST-SECRET (and the host's /etc/hostname) through ../..
+    Broken build (mutations/cve-2024-21626-own-fds.patch: bind-source fds kept open past
+    the chdir, no os.getcwd() check): with-volume failed, for N=5 (the pre-opened volume
+    source) `pwd` printed nothing and the process read HOST-SECRET (and the host's
+    /etc/hostname) through ../..  control-no-bind-source is the control it is named for:
+    it passed on that build too (the runtime holds no host directory fd of its own at
+    chdir time) and fails only if a change makes init hold one there.
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
     vol = scratch(tmp_path, "volume", "VOLUME-FILE")
-    snap = HostSnapshot(tmp_path, host)
+    snap = HostSnapshot(tmp_path, scratch=[host])
     cfg = base_config(["sh", "-c", "cat /vol/secret 2>/dev/null || echo no-volume"])
     if volume:
         cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
@@ -474,7 +413,8 @@ def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_pa
     /etc, <host dir>/x and <host dir>/y, and the host's directory, /etc and mount table
     are untouched.
 
-    Broken builds: (1) paths.open_in_root replaced by a kernel lookup of
+    Broken builds: (2) is mutations/cve-2021-30465-mount-by-path.patch.  (1)
+    paths.open_in_root replaced by a kernel lookup of
     /proc/self/fd/<root>/<dest> that follows symlinks, with os.makedirs for `create`
     (runc before the fix): the test failed, the runtime had made `x` in the host
     directory (through mnt/b).  (2) open_in_root intact but mounts._mount_filesystem
@@ -483,7 +423,7 @@ def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_pa
     (the kernel had followed mnt/a to the host's /etc, in the container's namespace).
     """
     hostdir = scratch(tmp_path, "hostside")
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     cfg = base_config(["cat", "/proc/self/mountinfo"])
     for dest in ("/mnt/a", "/mnt/b/x", "/mnt/c/y"):
         cfg["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
@@ -535,7 +475,7 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
     link, <host dir>/t in the container), never on the host: the host directory, /etc and
     the mount table are unchanged.
 
-    Broken builds (the two of the test above): both variants failed in every run (6 of
+    Broken builds (the two of the test above; (2) is the committed mutation): both variants failed in every run (6 of
     6 with (1), 3 of 3 with (2)): with (1) `t` appeared in the host directory, with (2)
     up to 6 of B's 16 tmpfs mounts were nowhere in B (mounted on the host's <host dir>/t
     in B's namespace: the link was followed between the check and the mount).  Before
@@ -544,7 +484,7 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
     """
     hostdir = scratch(tmp_path, "hostside")
     (hostdir / "t").mkdir()  # so that a mount that follows the link has a place to land
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     vol = scratch(tmp_path, "volume")
     if share == "rootfs":
         shared_in_container = "/shared"
@@ -575,7 +515,12 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
         b = pyrt.bundle(b_cfg)
         landed: list[Any] = []
         astray: list[Any] = []
-        for _ in range(16):
+        through_link = 0
+        runs = 0
+        # at least 16 runs, and more (up to 64) until one of them resolved x while it was
+        # the link: without such a run the race was never run, and the test shows nothing
+        while runs < 16 or (not through_link and runs < 64):
+            runs += 1
             p = pyrt("run", "--bundle", str(b), pyrt.new_id())
             if p.returncode != 0:
                 # losing a race to a vanishing path may fail the create; never silently
@@ -588,17 +533,20 @@ def test_cve_2021_30465_racing_symlink_swap(pyrt: Runtime, tmp_path: Path, share
             inside = [m for m, fs in mountinfo_points(p.stdout).items()
                       if fs == "tmpfs" and m.endswith("/t")]
             (landed if inside else astray).append(inside or p.stdout)
+            # resolved through the link: the mount sits at <host dir>/t inside B
+            through_link += any(m.startswith(str(hostdir) + "/") for m in inside)
     finally:
         (a / "rootfs" / "tmp" / "stop").touch()
     snap.assert_unchanged()
     assert not astray, f"{len(astray)} of B's tmpfs mounts not found in B:\n{astray[0]}"
     assert landed, "B never started"
+    assert through_link, f"none of {runs} runs of B resolved x while it was the link: {landed}"
 
 
 # --- CVE-2025-31133, CVE-2025-52565: /dev/null and /dev/console ---------------------------------
 
 
-@pytest.mark.parametrize("null", ["symlink-core-pattern", "symlink-host", "regular-file"])
+@pytest.mark.parametrize("null", ["symlink-core-pattern", "symlink-host-pivot-order", "regular-file"])
 def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Path,
                                                      null: str) -> None:
     """CVE-2025-31133 (maskedPaths through a replaced /dev/null): the image keeps its own
@@ -608,14 +556,16 @@ def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Pa
     (and perhaps write) core_pattern or a host file in place of the masked one.  The runtime
     must refuse, or the masked files must be the real null device; never a host bind.
 
-    Broken build: the S_ISCHR/1:3 check removed from mounts._NullDevice.path.  The test
+    Broken build (mutations/cve-2025-31133-null-check.patch): the S_ISCHR/1:3 check
+    removed from mounts._NullDevice.path.  The test
     then failed: for symlink-core-pattern the masked /proc/keys and /proc/timer_list were
     the host's core_pattern (reading "core"), for regular-file the image's file.
-    symlink-host passed there too: masking runs after pivot_root and resolves /dev/null
-    inside the root, where the host path does not exist, so the create fails.
+    symlink-host-pivot-order is no test of that check (it passed there too): it pins the
+    order of the setup, masking after pivot_root, where /dev/null resolves inside the root
+    and the host path does not exist, so the create fails.
     """
     hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     cfg = without_dev_tmpfs(base_config(
         ["sh", "-c", "for f in /proc/keys /proc/timer_list; do "
                      "echo \"$f $(stat -c %F:%t:%T $f) [$(head -c 100 $f 2>&1)]\"; done"]))
@@ -624,7 +574,7 @@ def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Pa
     dev.mkdir(exist_ok=True)
     if null == "symlink-core-pattern":
         os.symlink("/proc/sys/kernel/core_pattern", dev / "null")
-    elif null == "symlink-host":
+    elif null == "symlink-host-pivot-order":
         os.symlink(str(hostdir / "secret"), dev / "null")
     else:
         (dev / "null").write_text("IMAGE-NULL\n")
@@ -638,41 +588,8 @@ def test_cve_2025_31133_masking_with_a_fake_dev_null(pyrt: Runtime, tmp_path: Pa
     snap.assert_unchanged()
 
 
-def _console_receiver(path: Path, result: dict[str, Any]) -> threading.Thread:
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(path))
-    srv.listen(1)
-    srv.settimeout(30)
-
-    def serve() -> None:
-        try:
-            conn, _ = srv.accept()
-            with conn:
-                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-            master = fds[0]
-            data = b""
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and b"END" not in data:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-            result["data"] = data.decode(errors="replace")
-            os.close(master)
-        except OSError as e:
-            result["error"] = e
-        finally:
-            srv.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    return t
-
-
-@pytest.mark.parametrize("console", ["symlink-host", "symlink-core-pattern", "pts-symlink-host"])
+@pytest.mark.parametrize("console", ["symlink-host-pivot-order", "symlink-core-pattern",
+                                     "pts-symlink-host-in-root"])
 def test_cve_2025_52565_console_cannot_be_redirected(pyrt: Runtime, tmp_path: Path,
                                                      console: str) -> None:
     """CVE-2025-52565 (/dev/console and /dev/pts swapped): with the image's own /dev and a
@@ -682,15 +599,18 @@ def test_cve_2025_52565_console_cannot_be_redirected(pyrt: Runtime, tmp_path: Pa
     inside the rootfs; never bind the pty onto the host file or a procfs file, never mount
     devpts on the host.
 
-    Broken build: devices._open_mount_file opening without O_NOFOLLOW and accepting a
-    symlink.  The test then failed for symlink-core-pattern: the pty was bind-mounted
+    Broken build (mutations/cve-2025-52565-console-nofollow.patch):
+    devices._open_mount_file opening without O_NOFOLLOW.  The test then failed for
+    symlink-core-pattern: the pty was bind-mounted
     over the container's /proc/sys/kernel/core_pattern (a char device there afterwards,
-    /dev/console still the image's symlink).  The other two passed on that build as well:
-    the console is set up after pivot_root, where the host path does not exist (the
-    create fails), and /dev/pts is resolved inside the rootfs by open_in_root.
+    /dev/console still the image's symlink).  The other two cases are labelled for what
+    they pin (they passed on that build as well): symlink-host-pivot-order, that the
+    console is set up after pivot_root, where the host path does not exist (the create
+    fails); pts-symlink-host-in-root, that /dev/pts is resolved inside the rootfs
+    (open_in_root), which the 30465 tests' mutation removes for every mount.
     """
     hostdir = scratch(tmp_path, "hostside", "HOST-SECRET")
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     script = ("stat -c 'console %F %t' /dev/console; stat -c 'core %F' "
               f"/proc/sys/kernel/core_pattern; cat {hostdir}/secret 2>/dev/null; echo END")
     cfg = without_dev_tmpfs(base_config(["sh", "-c", script]))
@@ -698,23 +618,21 @@ def test_cve_2025_52565_console_cannot_be_redirected(pyrt: Runtime, tmp_path: Pa
     b = pyrt.bundle(cfg)
     dev = b / "rootfs" / "dev"
     dev.mkdir(exist_ok=True)
-    if console == "symlink-host":
+    if console == "symlink-host-pivot-order":
         os.symlink(str(hostdir / "secret"), dev / "console")
     elif console == "symlink-core-pattern":
         os.symlink("/proc/sys/kernel/core_pattern", dev / "console")
     else:
         os.symlink(str(hostdir), dev / "pts")
     sock = tmp_path / "console.sock"
-    result: dict[str, Any] = {}
-    t = _console_receiver(sock, result)
+    receiver = ConsoleReceiver(sock, until=b"END")
     cid = pyrt.new_id()
     p = pyrt("run", "-d", "--console-socket", str(sock), "--bundle", str(b), cid)
     if p.returncode != 0:
         assert "console" in p.stderr or "/dev/pts" in p.stderr, p.stderr
     else:
-        t.join(30)
-        out = result.get("data", "")
-        assert "END" in out, result
+        out = receiver.join(30)
+        assert "END" in out, (out, receiver.error)
         assert re.search(r"console character special file 88", out), out  # pty major 136
         assert re.search(r"core regular (empty )?file", out), out
         assert "HOST-SECRET" not in out, out
@@ -734,7 +652,8 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
     self/attr/exec) or to a host directory.  The runtime must refuse with an error that
     names proc, and write nothing anywhere.
 
-    Broken build: mounts._mount_filesystem with strict=False (proc mounted wherever the
+    Broken build (mutations/cve-2019-16884-proc-symlink.patch): mounts._mount_filesystem
+    with strict=False (proc mounted wherever the
     symlink leads) and paths.open_procfs without O_NOFOLLOW.  The test then failed: the
     container started with /proc -> /tmp/fakeproc (or -> the host dir's path, inside the
     rootfs), a procfs there, and the sysctl written through the link.  With strict=False
@@ -742,7 +661,7 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
     "checking /proc: Not a directory".
     """
     hostdir = scratch(tmp_path, "hostside")
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     cfg = base_config(["sh", "-c", "ls -ld /proc; echo started"])
     cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
     b = pyrt.bundle(cfg)
@@ -759,7 +678,8 @@ def test_cve_2019_16884_proc_symlink_is_refused(pyrt: Runtime, tmp_path: Path,
         os.symlink("/tmp/fakeproc", proc)
     p = pyrt("run", "--bundle", str(b), pyrt.new_id())
     assert p.returncode != 0 and "started" not in p.stdout, p.stdout
-    assert re.search(r"(^|\W)/?proc\b", p.stderr), p.stderr
+    assert p.stderr == ("pyruntime: mounts[0] on /proc: proc must be mounted on ordinary "
+                        "directory, and /proc is a symlink or not a directory\n"), p.stderr
     if target != "host":
         fake = b / "rootfs" / "tmp" / "fakeproc"
         assert (fake / "sys" / "net" / "ipv4" / "ip_forward").read_text() == "0"
@@ -780,7 +700,8 @@ def test_cve_2025_52881_sysctl_write_cannot_be_redirected(pyrt: Runtime, tmp_pat
     procfs.  The runtime must refuse (an error naming the sysctl) instead of writing the
     file it finds there; the host file keeps its content.
 
-    Broken build: the fstatfs/mount-id check removed from mounts._write_one.  The test then
+    Broken build (mutations/cve-2025-52881-sysctl-mount-check.patch): the fstatfs/mount-id
+    check removed from mounts._write_one.  The test then
     failed for all three: the host file read "1" afterwards (bind-over-sysctl,
     tmpfs-over-proc-sys), and the container started with the hostname "redirected",
     written through the second procfs.
@@ -788,7 +709,7 @@ def test_cve_2025_52881_sysctl_write_cannot_be_redirected(pyrt: Runtime, tmp_pat
     hostdir = scratch(tmp_path, "hostside")
     target = hostdir / "ip_forward"
     target.write_text("0\n")
-    snap = HostSnapshot(tmp_path, hostdir)
+    snap = HostSnapshot(tmp_path, scratch=[hostdir])
     cfg = base_config(["sh", "-c", "hostname; echo started"])
     cfg.pop("hostname", None)
     bind = {"destination": "/proc/sys/net/ipv4/ip_forward", "type": "bind",
@@ -834,7 +755,8 @@ def test_cve_2022_29162_no_inheritable_caps(pyrt: Runtime) -> None:
     copy carrying "cap_kill,cap_net_bind_service+ei", neither as the container process nor
     through `exec --user` with `--cap`.
 
-    Broken build: capabilities.CapabilityPlan with `self.inheritable = self.permitted`
+    Broken build (mutations/cve-2022-29162-inheritable.patch): capabilities.CapabilityPlan
+    with `self.inheritable = self.permitted`
     (what runc did for exec --cap).  The test then failed: CapInh 0000000020000420 as
     root, and the uid 1000 process running the file-caps binary had CapEff 0000000000000420.
     """
