@@ -1,0 +1,133 @@
+"""IPv4 address allocation per network, in host-local's on-disk format.
+
+One directory per network under the data dir: one file per allocated address, created with O_EXCL
+and holding `container-id\\r\\nifname`; `last_reserved_ip.0` remembers where the round-robin search
+stopped; `lock` is flocked around every change.  Being the same format as the reference
+`host-local` plugin lets the two read each other's allocations, and makes leftovers easy to audit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import ipaddress
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyruntime.dockee.network.cniconf import E_NO_ADDRESS, CNIError, Range
+
+LAST_RESERVED = "last_reserved_ip.0"
+LOCK = "lock"
+
+
+class Pool:
+    """The allocations of one network within one range."""
+
+    def __init__(self, data_dir: str | Path, network: str, rng: Range) -> None:
+        self.dir = Path(data_dir) / network
+        self.network = network
+        self.range = rng
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def owner(self, ip: ipaddress.IPv4Address) -> tuple[str, str] | None:
+        try:
+            text = (self.dir / str(ip)).read_text()
+        except FileNotFoundError:
+            return None
+        cid, _, ifname = text.partition("\n")
+        return cid.strip(), ifname.strip()
+
+    def allocations(self) -> dict[ipaddress.IPv4Address, tuple[str, str]]:
+        out: dict[ipaddress.IPv4Address, tuple[str, str]] = {}
+        if not self.dir.is_dir():
+            return out
+        for entry in os.listdir(self.dir):
+            try:
+                ip = ipaddress.IPv4Address(entry)
+            except ValueError:
+                continue
+            who = self.owner(ip)
+            if who is not None:
+                out[ip] = who
+        return out
+
+    def _reserve(self, ip: ipaddress.IPv4Address, cid: str, ifname: str) -> bool:
+        try:
+            fd = os.open(self.dir / str(ip), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{cid.strip()}\r\n{ifname}")
+        return True
+
+    def find(self, cid: str, ifname: str) -> ipaddress.IPv4Address | None:
+        for ip, who in self.allocations().items():
+            if who == (cid, ifname):
+                return ip
+        return None
+
+    def allocate(self, cid: str, ifname: str,
+                 fixed: ipaddress.IPv4Address | None = None) -> ipaddress.IPv4Address:
+        """Reserve `fixed` (idempotent for the same owner) or the next free address after the last one."""
+        with self.locked():
+            if fixed is not None:
+                if fixed not in self.range or fixed == self.range.gateway:
+                    raise CNIError(E_NO_ADDRESS, f"IP {fixed} is not available in network {self.network} "
+                                   f"(range {self.range.start}-{self.range.end}, gateway {self.range.gateway})")
+                if self._reserve(fixed, cid, ifname):
+                    return fixed
+                who = self.owner(fixed)
+                if who == (cid.strip(), ifname):
+                    return fixed
+                raise CNIError(E_NO_ADDRESS, f"IP {fixed} is already allocated in network {self.network}"
+                               + (f" (container {who[0][:12]})" if who else ""))
+            ip = self._next_free(cid, ifname)
+            (self.dir / LAST_RESERVED).write_text(str(ip))
+            return ip
+
+    def _next_free(self, cid: str, ifname: str) -> ipaddress.IPv4Address:
+        start, end = int(self.range.start), int(self.range.end)
+        try:
+            last = int(ipaddress.IPv4Address((self.dir / LAST_RESERVED).read_text().strip()))
+            if not start <= last <= end:
+                last = end
+        except (FileNotFoundError, ValueError):
+            last = end  # so that the search begins at rangeStart, as host-local's does
+        size = end - start + 1
+        for step in range(1, size + 1):
+            ip = ipaddress.IPv4Address(start + (last - start + step) % size)
+            if ip == self.range.gateway:
+                continue
+            if self._reserve(ip, cid, ifname):
+                return ip
+        raise CNIError(E_NO_ADDRESS, f"no IP addresses available in network {self.network} "
+                       f"(range {self.range.start}-{self.range.end})")
+
+    def release(self, cid: str, ifname: str, ip: ipaddress.IPv4Address | None = None) -> list[str]:
+        """Free what (cid, ifname) holds; idempotent.  `ip` is a hint that spares a directory scan."""
+        freed: list[str] = []
+        if not self.dir.is_dir():
+            return freed
+        with self.locked():
+            candidates = [ip] if ip is not None and self.owner(ip) == (cid.strip(), ifname) else None
+            if candidates is None:
+                candidates = [a for a, who in self.allocations().items() if who == (cid.strip(), ifname)]
+            for a in candidates:
+                try:
+                    os.unlink(self.dir / str(a))
+                    freed.append(str(a))
+                except OSError as e:
+                    if e.errno != errno.ENOENT:
+                        raise
+        return freed

@@ -1,0 +1,231 @@
+"""NAT and port publishing in one nftables table owned by dockee (the `nft` binary, batch files).
+
+The table's rules are fixed; what changes per network and per container are set and map
+elements, so each ADD/DEL is one atomic `nft -f` transaction and needs no rule handles:
+
+    subnets / bridges      our networks (hairpin masquerade, forward accept)
+    masq                   subnets whose outbound traffic is masqueraded (ipMasq)
+    ports_<proto>          hostPort -> containerIP . containerPort (any local address)
+    addrports_<proto>      hostIP . hostPort -> containerIP . containerPort
+
+`create element` fails when a key exists, so a host port published twice is refused by the kernel,
+atomically.  DNAT runs in PREROUTING and OUTPUT for local destinations, which includes 127.0.0.1:
+the bridge gets route_localnet=1 and the `guard` chain drops packets for 127.0.0.0/8 that arrive on
+any interface but lo (moby#41872), so containers cannot reach the host's loopback services.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable
+
+from pyruntime.dockee.network.cniconf import E_PLUGIN, E_PORT, CNIError, PortMapping
+
+PROTOCOLS = ("tcp", "udp")
+
+
+def table_setup(table: str) -> str:
+    """The batch that creates the table (first use only: `create table` fails when it exists)."""
+    t = f"ip {table}"
+    lines = [
+        f"create table {t}",
+        f"add set {t} subnets {{ type ipv4_addr; flags interval; }}",
+        f"add set {t} masq {{ type ipv4_addr; flags interval; }}",
+        f"add set {t} bridges {{ type ifname; }}",
+    ]
+    for p in PROTOCOLS:
+        lines.append(f"add map {t} ports_{p} {{ type inet_service : ipv4_addr . inet_service; }}")
+        lines.append(f"add map {t} addrports_{p} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}")
+    lines += [
+        f"add chain {t} guard {{ type filter hook prerouting priority raw; policy accept; }}",
+        f'add rule {t} guard iifname != "lo" ip daddr 127.0.0.0/8 drop',
+        f"add chain {t} portmap",
+    ]
+    for p in PROTOCOLS:
+        lines.append(f"add rule {t} portmap dnat ip to ip daddr . {p} dport map @addrports_{p}")
+        lines.append(f"add rule {t} portmap dnat ip to {p} dport map @ports_{p}")
+    lines += [
+        f"add chain {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}",
+        f"add rule {t} prerouting fib daddr type local jump portmap",
+        f"add chain {t} output {{ type nat hook output priority -100; policy accept; }}",
+        f"add rule {t} output fib daddr type local jump portmap",
+        f"add chain {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}",
+        # published ports reached from the host's loopback or from a container of the same bridge:
+        # the reply must come back through us, so the source becomes the bridge's address
+        f"add rule {t} postrouting ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade",
+        f"add rule {t} postrouting ct status dnat oifname @bridges ip saddr @subnets masquerade",
+        f"add rule {t} postrouting ip saddr @masq oifname != @bridges masquerade",
+        f"add chain {t} forward {{ type filter hook forward priority filter; policy accept; }}",
+        f"add rule {t} forward iifname @bridges accept",
+        f"add rule {t} forward oifname @bridges accept",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _element(m: PortMapping, ip: str) -> tuple[str, str]:
+    """(map name, element text) of one mapping."""
+    if m.host_ip:
+        return f"addrports_{m.protocol}", f"{m.host_ip} . {m.host_port} : {ip} . {m.container_port}"
+    return f"ports_{m.protocol}", f"{m.host_port} : {ip} . {m.container_port}"
+
+
+def network_batch(table: str, subnet: str, bridge: str, masquerade: bool, op: str = "add") -> str:
+    lines = [f"{op} element ip {table} subnets {{ {subnet} }}",
+             f'{op} element ip {table} bridges {{ "{bridge}" }}']
+    if masquerade:
+        lines.append(f"{op} element ip {table} masq {{ {subnet} }}")
+    return "\n".join(lines) + "\n"
+
+
+def publish_batch(table: str, ip: str, mappings: Iterable[PortMapping]) -> str:
+    """`create` (not `add`): an existing key fails the whole transaction."""
+    return "".join(f"create element ip {table} {name} {{ {elem} }}\n"
+                   for name, elem in (_element(m, ip) for m in mappings))
+
+
+def unpublish_batch(table: str, mappings: Iterable[PortMapping]) -> str:
+    lines = []
+    for m in mappings:
+        name, elem = _element(m, "0.0.0.0")
+        lines.append(f"delete element ip {table} {name} {{ {elem.split(' : ')[0]} }}")
+    return "".join(line + "\n" for line in lines)
+
+
+def run_batch(batch: str) -> None:
+    if not batch:
+        return
+    try:
+        p = subprocess.run(["nft", "-f", "-"], input=batch, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CNIError(E_PLUGIN, "nft is not installed (the nftables package)")
+    if p.returncode != 0:
+        raise NftError(p.stderr)
+
+
+class NftError(CNIError):
+    def __init__(self, stderr: str) -> None:
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        first = lines[0] if lines else "nft failed"
+        super().__init__(E_PLUGIN, f"nft: {first.removeprefix('Error: ')}", stderr.strip())
+        self.stderr = stderr
+
+    @property
+    def missing(self) -> bool:
+        return "No such file or directory" in self.stderr
+
+    @property
+    def exists(self) -> bool:
+        return "File exists" in self.stderr
+
+
+def ensure_table(table: str) -> None:
+    try:
+        run_batch(table_setup(table))
+    except NftError as e:
+        if not e.exists:
+            raise
+
+
+def apply(table: str, batch: str) -> None:
+    """Run `batch` against the table, creating the table first when it is missing."""
+    try:
+        run_batch(batch)
+    except NftError as e:
+        if not e.missing:
+            raise
+        ensure_table(table)
+        run_batch(batch)
+
+
+def publish(table: str, subnet: str, bridge: str, masquerade: bool, ip: str,
+            mappings: tuple[PortMapping, ...]) -> None:
+    """One transaction: the network's elements (idempotent) and this container's ports."""
+    try:
+        apply(table, network_batch(table, subnet, bridge, masquerade) + publish_batch(table, ip, mappings))
+    except NftError as e:
+        if e.exists and mappings:
+            taken = ", ".join(m.describe() for m in mappings)
+            raise CNIError(E_PORT, f"host port already published: one of {taken}", e.details)
+        raise
+
+
+def published(table: str) -> dict[tuple[str, str, int], tuple[str, int]]:
+    """(proto, hostIP or "", hostPort) -> (containerIP, containerPort), read from the kernel."""
+    p = subprocess.run(["nft", "-j", "list", "table", "ip", table], capture_output=True, text=True)
+    if p.returncode != 0:
+        return {}
+    out: dict[tuple[str, str, int], tuple[str, int]] = {}
+    for obj in json.loads(p.stdout).get("nftables", []):
+        m = obj.get("map")
+        if not m or not (m["name"].startswith("ports_") or m["name"].startswith("addrports_")):
+            continue
+        proto = m["name"].split("_", 1)[1]
+        for key, value in m.get("elem", []):
+            if isinstance(key, dict):
+                host_ip, host_port = key["concat"]
+            else:
+                host_ip, host_port = "", key
+            cip, cport = value["concat"]
+            out[(proto, host_ip, int(host_port))] = (cip, int(cport))
+    return out
+
+
+def unpublish(table: str, ip: str, mappings: tuple[PortMapping, ...]) -> None:
+    """Remove this container's ports, and only those whose target is still `ip` (DEL after a failed ADD
+    must not take another container's port)."""
+    if not mappings:
+        return
+    current = published(table)
+    mine = [m for m in mappings if current.get((m.protocol, m.host_ip, m.host_port), ("",))[0] == ip]
+    try:
+        run_batch(unpublish_batch(table, mine))
+    except NftError as e:
+        if not e.missing:
+            raise
+
+
+def forget_network(table: str, subnet: str, bridge: str) -> None:
+    """At `network rm`: the network's elements and any port still aimed into its subnet."""
+    import ipaddress
+
+    net = ipaddress.IPv4Network(subnet)
+    stale = [PortMapping(port, cport, proto, hip) for (proto, hip, port), (cip, cport) in published(table).items()
+             if ipaddress.IPv4Address(cip) in net]
+    batch = unpublish_batch(table, stale)
+    for name, elem in (("subnets", subnet), ("masq", subnet), ("bridges", f'"{bridge}"')):
+        batch += f"delete element ip {table} {name} {{ {elem} }}\n"
+    for line in batch.splitlines():  # one by one: an absent element must not undo the others
+        try:
+            run_batch(line + "\n")
+        except NftError as e:
+            if not (e.missing or "Could not process rule" in e.stderr):
+                raise
+
+
+def delete_table(table: str) -> None:
+    try:
+        run_batch(f"delete table ip {table}\n")
+    except NftError as e:
+        if not e.missing:
+            raise
+
+
+def check_free(mappings: tuple[PortMapping, ...]) -> None:
+    """Refuse a host port that a host process listens on (DNAT would hide it silently)."""
+    import errno
+    import socket
+
+    for m in mappings:
+        kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            # SO_REUSEADDR: only a listener (not TIME_WAIT leftovers) makes the bind fail
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((m.host_ip or "0.0.0.0", m.host_port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise CNIError(E_PORT, f"host port {m.describe()} is in use by a process on the host")
+                if e.errno == errno.EADDRNOTAVAIL:
+                    raise CNIError(E_PORT, f"host IP {m.host_ip} of {m.describe()} is not an address of this host")
+                raise CNIError(E_PORT, f"host port {m.describe()}: {e.strerror}")

@@ -1,0 +1,323 @@
+"""dockee-cni-bridge: a CNI plugin (bridge + built-in host-local IPAM + nftables port mapping).
+
+As a CNI plugin: CNI_COMMAND=ADD|DEL|CHECK|VERSION|STATUS, the config on stdin, the result (or the
+CNI error object, exit 1) on stdout.  As an OCI hook (`dockee-cni-bridge oci-hook add|del FILE`):
+the runtime's state on stdin gives the container's pid, hence CNI_NETNS=/proc/<pid>/ns/net; FILE
+holds the network config dockee-shim planned.
+
+Every ADD keeps an attachment record (`<dataDir>/<network>/attachments/<id>-<ifname>.json`),
+written before anything is made, so DEL removes exactly what ADD made, also after a crash, and also
+when the netns is gone.  Imports stay lean: this runs once per container start and stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from pyruntime.dockee.network import cniconf
+from pyruntime.dockee.network.cniconf import (
+    CHECK_MIN,
+    E_ATTACHED,
+    E_CONFIG,
+    E_PLUGIN,
+    E_UNAVAILABLE,
+    E_UNKNOWN_CONTAINER,
+    CNIError,
+    Env,
+    NetConf,
+    PortMapping,
+)
+
+
+def _write_json(path: str, doc: Any) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+def record_path(data_dir: str, network: str, cid: str, ifname: str) -> str:
+    return os.path.join(data_dir, network, "attachments", f"{cid}-{ifname}.json")
+
+
+def _mappings(record: dict[str, Any]) -> tuple[PortMapping, ...]:
+    return tuple(PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
+                 for p in record.get("ports") or [])
+
+
+def load_record(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        return doc if isinstance(doc, dict) else None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def add(env: Env, conf: NetConf) -> dict[str, Any]:
+    from pyruntime.dockee.network import bridge, ipam, nat
+
+    path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        raise CNIError(E_ATTACHED, f"container {env.container_id} already has {env.ifname} on network {conf.name}")
+    record: dict[str, Any] = {
+        "containerId": env.container_id, "ifname": env.ifname, "network": conf.name, "dataDir": conf.data_dir,
+        "bridge": conf.bridge, "subnet": str(conf.range.subnet), "table": conf.nft_table, "ip": None,
+        "hostVeth": cniconf.host_veth_name(env.container_id, env.ifname), "netns": env.netns,
+        "ports": [{"hostPort": m.host_port, "containerPort": m.container_port, "protocol": m.protocol,
+                   "hostIP": m.host_ip} for m in conf.port_mappings],
+        "attached": True,
+    }
+    _write_json(path, record)
+    netns_fd = -1
+    try:
+        pool = ipam.Pool(conf.data_dir, conf.name, conf.range)
+        ip = pool.allocate(env.container_id, env.ifname, conf.fixed_ip)
+        record["ip"] = str(ip)
+        _write_json(path, record)
+        nat.check_free(conf.port_mappings)
+        netns_fd = bridge.open_netns(env.netns)
+        ipr = bridge.iproute()
+        try:
+            gw = conf.range.prefixed(conf.range.gateway) if conf.is_gateway else None
+            br = bridge.ensure_bridge(ipr, conf.bridge, conf.mtu, gw)
+            hairpin = conf.hairpin_mode or bool(conf.port_mappings)
+            host = bridge.add_veth(ipr, record["hostVeth"], netns_fd, env.ifname, br["index"], conf.mtu, hairpin)
+            cmac = bridge.configure_container(netns_fd, env.ifname, conf.range.prefixed(ip),
+                                              cniconf.container_routes(conf), str(conf.range.gateway))
+            if conf.is_gateway:
+                bridge.set_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            if conf.port_mappings:
+                bridge.set_sysctl(f"/proc/sys/net/ipv4/conf/{conf.bridge}/route_localnet", "1")
+            if conf.port_mappings or conf.ip_masq:
+                nat.publish(conf.nft_table, str(conf.range.subnet), conf.bridge, conf.ip_masq, str(ip),
+                            conf.port_mappings)
+            bridge.wait_oper_up(ipr, host["index"])
+            br = bridge.lookup(ipr, conf.bridge) or br
+            result = cniconf.build_result(
+                conf, bridge_mac=br.get_attr("IFLA_ADDRESS"), host_veth=record["hostVeth"],
+                host_mac=host.get_attr("IFLA_ADDRESS"), ifname=env.ifname, container_mac=cmac,
+                sandbox=env.netns, ip=ip)
+        finally:
+            ipr.close()
+        record["result"] = result
+        _write_json(path, record)
+        return result
+    except BaseException:
+        try:
+            teardown(record, path, release_ip=True)
+        except Exception:
+            pass  # the original error is the one to report; DEL can finish the job
+        raise
+    finally:
+        if netns_fd >= 0:
+            os.close(netns_fd)
+
+
+def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
+    """Undo an ADD from its record; idempotent.  release_ip=False keeps the address (a stopped
+    dockee container keeps its IP and name until it is removed)."""
+    from pyruntime.dockee.network import bridge, nat
+
+    ip = record.get("ip")
+    ports = _mappings(record)
+    if ip and ports:
+        nat.unpublish(record["table"], ip, ports)
+    # a veth dies with its netns: after a container's exit there is nothing to delete, and
+    # no reason to pay for loading netlink
+    if os.path.exists(f"/sys/class/net/{record['hostVeth']}"):
+        ipr = bridge.iproute()
+        try:
+            bridge.delete_link(ipr, record["hostVeth"])  # its peer in the netns goes with it
+        finally:
+            ipr.close()
+    if release_ip:
+        from pyruntime.dockee.network import ipam
+
+        pool = ipam.Pool(record["dataDir"], record["network"], _dummy_range())
+        pool.release(record["containerId"], record["ifname"],
+                     _ipv4(ip))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    else:
+        record["attached"] = False
+        record.pop("result", None)
+        _write_json(path, record)
+
+
+def _dummy_range() -> cniconf.Range:
+    # release needs only the directory; the range matters for allocation
+    import ipaddress
+
+    z = ipaddress.IPv4Address("0.0.0.0")
+    return cniconf.Range(ipaddress.IPv4Network("0.0.0.0/32"), z, z, z)
+
+
+def delete(env: Env, conf: NetConf) -> None:
+    path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
+    record = load_record(path)
+    if record is None:
+        # no record: ADD never got far, or another plugin made it; clean what our names point at
+        from pyruntime.dockee.network import ipam
+
+        found = ipam.Pool(conf.data_dir, conf.name, conf.range).find(env.container_id, env.ifname)
+        record = {"containerId": env.container_id, "ifname": env.ifname, "network": conf.name,
+                  "dataDir": conf.data_dir, "table": conf.nft_table, "ip": str(found) if found else None,
+                  "hostVeth": cniconf.host_veth_name(env.container_id, env.ifname),
+                  "ports": [{"hostPort": m.host_port, "containerPort": m.container_port,
+                             "protocol": m.protocol, "hostIP": m.host_ip} for m in conf.port_mappings]}
+    teardown(record, path, release_ip=True)
+
+
+def check(env: Env, conf: NetConf) -> None:
+    from pyruntime.dockee.network import bridge, ipam, nat
+
+    if cniconf.version_tuple(conf.cni_version) < CHECK_MIN:
+        raise CNIError(cniconf.E_VERSION, f"CHECK is not defined for cniVersion {conf.cni_version}")
+    if conf.prev_result is None:
+        raise CNIError(E_CONFIG, "CHECK needs prevResult")
+    want = cniconf.result_address(conf.prev_result, env.ifname)
+    if want is None:
+        raise CNIError(E_CONFIG, f"prevResult has no IPv4 address for {env.ifname}")
+    ip, plen = want
+    record = load_record(record_path(conf.data_dir, conf.name, env.container_id, env.ifname))
+    if record is None or not record.get("attached"):
+        raise CNIError(E_UNKNOWN_CONTAINER, f"container {env.container_id} is not attached to {conf.name}")
+    if ipam.Pool(conf.data_dir, conf.name, conf.range).owner(ip) != (env.container_id, env.ifname):
+        raise CNIError(E_PLUGIN, f"IP {ip} is not allocated to container {env.container_id}")
+    ipr = bridge.iproute()
+    try:
+        br = bridge.lookup(ipr, conf.bridge)
+        if br is None or not br["flags"] & 1:
+            raise CNIError(E_PLUGIN, f"bridge {conf.bridge} is missing or down")
+        host = bridge.lookup(ipr, record["hostVeth"])
+        if host is None or host.get_attr("IFLA_MASTER") != br["index"]:
+            raise CNIError(E_PLUGIN, f"{record['hostVeth']} is missing or not on bridge {conf.bridge}")
+    finally:
+        ipr.close()
+    fd = bridge.open_netns(env.netns)
+    try:
+        state = bridge.container_state(fd, env.ifname)
+    finally:
+        os.close(fd)
+    if state is None or not state["up"]:
+        raise CNIError(E_PLUGIN, f"{env.ifname} is missing or down in {env.netns}")
+    if f"{ip}/{plen}" not in state["addrs"]:
+        raise CNIError(E_PLUGIN, f"{env.ifname} lacks {ip}/{plen} (has {', '.join(state['addrs']) or 'none'})")
+    for r in cniconf.container_routes(conf):
+        if not any(dst == str(r.dst) for dst, _gw in state["routes"]):
+            raise CNIError(E_PLUGIN, f"route to {r.dst} is missing in the container")
+    if conf.port_mappings:
+        current = nat.published(conf.nft_table)
+        for m in conf.port_mappings:
+            if current.get((m.protocol, m.host_ip, m.host_port)) != (str(ip), m.container_port):
+                raise CNIError(E_PLUGIN, f"port mapping {m.describe()} -> {ip}:{m.container_port} is missing")
+
+
+def status(conf: NetConf) -> None:
+    import shutil
+
+    if shutil.which("nft") is None:
+        raise CNIError(E_UNAVAILABLE, "nft is not installed")
+    try:
+        os.makedirs(os.path.join(conf.data_dir, conf.name), exist_ok=True)
+    except OSError as e:
+        raise CNIError(E_UNAVAILABLE, f"IPAM directory {conf.data_dir}: {e.strerror}")
+
+
+def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
+    if env.command == "VERSION":
+        return {"cniVersion": cniconf.config_version(raw), "supportedVersions": list(cniconf.SUPPORTED_VERSIONS)}
+    conf = cniconf.parse_config(raw, env)
+    if env.command == "ADD":
+        return add(env, conf)
+    if env.command == "DEL":
+        delete(env, conf)
+        return None
+    if env.command == "CHECK":
+        check(env, conf)
+        return None
+    if env.command == "STATUS":
+        status(conf)
+        return None
+    raise CNIError(cniconf.E_ENV, f"CNI_COMMAND {env.command!r} is not ADD, DEL, CHECK, VERSION or STATUS")
+
+
+def oci_hook(argv: list[str]) -> int:
+    """createRuntime (`add FILE`) and poststop (`del FILE`) hook of a dockee container."""
+    if len(argv) != 2 or argv[0] not in ("add", "del"):
+        print("usage: dockee-cni-bridge oci-hook add|del FILE (OCI state on stdin)", file=sys.stderr)
+        return 2
+    verb, plan_path = argv
+    try:
+        with open(plan_path) as f:
+            plan = json.load(f)
+        state = json.loads(sys.stdin.read() or "{}")
+        raw = json.dumps(plan["config"]).encode()
+        cid, ifname = plan["containerId"], plan.get("ifname", "eth0")
+        conf = cniconf.parse_config(raw)
+        path = record_path(conf.data_dir, conf.name, cid, ifname)
+        record = load_record(path)
+        if record is not None and "hostVeth" in record:
+            teardown(record, path, release_ip=False)  # a restart, or a stop that ran no poststop
+        if verb == "del":
+            if plan.get("resultPath"):
+                try:
+                    os.unlink(plan["resultPath"])
+                except FileNotFoundError:
+                    pass
+            return 0
+        pid = int(state.get("pid") or 0)
+        if pid <= 0:
+            raise CNIError(cniconf.E_ENV, "the OCI state on stdin has no pid")
+        netns = f"/proc/{pid}/ns/net"
+        if os.stat(netns).st_ino == os.stat("/proc/self/ns/net").st_ino:
+            raise CNIError(cniconf.E_ENV, "the container shares the host's network namespace")
+        if record is not None:
+            os.unlink(path)  # kept only for its address, which conf asks for again
+        result = add(Env("ADD", cid, netns, ifname, {}, ""), conf)
+        if plan.get("resultPath"):
+            _write_json(plan["resultPath"], result)
+        return 0
+    except CNIError as e:
+        print(f"dockee-cni-bridge: {e.msg}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, KeyError) as e:
+        print(f"dockee-cni-bridge: oci-hook {verb} {plan_path}: {e}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "oci-hook":
+        sys.exit(oci_hook(args[1:]))
+    raw = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    version = cniconf.config_version(raw)
+    try:
+        env = cniconf.parse_env(dict(os.environ))
+        out = dispatch(env, raw)
+    except CNIError as e:
+        sys.stdout.write(json.dumps(e.to_json(version)) + "\n")
+        sys.exit(1)
+    except Exception as e:  # a bug or an unexpected kernel answer: still the CNI error shape
+        if os.environ.get("DOCKEE_CNI_DEBUG"):
+            raise
+        sys.stdout.write(json.dumps(CNIError(E_PLUGIN, f"{type(e).__name__}: {e}").to_json(version)) + "\n")
+        sys.exit(1)
+    if out is not None:
+        sys.stdout.write(json.dumps(out) + "\n")
+    sys.exit(0)
+
+
+def _ipv4(ip: str | None) -> Any:
+    import ipaddress
+
+    return ipaddress.IPv4Address(ip) if ip else None
