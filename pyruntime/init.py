@@ -21,6 +21,7 @@ from .hooks import run_hooks
 from .record import dataclass, field
 from .spec import Process, Spec
 from .syscalls.linux import (
+    CLONE_NEWNET,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     NAMESPACE_FLAGS,
@@ -31,6 +32,8 @@ from .syscalls.linux import (
 )
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEV_NULL = os.makedev(1, 3)
+PASSWD_MAX = 1 << 20  # far more than any real /etc/passwd; a link to /dev/zero never ends
 # Joining order matters: the user namespace first (it grants the rights for the rest),
 # the mount namespace last (it changes what paths mean).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
@@ -54,6 +57,8 @@ class InitPlan:
     keyring: bool = True
     container_id: str = ""
     bundle: str = ""
+    # a foreground run/exec without a terminal: the pipes that become the process's stdio
+    stdio: tuple[int, int, int] | None = None
 
 
 # What the child is doing, so that a bare OSError ("Operation not permitted") still says where.
@@ -89,6 +94,8 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     """Join/create namespaces, then fork init into them.  Never returns."""
     code = 1
     try:
+        if plan.stdio is not None:
+            _take_stdio(plan.stdio, plan.spec)
         chan.wait_for(sync.GO)
         _at("preparing the process")
         # everything that needs the host's files (modules, libseccomp, the seccomp
@@ -96,6 +103,9 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         proc = plan.process or plan.spec.process
         assert proc is not None
         prepared = _Prepared(plan, proc)
+        if plan.is_exec and proc.oom_score_adj is not None:
+            # here, not from the parent later: what the process forks at once inherits it
+            _set_oom_score_adj(proc.oom_score_adj)
         _at("joining namespaces")
         # From here on the process is about to enter namespaces the container can see:
         # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
@@ -106,6 +116,13 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
                 fds[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as e:
                 raise ChildError(f"linux.namespaces: {ns_type} path {path}: {e.strerror}")
+        # Nothing our caller left open may reach the container (CVE-2024-21626) or be seen
+        # by it while we set it up: close it all here, before any container path is touched
+        # and before a seccomp filter could deny close_range, so no close is left for the
+        # moment between `start` and execve.
+        _at("closing inherited descriptors")
+        keep = {chan.fileno(), *fds.values(), *prepared.own_fds()}
+        close_inherited(3 + plan.extra_fds, keep)
         flags = plan.new_namespaces
         if "user" in fds:
             sys.setns(fds.pop("user"), CLONE_NEWUSER)
@@ -125,6 +142,12 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         rest = flags & ~CLONE_NEWUSER
         if rest:
             sys.unshare(rest)
+        if rest & CLONE_NEWNET:
+            # as runc does: a new network namespace gets a working localhost, also for the
+            # containers that join it later (podman --network container:X, ctr --with-ns)
+            _at("bringing up lo")
+            sys.link_up("lo")
+            _at("creating namespaces")
         if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
             _write_time_offsets(plan.spec.linux.time_offsets)
         if not plan.is_exec:
@@ -167,12 +190,85 @@ def _open_bind_sources(chan: sync.Channel, plan: InitPlan, new_userns: bool) -> 
     mounts.adopt(dict(zip(msg["paths"], msg["_fds"], strict=True)))
 
 
+def close_inherited(first: int, keep: set[int], fd_dir: str = "/proc/self/fd") -> None:
+    """Close every descriptor from `first` up except `keep`.  Only those that exist are
+    touched: close_range over a sparse table is one syscall, but where it is refused
+    CPython's closerange falls back to one close() per possible number."""
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        names = None
+    if names is None:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        bounds = [first - 1, *sorted(fd for fd in keep if fd >= first), max(limit, first)]
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            os.closerange(lo + 1, hi)
+        return
+    for name in names:
+        fd = int(name)
+        if fd >= first and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own directory, closed already
+
+
+def _no_fd_survives_exec(first: int, fd_dir: str = "/proc/self/fd") -> None:
+    """Every descriptor from `first` up is close-on-exec (stage 1 closed the inherited
+    ones; this holds it against anything opened inheritable since).  Runs before READY:
+    nothing of it is left between `start` and execve."""
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return  # no /proc in the container: what stage 1 left is all there is
+    for name in names:
+        fd = int(name)
+        if fd >= first:
+            try:
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
 def _become_root() -> None:
     try:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     except OSError:
         pass  # unmapped root: stay as we are, the container's user is set later
+
+
+def _take_stdio(ends: tuple[int, int, int], spec: Spec) -> None:
+    """The pipes of a foreground run/exec become stdio, owned by the container's root (as
+    runc's are), so that the process can reopen /proc/self/fd/0..2 in a user namespace."""
+    import fcntl
+
+    # copies at 3 and up first: an end may itself sit at 0-2 (a caller without stdin)
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in ends]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target)
+        os.close(fd)
+    if spec.linux.namespace("user") is not None:
+        uid, gid = _host_root(spec.linux.uid_mappings), _host_root(spec.linux.gid_mappings)
+        for target in (0, 1, 2):
+            os.fchown(target, uid, gid)
+
+
+def _host_root(maps: Any) -> int:
+    for m in maps:
+        if m.container_id <= 0 < m.container_id + m.size:
+            return int(m.host_id - m.container_id)
+    return 0
+
+
+def _set_oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise ChildError(f"process.oomScoreAdj: failed to update /proc/self/oom_score_adj to "
+                         f"{value}: {e.strerror}")
 
 
 def _write_time_offsets(offsets: Any) -> None:
@@ -285,6 +381,12 @@ class _Prepared:
             if self.seccomp.uses_notify and self.seccomp.listener_path:
                 self.listener = seccomp.connect_listener(self.seccomp.listener_path)
 
+    def own_fds(self) -> list[int]:
+        fds = [] if self.fifo_fd is None else [self.fifo_fd]
+        if self.listener is not None:
+            fds.append(self.listener.fileno())
+        return fds
+
 
 def _send_pty(chan: sync.Channel, proc: Process) -> str:
     master, slave = console.open_pty("/dev/ptmx")
@@ -301,6 +403,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
                     state: dict[str, Any], fifo_fd: int | None, sys: LinuxSyscalls) -> None:
     """Apparmor, user, capabilities, seccomp; report READY; wait for start; execve."""
     spec = plan.spec
+    _no_fd_survives_exec(3 + plan.extra_fds)
     _reopen_dev_null()
     if proc.apparmor_profile:
         _apparmor_exec(proc.apparmor_profile)
@@ -335,8 +438,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if flt is not None:
         _load_seccomp(flt, prepared.listener, state, spec)
-    # No host fd reaches the container but stdio and the preserved ones (CVE-2024-21626).
-    os.closerange(3 + plan.extra_fds, 1 << 20)
+    # (no fd work here: stage 1 closed what we inherited, the rest is close-on-exec)
     _unblock_signals(sys)
     os.execve(path, list(proc.args), env)
 
@@ -350,15 +452,30 @@ def _reopen_dev_null() -> None:
             st = os.fstat(fd)
         except OSError:
             continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == DEV_NULL:
             if null is None:
-                try:
-                    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-                except OSError:
-                    return
+                null = _open_dev_null()
+                if null is None:
+                    return  # not the real thing: keep the caller's /dev/null
             os.dup2(null, fd)
     if null is not None:
         os.close(null)
+
+
+def _open_dev_null(path: str = "/dev/null") -> int | None:
+    """The container's /dev/null, if it is the character device 1:3 itself: the container
+    may have made it a symlink (to /proc/self/fd/N, say) or a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                     | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == DEV_NULL):
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _load_seccomp(flt: Any, listener: Any, state: dict[str, Any], spec: Spec) -> None:
@@ -407,33 +524,59 @@ def _environment(env: list[str], uid: int) -> dict[str, str]:
     return out
 
 
-def _home_of(uid: int) -> str:
+def _home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """HOME from the container's /etc/passwd, read only if it is a regular file of sane
+    size: the container may have made it a symlink, a FIFO (open would block) or a link to
+    /dev/zero (read would never end)."""
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        fd = os.open(passwd, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                     | os.O_CLOEXEC)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, PASSWD_MAX)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.strip().split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
     return "/"
 
 
 def _look_path(name: str, env: dict[str, str]) -> str:
+    """Go's exec.LookPath as runc's init uses it, with its words: podman and docker read
+    them to answer 126 (there, but not executable) or 127 (not there)."""
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if "/" in name:
-        candidates = [name]
-    else:
-        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH).split(":")]
-    for cand in candidates:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            reason = e.strerror or "error"
+            raise ChildError(f"exec: {quoted}: stat {name}: {reason[:1].lower()}{reason[1:]}")
+        if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+            raise ChildError(f"exec: {quoted}: permission denied")
+        return name
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        cand = os.path.join(d or ".", name)
         try:
             st = os.stat(cand)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return cand
-    if "/" in name:
-        raise ChildError(f"exec: {name}: no such file or executable")
-    raise ChildError(f"exec: {name}: executable file not found in $PATH")
+    raise ChildError(f"exec: {quoted}: executable file not found in $PATH")
+
+
+def rlimit_value(value: int) -> int:
+    """config.json's rlimits are the kernel's unsigned 64-bit values (2^64-1 is RLIM_INFINITY,
+    what `podman --ulimit core=-1` writes); Python's setrlimit takes a signed C long long,
+    whose two's complement is the same bit pattern."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
@@ -442,9 +585,11 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
         if number is None:
             raise ConfigError("process.rlimits", f"unknown rlimit {rl.type}")
         try:
-            resource.setrlimit(number, (rl.soft, rl.hard))
-        except (OSError, ValueError) as e:
-            raise ChildError(f"process.rlimits: {rl.type}: {e}")
+            resource.setrlimit(number, (rlimit_value(rl.soft), rlimit_value(rl.hard)))
+        except (OSError, ValueError, OverflowError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ChildError(f"process.rlimits: {rl.type}: setrlimit soft {rl.soft} hard {rl.hard}: "
+                             f"{reason}")
     try:
         os.chdir(proc.cwd)
         cwd_done = True

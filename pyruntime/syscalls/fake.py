@@ -71,6 +71,9 @@ class FakeSyscalls:
     def ambient_clear(self) -> None:
         self._record("ambient_clear")
 
+    def link_up(self, name: str) -> None:
+        self._record("link_up", name)
+
     def fstatfs_type(self, fd: int) -> int:
         self._record("fstatfs_type", fd)
         return self.fs_type

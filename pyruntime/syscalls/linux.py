@@ -78,6 +78,11 @@ TIOCSWINSZ = 0x5414
 
 PROC_SUPER_MAGIC = 0x9FA0
 
+# struct ifreq ioctls (netdevice(7)): enough to bring a link up without a netlink library
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
 _SYSCALL_NUMBERS = {
     "x86_64": {"rt_sigaction": 13, "pivot_root": 155, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 250},
     "aarch64": {"rt_sigaction": 134, "pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434, "keyctl": 219},
@@ -199,6 +204,23 @@ class LinuxSyscalls:
 
     def ambient_clear(self) -> None:
         self.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+    def link_up(self, name: str) -> None:
+        """`ip link set NAME up` in our network namespace.  For lo the kernel then adds
+        127.0.0.1/8 and ::1 itself."""
+        import fcntl
+        import socket
+        import struct
+
+        raw = name.encode()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                ifreq = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh22x", raw, 0))
+                flags = struct.unpack("16sh22x", ifreq)[1]
+                if not flags & IFF_UP:
+                    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", raw, flags | IFF_UP))
+        except OSError as e:
+            raise OSError(e.errno, f"SIOCSIFFLAGS {name} up: {os.strerror(e.errno or 0)}") from e
 
     def fstatfs_type(self, fd: int) -> int:
         """f_type of the filesystem holding fd (to check that /proc really is procfs)."""

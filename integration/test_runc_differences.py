@@ -1,0 +1,88 @@
+"""The differences from runc that podman and containerd workloads hit (issue 10).
+
+Each test runs the same thing under pyruntime and under runc where runc's answer shows
+something, and asserts what a user sees: localhost working, `ulimit` output, a signal
+arriving, one readable error line.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import Runtime, base_config
+
+RUNTIMES = ["pyrt", "runc"]
+UINT64_MAX = (1 << 64) - 1
+# what an error line must never be: Python's own words for an escaped exception
+PYTHON_EXCEPTION = re.compile(r"internal error: \w*(Error|Exception)\b|Traceback|\[Errno \d+\]")
+# 127.0.0.1:1 has no listener: "refused" proves the connection went through lo, while a
+# down lo gives "Network is unreachable"
+LOCALHOST_PROBE = ("ip -o link show lo; ip -o addr show lo; "
+                   "nc 127.0.0.1 1 </dev/null 2>&1; true")
+
+
+def _rt(request: pytest.FixtureRequest, name: str) -> Runtime:
+    rt: Runtime = request.getfixturevalue(name)
+    return rt
+
+
+def _assert_localhost_works(out: str) -> None:
+    link = next(line for line in out.splitlines() if ": lo:" in line)
+    assert re.search(r"<[^>]*\bUP\b[^>]*>", link), out
+    assert "inet 127.0.0.1/8" in out, out
+    assert "refused" in out and "unreachable" not in out, out
+
+
+def _error_lines(*texts: str) -> list[str]:
+    return [line for t in texts for line in t.splitlines() if line.strip()]
+
+
+def _assert_readable_errors(*texts: str) -> None:
+    """The scan the issue asks for: no error line carries Python's exception names."""
+    bad = [line for line in _error_lines(*texts) if PYTHON_EXCEPTION.search(line)]
+    assert not bad, bad
+
+
+# --- 1. loopback in a new network namespace --------------------------------------------
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_loopback_is_up_in_a_new_network_namespace(request: pytest.FixtureRequest, name: str) -> None:
+    rt = _rt(request, name)
+    p = rt.run(base_config(["sh", "-c", LOCALHOST_PROBE]))
+    assert p.returncode == 0, p.stderr
+    _assert_localhost_works(p.stdout)
+
+
+def test_loopback_is_up_for_a_container_joining_the_namespace(pyrt: Runtime) -> None:
+    """podman --network container:X, ctr --with-ns: the creator's lo is what they get."""
+    first = pyrt.new_id()
+    pyrt("create", "--bundle", str(pyrt.bundle(base_config(["sleep", "60"]))), first, check=True)
+    pid = pyrt.state(first)["pid"]
+    cfg = base_config(["sh", "-c", LOCALHOST_PROBE])
+    cfg["linux"]["namespaces"] = [ns if ns["type"] != "network"
+                                  else {"type": "network", "path": f"/proc/{pid}/ns/net"}
+                                  for ns in cfg["linux"]["namespaces"]]
+    p = pyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    _assert_localhost_works(p.stdout)
+
+
+# --- 2. unlimited rlimits ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_rlimit_of_2_64_minus_1_is_unlimited(request: pytest.FixtureRequest, name: str) -> None:
+    rt = _rt(request, name)
+    cfg = base_config(["sh", "-c", "ulimit -c; ulimit -Hc; ulimit -n; ulimit -Hn"])
+    # what `podman run --ulimit core=-1` writes; json keeps the integer exact (jq rounds it)
+    cfg["process"]["rlimits"] = [
+        {"type": "RLIMIT_CORE", "soft": UINT64_MAX, "hard": UINT64_MAX},
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+    ]
+    bundle = rt.bundle(cfg)
+    assert str(UINT64_MAX) in (bundle / "config.json").read_text()
+    p = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert (p.returncode, p.stdout.split()) == (0, ["unlimited", "unlimited", "512", "1024"]), p.stderr
