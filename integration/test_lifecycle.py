@@ -11,17 +11,32 @@ from pathlib import Path
 
 from conftest import Runtime, base_config
 
+NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "cgroup")
 
-def test_run_shows_isolation(pyrt: Runtime) -> None:
-    cfg = base_config(["sh", "-c", "echo pid=$$; hostname; ls /; id -u; cat /proc/1/comm; true"])
+
+def test_run_shows_isolation(pyrt: Runtime, runc: Runtime) -> None:
+    script = ("echo pid=$$; hostname; id -u; cat /proc/1/comm; "
+              "for n in " + " ".join(NAMESPACES) + "; do readlink /proc/self/ns/$n; done; "
+              "stat -c %d:%i /")
+    cfg = base_config(["sh", "-c", script])
     cfg["hostname"] = "box1"
-    p = pyrt.run(cfg)
-    assert p.returncode == 0, p.stderr
-    lines = p.stdout.split("\n")
-    assert lines[0] == "pid=1"
-    assert lines[1] == "box1"
-    assert "bin" in p.stdout and "proc" in p.stdout
-    assert lines[-3] == "0" and lines[-2] == "sh"
+    cfg["linux"]["namespaces"].append({"type": "cgroup"})
+    host_ns = [os.readlink(f"/proc/self/ns/{n}") for n in NAMESPACES]
+    seen = {}
+    for rt in (pyrt, runc):
+        b = rt.bundle(cfg)
+        p = rt("run", "--bundle", str(b), rt.new_id())
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[:4] == ["pid=1", "box1", "0", "sh"], (rt.binary, lines)
+        # every namespace is a new one, none the host's (same type, other inode)
+        for n, mine, host in zip(NAMESPACES, lines[4:10], host_ns, strict=True):
+            assert mine.startswith(f"{n}:[") and mine != host, (rt.binary, n, mine, host)
+        # the root is the bundle's rootfs
+        rootfs = os.stat(b / "rootfs")
+        assert lines[10] == f"{rootfs.st_dev}:{rootfs.st_ino}", (rt.binary, lines[10])
+        seen[rt.binary] = (p.returncode, lines[:4], p.stderr)
+    assert seen[pyrt.binary] == seen[runc.binary]
 
 
 def test_run_exit_code_and_signal(pyrt: Runtime) -> None:
@@ -192,21 +207,74 @@ def test_concurrent_starts_one_wins_none_hang(pyrt: Runtime) -> None:
     assert codes.count(0) == 1, codes
 
 
-def test_click_path_matches_the_fast_path(pyrt: Runtime) -> None:
+def _traced_launcher(tmp: Path) -> str:
+    """The launcher under test, plus a note (in $PYRT_CLI_TRACE) of which parser ran:
+    "click" when the click CLI was imported by the time the command exited, else "fast"."""
+    text = Path(pyrt_binary()).read_text()
+    hook = ("import atexit, os\n"
+            "_pid = os.getpid()\n"
+            "def _note():\n"
+            "    if os.getpid() == _pid and os.environ.get('PYRT_CLI_TRACE'):\n"
+            "        with open(os.environ['PYRT_CLI_TRACE'], 'a') as f:\n"
+            "            f.write(('click' if 'pyruntime.cli' in sys.modules else 'fast') + '\\n')\n"
+            "atexit.register(_note)\n")
+    marker = "from pyruntime.main import main"
+    assert marker in text, text
+    out = tmp / "traced-pyruntime"
+    out.write_text(text.replace(marker, hook + marker))
+    out.chmod(0o755)
+    return str(out)
+
+
+def pyrt_binary() -> str:
+    from harness import PYRUNTIME
+
+    return PYRUNTIME
+
+
+def _hot_verbs(rt: Runtime, cid: str, bundle: Path, run_bundle: Path,
+               env: dict[str, str]) -> list[tuple[int, str, str]]:
+    """Every hot verb, with and without errors; output with the run-specific values out."""
+    def call(*args: str) -> tuple[int, str, str]:
+        p = rt(*args, env=env)
+        out = p.stdout
+        if out.startswith("{"):
+            doc = json.loads(out)
+            doc.pop("pid", None)
+            doc.pop("created", None)
+            out = json.dumps(doc, sort_keys=True)
+        return p.returncode, out, p.stderr
+
+    seen = [call("create", "--bundle", str(bundle), cid), call("create", "--bundle", str(bundle), cid),
+            call("state", cid), call("start", cid), call("start", cid), call("state", cid),
+            call("delete", cid), call("kill", cid, "KILL")]
+    rt.wait_status(cid, "stopped")
+    seen += [call("state", cid), call("kill", cid, "KILL"), call("delete", cid), call("state", cid),
+             call("delete", cid), call("delete", "--force", cid), call("kill", cid),
+             call("run", "--bundle", str(run_bundle), cid), call("delete", cid)]
+    return seen
+
+
+def test_click_path_matches_the_fast_path(pyrt: Runtime, tmp_path: Path) -> None:
     """The hot verbs have a hand-written argv parser; the click CLI defines the same verbs
-    and must behave the same (PYRUNTIME_SLOW_CLI forces it)."""
-    env = {**os.environ, "PYRUNTIME_SLOW_CLI": "1"}
+    and must behave the same (PYRUNTIME_SLOW_CLI forces it): the same exit status, output
+    and error for each, and the trace shows which parser really ran."""
+    traced = Runtime(_traced_launcher(tmp_path), pyrt.root, tmp_path)
     b = pyrt.bundle(base_config(["sleep", "100"]))
+    run_bundle = pyrt.bundle(base_config(["sh", "-c", "echo out; echo err >&2; exit 3"]))
     cid = pyrt.new_id()
-    pyrt("create", "--bundle", str(b), cid, check=True, env=env)
-    pyrt("start", cid, check=True, env=env)
-    st = json.loads(pyrt("state", cid, check=True, env=env).stdout)
-    assert st["status"] == "running" and st["id"] == cid
-    pyrt("kill", cid, "KILL", check=True, env=env)
-    for _ in range(100):
-        if pyrt.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.02)
-    pyrt("delete", cid, check=True, env=env)
-    gone = pyrt("state", cid, env=env)
-    assert gone.returncode != 0 and "container does not exist" in gone.stderr
+    results = {}
+    for mode in ("fast", "click"):
+        trace = tmp_path / f"trace-{mode}"
+        env = {**os.environ, "PYRT_CLI_TRACE": str(trace)}
+        if mode == "click":
+            env["PYRUNTIME_SLOW_CLI"] = "1"
+        else:
+            env.pop("PYRUNTIME_SLOW_CLI", None)
+        results[mode] = _hot_verbs(traced, cid, b, run_bundle, env)
+        ran = trace.read_text().split()
+        assert set(ran) == {mode}, (mode, ran)
+    fast, click = results["fast"], results["click"]
+    assert fast[0][0] == 0 and fast[1][0] != 0 and fast[-2] == (3, "out\n", "err\n"), fast
+    for i, (a, b_) in enumerate(zip(fast, click, strict=True)):
+        assert a == b_, f"call {i}: fast {a!r} != click {b_!r}"

@@ -268,15 +268,26 @@ class Runtime:
             raise RuntimeErr("cannot start an already running container" if stat in (RUNNING, PAUSED)
                              else f"cannot start a container in the {stat} state")
         fifo = os.path.join(self.store.path(cid), st_mod.FIFO)
-        self.debug(f"start {cid}: releasing init {st.pid}")
+        # The pidfd first: opening the fifo releases init, and a short command can run and
+        # exit before a pidfd taken afterwards could be opened.
         try:
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise RuntimeErr("cannot start an already running container")
+            pidfd = self.sys.pidfd_open(st.pid)
+        except OSError:
+            raise ContainerNotRunning(cid)
         try:
-            self._await_fifo(fd, st)
+            if st_mod.proc_start_time(st.pid) != st.pid_start:
+                raise ContainerNotRunning(cid)  # the pid was reused while we looked
+            self.debug(f"start {cid}: releasing init {st.pid}")
+            try:
+                fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise RuntimeErr("cannot start an already running container")
+            try:
+                self._await_fifo(fd, pidfd)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            os.close(pidfd)
         try:
             os.unlink(fifo)
         except FileNotFoundError:
@@ -288,34 +299,28 @@ class Runtime:
             spec = parse_spec(st.config)
             run_hooks_warn(spec.hooks.poststart, st_mod.oci_state(st, RUNNING), "poststart", self.warn)
 
-    def _await_fifo(self, fd: int, st: State) -> None:
-        """Read init's one byte; a dead init must not hang `start` (poll a pidfd too)."""
-        try:
-            pidfd = self.sys.pidfd_open(st.pid)
-        except OSError:
-            raise ContainerNotRunning(st.id)
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(pidfd, select.POLLIN)
-            while True:
-                for rfd, ev in poller.poll():
-                    if rfd == fd:
-                        try:
-                            data = os.read(fd, 1)
-                        except BlockingIOError:
-                            continue
-                        if data:
-                            return
-                        if ev & select.POLLHUP:
-                            # the writer came and went: another `start` took the byte
-                            raise RuntimeErr("cannot start an already running container")
-                    elif rfd == pidfd:
-                        raise RuntimeErr("container init exited before start")
-                # POLLHUP with no data before the writer opened: keep waiting on the pidfd
-                time.sleep(0.001)
-        finally:
-            os.close(pidfd)
+    @staticmethod
+    def _await_fifo(fd: int, pidfd: int) -> None:
+        """Read init's one byte; a dead init must not hang `start` (poll its pidfd too).
+        The byte read is success, whatever init (or the command it became) did after."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if fd in events:
+                if _read_byte(fd):
+                    return
+                if events[fd] & select.POLLHUP and pidfd not in events:
+                    # the writer came and went: another `start` took the byte
+                    raise RuntimeErr("cannot start an already running container")
+            if pidfd in events:
+                # init is gone; a byte it wrote before going is still in the pipe
+                if _read_byte(fd):
+                    return
+                raise RuntimeErr("container init exited before start")
+            # POLLHUP with no data before the writer opened: keep waiting on the pidfd
+            time.sleep(0.001)
 
     # --- kill --------------------------------------------------------------------
 
@@ -399,6 +404,13 @@ class Runtime:
             self._signal_init(st, SIGKILL)
         except RuntimeErr:
             pass
+
+
+def _read_byte(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 1))
+    except BlockingIOError:
+        return False
 
 
 def _remove_empty_cgroups(record: dict[str, Any]) -> bool:
