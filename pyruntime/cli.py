@@ -166,7 +166,7 @@ def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_
 @click.option("--detach", "-d", is_flag=True)
 @click.option("--cwd", default=None)
 @click.option("--env", "-e", multiple=True)
-@click.option("--user", "-u", default=None, help="uid[:gid] or names from the container")
+@click.option("--user", "-u", default=None, help="uid[:gid], numbers (as runc)")
 @click.option("--additional-gids", "-g", multiple=True, type=int)
 @click.option("--cap", "-c", multiple=True)
 @click.option("--no-new-privs", is_flag=True)
@@ -210,7 +210,7 @@ def _exec(obj: Ctx, container_id: str, command: tuple[str, ...], process_file: s
         proc_doc = _read_json(process_file, "--process")
     else:
         st, _ = rt.load(container_id)
-        proc_doc = process_from_flags(st.config, st.rootfs, list(command), tty=tty, cwd=cwd,
+        proc_doc = process_from_flags(st.config, list(command), tty=tty, cwd=cwd,
                                       env=list(env), user=user,
                                       additional_gids=list(additional_gids), caps=list(cap),
                                       no_new_privs=no_new_privs, apparmor=apparmor)

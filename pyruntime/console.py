@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
 import os
 import select
@@ -10,13 +11,23 @@ import socket
 import struct
 import termios
 import tty
+from stat import S_ISCHR
 
 from .syscalls.linux import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
+
+PTMX = os.makedev(5, 2)
 
 
 def open_pty(ptmx: str = "/dev/ptmx") -> tuple[int, str]:
     """Open a new pty pair in the devpts behind `ptmx`; returns (master fd, slave path)."""
-    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # In a running container (exec) /dev/ptmx is the container's to replace: a FIFO, or a
+    # link to some file of ours.  Only the pty multiplexer (5:2) will do.
+    st = os.fstat(master)
+    if not (S_ISCHR(st.st_mode) and st.st_rdev == PTMX):
+        os.close(master)
+        raise OSError(errno.ENOTTY, f"{ptmx} is not the pty multiplexer")
+    os.set_blocking(master, True)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     buf = fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0))
     n = struct.unpack("I", buf)[0]

@@ -45,6 +45,7 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     keep_console: bool = False  # `run -t` without a console socket proxies the pty itself
+    stdio: tuple[int, int, int] | None = None  # a foreground `run`'s pipes (see stdio.py)
 
 
 def now_rfc3339() -> str:
@@ -158,7 +159,7 @@ class Runtime:
             extra_fds=listen + opts.preserve_fds,
             extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else [],
             cgroup_paths=cgroup.paths(), keyring=not opts.no_new_keyring, container_id=st.id,
-            bundle=st.bundle,
+            bundle=st.bundle, stdio=opts.stdio,
         )
         # Import what the children need here, in the parent: memory a child allocates is
         # charged to the container's memory cgroup, and init must fit where runc's does.

@@ -1,14 +1,19 @@
 """`exec`: a new process inside a running container (its namespaces and its cgroup).
 
 The parent opens the container init's namespace files while it checks init's start time,
-so a recycled pid can never make the new process join someone else's namespaces.
+so a recycled pid can never make the new process join someone else's namespaces.  The
+running container is untrusted: the parent reads none of its files (a user is a number,
+as in runc), and the setup handshake has a deadline, since the container can see and
+stop the new process before it is ready.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import select
 import signal
+import time
 from typing import Any
 
 from . import state as st_mod
@@ -18,6 +23,9 @@ from .record import dataclass
 from .spec import parse_process, parse_spec
 from .state import CREATED, PAUSED, RUNNING
 from .syscalls.linux import NAMESPACE_PROC_NAMES, PR_SET_CHILD_SUBREAPER
+
+SETUP_DEADLINE = 60.0  # seconds for the whole setup handshake, however busy the host
+STOPPED_GRACE = 2.0  # a setup process kept stopped this long was stopped on purpose
 
 
 @dataclass
@@ -30,7 +38,7 @@ class ExecOptions:
     ignore_paused: bool = False
 
 
-def process_from_flags(config: dict[str, Any], rootfs: str, args: list[str], *, tty: bool,
+def process_from_flags(config: dict[str, Any], args: list[str], *, tty: bool,
                        cwd: str | None, env: list[str], user: str | None,
                        additional_gids: list[int], caps: list[str], no_new_privs: bool,
                        apparmor: str | None) -> dict[str, Any]:
@@ -45,10 +53,10 @@ def process_from_flags(config: dict[str, Any], rootfs: str, args: list[str], *, 
         proc["cwd"] = cwd
     proc["env"] = list(proc.get("env") or []) + list(env)
     if user:
-        proc["user"] = {**proc.get("user", {}), **_parse_user(user, rootfs)}
-        proc["user"].pop("additionalGids", None)
+        proc["user"] = {**proc.get("user", {}), **parse_user(user)}
     if additional_gids:
-        proc.setdefault("user", {})["additionalGids"] = list(additional_gids)
+        u = proc.setdefault("user", {})
+        u["additionalGids"] = list(u.get("additionalGids") or []) + list(additional_gids)
     if caps:
         c = proc.setdefault("capabilities", {})
         for key in ("bounding", "effective", "permitted"):
@@ -60,41 +68,23 @@ def process_from_flags(config: dict[str, Any], rootfs: str, args: list[str], *, 
     return proc
 
 
-def _parse_user(text: str, rootfs: str) -> dict[str, int]:
-    name, _, group = text.partition(":")
-    uid = _lookup(name, os.path.join(rootfs, "etc/passwd"), "--user")
-    out = {"uid": uid}
-    if group:
-        out["gid"] = _lookup(group, os.path.join(rootfs, "etc/group"), "--user")
-    else:
-        out["gid"] = _primary_gid(uid, os.path.join(rootfs, "etc/passwd"))
+def parse_user(text: str) -> dict[str, int]:
+    """--user uid[:gid], numbers only, as runc takes it.  A name would have to be looked up
+    in the container's /etc/passwd, a file the container controls: read from here it may
+    be a link to a host file (/etc/shadow), a FIFO or /dev/zero.  Without a gid the
+    container process's own stays."""
+    uid, sep, gid = text.partition(":")
+    out = {"uid": _number(uid, "uid", text)}
+    if sep:
+        out["gid"] = _number(gid, "gid", text)
     return out
 
 
-def _lookup(name: str, db: str, flag: str) -> int:
-    if name.isdigit():
-        return int(name)
-    try:
-        with open(db) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) >= 3 and parts[0] == name:
-                    return int(parts[2])
-    except OSError:
-        pass
-    raise RuntimeErr(f"{flag}: unable to find {name!r} in the container's {os.path.basename(db)}")
-
-
-def _primary_gid(uid: int, passwd: str) -> int:
-    try:
-        with open(passwd) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) >= 4 and parts[2] == str(uid):
-                    return int(parts[3])
-    except (OSError, ValueError):
-        pass
-    return 0
+def _number(value: str, what: str, text: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) > 0xFFFFFFFE:
+        raise RuntimeErr(f"--user {text}: {what} {value!r} is not a number "
+                         f"(uid[:gid]; names are not looked up, as in runc)")
+    return int(value)
 
 
 def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions) -> int:
@@ -107,6 +97,10 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         raise RuntimeErr("cannot exec in a stopped container")
     from .validate import validate_process
 
+    container_oom = (st.config.get("process") or {}).get("oomScoreAdj")
+    if proc_doc.get("oomScoreAdj") is None and container_oom is not None:
+        # as runc: an exec'd process is the container's, also to the OOM killer
+        proc_doc = {**proc_doc, "oomScoreAdj": container_oom}
     validate_process(proc_doc)
     proc = parse_process(proc_doc)
     if not proc.args:
@@ -118,9 +112,15 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     spec = parse_spec(st.config)
     rt.debug(f"exec {cid}: joining the namespaces of init {st.pid}")
     ns_fds = _open_namespaces(st, [ns.type for ns in spec.linux.namespaces])
+    pipes = None
+    if not opts.detach and not proc.terminal:
+        from .stdio import Pipes
+
+        pipes = Pipes()
     plan = InitPlan(spec=spec, rootfs=st.rootfs, fifo_path=None, is_exec=True, process=proc,
                     join_namespaces=[(t, f"/proc/self/fd/{fd}") for t, fd in ns_fds],
-                    extra_fds=opts.preserve_fds, container_id=cid)
+                    extra_fds=opts.preserve_fds, container_id=cid,
+                    stdio=pipes.child if pipes else None)
     if not opts.detach:
         rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
     parent, child = sync.Channel.pair()
@@ -131,8 +131,11 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     child.close()
     for _t, fd in ns_fds:
         os.close(fd)
+    if pipes:
+        pipes.close_child_ends()
     master = None
     exec_pidfd = -1
+    deadline = time.monotonic() + SETUP_DEADLINE
     try:
         if st.cgroup:
             from .cgroups import manager_from_record
@@ -143,7 +146,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
             else:
                 manager.apply(pid)
         parent.send(sync.GO)
-        exec_pid = parent.wait_for(sync.INIT_PID)["pid"]
+        exec_pid = _await(parent, sync.INIT_PID, [pid], deadline)["pid"]
         # pinned, so a failure below kills exactly the process we started (as runc does)
         exec_pidfd = os.pidfd_open(exec_pid)
         rt.debug(f"exec {cid}: process pid {exec_pid}")
@@ -152,8 +155,9 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         if proc.terminal:
             from .console import hand_over
 
-            master = hand_over(opts.console_socket, parent.wait_for(sync.CONSOLE)["_fds"][0])
-        parent.wait_for(sync.READY)
+            master = hand_over(opts.console_socket,
+                               _await(parent, sync.CONSOLE, [exec_pid], deadline)["_fds"][0])
+        _await(parent, sync.READY, [exec_pid], deadline)
         if opts.pid_file:
             from .container import write_pid_file
 
@@ -169,6 +173,8 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
                 pass
         if master is not None:
             os.close(master)
+        if pipes:
+            pipes.close()
         raise
     finally:
         parent.close()
@@ -176,7 +182,36 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
             os.close(exec_pidfd)
     if opts.detach:
         return 0
-    return _wait(exec_pid, master)
+    return _wait(exec_pid, master, pipes)
+
+
+def _await(chan: sync.Channel, kind: str, watch: list[int], deadline: float) -> dict[str, Any]:
+    """chan.wait_for(kind), but not forever: the container sees the new process (in its
+    pid namespace) and may SIGSTOP it halfway through setup.  Fails at the deadline, or
+    as soon as a watched process has stayed stopped for STOPPED_GRACE."""
+    stopped_since = None
+    while not select.select([chan.fileno()], [], [], 0.1)[0]:
+        now = time.monotonic()
+        if now > deadline:
+            raise RuntimeErr(f"exec: the process was not ready within {SETUP_DEADLINE:.0f}s "
+                             f"(waiting for {kind})")
+        if any(_stopped(p) for p in watch):
+            stopped_since = stopped_since or now
+            if now - stopped_since > STOPPED_GRACE:
+                raise RuntimeErr(f"exec: the process was stopped during setup (waiting for "
+                                 f"{kind}), by a signal from inside the container?")
+        else:
+            stopped_since = None
+    return chan.wait_for(kind)
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2:][:1] in (b"T", b"t")
 
 
 def sub_cgroup_paths(paths: dict[str, str], specs: tuple[str, ...]) -> dict[str, str]:
@@ -225,11 +260,16 @@ def _open_namespaces(st: st_mod.State, types: list[str]) -> list[tuple[str, int]
     return out
 
 
-def _wait(pid: int, master: int | None) -> int:
+def _wait(pid: int, master: int | None, pipes: Any) -> int:
     from .run import attend, forwarding_signals
 
     with forwarding_signals(pid):
-        return attend(pid, master, lambda: _alive(pid))
+        if pipes:
+            pipes.start()
+        code = attend(pid, master, lambda: _alive(pid))
+        if pipes:
+            pipes.wait()  # as runc: not before the container closed its ends
+        return code
 
 
 def _alive(pid: int) -> bool:

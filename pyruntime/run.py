@@ -2,7 +2,8 @@
 
 Like runc, the foreground runtime makes itself a child subreaper before creating, so the
 container's init (a grandchild) is re-parented to it and can be waited for, and it
-forwards the signals it receives to init.
+forwards the signals it receives to init.  Without a terminal, the container's stdio is
+pipes that the runtime copies (stdio.py), never the caller's own descriptors.
 """
 
 from __future__ import annotations
@@ -28,10 +29,24 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
         return 0
     rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
     opts.keep_console = True
-    st, master = rt.create(cid, opts)
+    from .stdio import Pipes
+
+    pipes = Pipes()  # (with a terminal, init puts the pty over them and they go unused)
+    opts.stdio = pipes.child
     try:
+        st, master = rt.create(cid, opts)
+    except BaseException:
+        pipes.close()
+        raise
+    copying = False
+    try:
+        if (st.config.get("process") or {}).get("terminal"):
+            pipes.close()
         with forwarding_signals(st.pid):
             _start_or_destroy(rt, cid)
+            if pipes.child is not None:
+                pipes.start()
+                copying = True
             return attend(st.pid, master, lambda: is_alive(st))
     finally:
         # also when the terminal proxy or our own stdout fails: a foreground container
@@ -41,6 +56,10 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
                 rt.delete(cid, force=True)
             except RuntimeErr as e:
                 rt.warn(str(e))
+        if copying:
+            pipes.wait()  # as runc: the container is gone, its last output still to copy
+        else:
+            pipes.close()
 
 
 @contextmanager

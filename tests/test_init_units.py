@@ -29,10 +29,14 @@ def test_look_path(tmp_path: Path) -> None:
     path = f"/nonexistent:{tmp_path / 'bin'}"
     assert init._look_path("tool", {"PATH": path}) == str(exe)
     assert init._look_path(str(exe), {}) == str(exe)
-    with pytest.raises(ChildError, match=r"exec: plain: executable file not found in \$PATH"):
+    # runc's words (Go's exec.LookPath), which podman maps to 127 and 126
+    with pytest.raises(ChildError, match=r'exec: "plain": executable file not found in \$PATH'):
         init._look_path("plain", {"PATH": path})
-    with pytest.raises(ChildError, match="exec: /nope/x: no such file"):
+    with pytest.raises(ChildError, match='exec: "/nope/x": stat /nope/x: no such file or directory'):
         init._look_path("/nope/x", {})
+    for there in (tmp_path / "bin" / "plain", tmp_path / "bin"):
+        with pytest.raises(ChildError, match=f'exec: "{there}": permission denied'):
+            init._look_path(str(there), {})
 
 
 def test_time_offsets_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

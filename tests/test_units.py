@@ -40,7 +40,7 @@ def test_fast_parser_falls_back_to_click(argv: list[str]) -> None:
 
 def test_process_from_flags_starts_from_the_container_process() -> None:
     cfg = default_spec()
-    proc = process_from_flags(cfg, "/nonexistent", ["ls", "-l"], tty=False, cwd="/tmp",
+    proc = process_from_flags(cfg, ["ls", "-l"], tty=False, cwd="/tmp",
                               env=["A=1"], user="1000:1000", additional_gids=[5],
                               caps=["CAP_SYS_ADMIN"], no_new_privs=True, apparmor=None)
     assert proc["args"] == ["ls", "-l"] and proc["cwd"] == "/tmp" and not proc["terminal"]
@@ -48,8 +48,9 @@ def test_process_from_flags_starts_from_the_container_process() -> None:
     assert proc["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [5]}
     assert "CAP_SYS_ADMIN" in proc["capabilities"]["bounding"]
     assert "CAP_SYS_ADMIN" not in cfg["process"]["capabilities"]["bounding"], "config untouched"
-    with pytest.raises(RuntimeErr, match="unable to find 'nobody'"):
-        process_from_flags(cfg, "/nonexistent", ["ls"], tty=False, cwd=None, env=[], user="nobody",
+    # names are not looked up (the container's /etc/passwd is the container's to forge)
+    with pytest.raises(RuntimeErr, match="--user nobody: uid 'nobody' is not a number"):
+        process_from_flags(cfg, ["ls"], tty=False, cwd=None, env=[], user="nobody",
                            additional_gids=[], caps=[], no_new_privs=False, apparmor=None)
 
 
