@@ -120,7 +120,7 @@ class _Prefixed:
         return self.rest.read(n)
 
 
-def _decompressor(stream: Readable) -> Readable:
+def decompressed(stream: Readable) -> Readable:
     head = b""
     while len(head) < 6:
         more = stream.read(6 - len(head))
@@ -319,6 +319,7 @@ class _Extractor:
         full = self.path(target)
         os.mknod(full, stat.S_IFCHR | 0o000, os.makedev(0, 0))
         os.chown(full, m.uid, m.gid, follow_symlinks=False)
+        os.utime(full, ns=(int(m.mtime) * 10**9,) * 2, follow_symlinks=False)
 
     def finish(self) -> None:
         # Directory times last: every entry created below a directory changes its mtime.
@@ -333,7 +334,7 @@ def extract(src: Readable, dest: Path, *, what: str = "layer",
     outer = _Hashing(src, on_bytes)
     ex = _Extractor(dest, what)
     try:
-        plain = _Hashing(_decompressor(outer))
+        plain = _Hashing(decompressed(outer))
         try:
             tar = tarfile.open(fileobj=plain, mode="r|")  # type: ignore[call-overload]
         except tarfile.ReadError as e:
@@ -415,7 +416,7 @@ def write_tar(root: Path, out: IO[bytes], *, upper: bool = False) -> None:
     """
     src = str(root)
     links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, st in _walk(src):
             full = os.path.join(src, rel)
             mode = st.st_mode
