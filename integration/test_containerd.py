@@ -4,7 +4,12 @@ A private containerd (own root, state, socket and config under a temporary direc
 runs for this module.  A busybox image built locally (integration/images.py) is imported
 with `ctr images import`; every test runs the same commands with the runc shim's
 BinaryName pointing at runc and at pyruntime (`ctr run --runc-binary`), and expects the
-same observable results from both.
+same observable results from both.  "pyruntime" is this checkout's launcher (or
+PYRUNTIME_BIN), never whatever /usr/local/bin/pyruntime points at.
+
+The namespace is unique to the test run (pyrt-<random>): the tasks' cgroups are
+/<namespace>/<id> in each hierarchy, the runc shim's state /run/containerd/runc/<namespace>;
+teardown removes those and what lies under the private directory, nothing else.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from images import CGROUP_ROOT, HostSnapshot, wait_gone, write_oci_archive
+from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, wait_gone
+from images import write_oci_archive
 
-PYRUNTIME_BIN = "/usr/local/bin/pyruntime"
+PYRUNTIME_BIN = PYRUNTIME
 IMAGE = "pyruntime-test/busybox:1"
 # the shim's default BinaryName is "runc"; ours is given by path, as an operator would
 RUNTIMES = {"runc": "runc", "pyruntime": PYRUNTIME_BIN}
@@ -34,7 +40,7 @@ RUNC_ROOT = Path("/run/containerd/runc")  # the runc shim's default runtime --ro
 pytestmark = pytest.mark.skipif(
     shutil.which("containerd") is None or shutil.which("ctr") is None or shutil.which("runc") is None
     or not os.access(PYRUNTIME_BIN, os.X_OK),
-    reason="needs containerd, ctr, runc and /usr/local/bin/pyruntime")
+    reason=f"needs containerd, ctr, runc and {PYRUNTIME_BIN}")
 
 
 class Containerd:
@@ -149,7 +155,6 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
     # short: the socket path must fit in sun_path
     tmp = Path(tempfile.mkdtemp(prefix="pyrt-ctd-"))
     tmp.chmod(0o711)  # a user-namespaced root must reach the bundle's rootfs below it
-    snapshot = HostSnapshot([Path("/run/containerd")])
     c = Containerd(tmp)
     problems: list[str] = []
     try:
@@ -159,7 +164,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
         yield c
     finally:
         problems += c.stop()
-        problems += snapshot.cleanup(tmp, lambda p: c.ns in p.parts, [RUNC_ROOT / c.ns])
+        problems += remove_tool_leftovers(tmp, c.ns, [RUNC_ROOT / c.ns])
     assert not problems, problems
 
 

@@ -4,11 +4,15 @@ podman runs with private storage and state (--root/--runroot/--tmpdir under a te
 directory, a private containers.conf via CONTAINERS_CONF for the lock type, network
 config dir and event log), the cgroupfs manager and no network.  The busybox image is
 built locally (integration/images.py) and brought in with `podman import`.  Every test
-runs the same commands with `--runtime runc` and `--runtime /usr/local/bin/pyruntime`
+runs the same commands with `--runtime runc` and `--runtime <this checkout's pyruntime>`
 and expects the same observable results.
 
-What podman leaves on the host (cgroups under /libpod_parent, /run/containers, conmon
-and `podman container cleanup` processes, overlay mounts) is removed at teardown.
+Every container of this module gets the cgroup parent /pyrt-podman-<random> (a name no
+one else uses); teardown removes exactly what this podman made: its containers and
+image (in its private storage), the processes that name its directory (conmon, `podman
+container cleanup`), mounts below its directory, and the cgroups of that parent.
+Nothing of other podman users (their libpod-* cgroups, /dev/shm/libpod_lock, /run/...)
+is looked at.
 """
 
 from __future__ import annotations
@@ -19,25 +23,28 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from images import CGROUP_ROOT, HostSnapshot, wait_gone, write_layer_tar
+from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, wait_gone
+from images import write_layer_tar
 
-PYRUNTIME_BIN = "/usr/local/bin/pyruntime"
+PYRUNTIME_BIN = PYRUNTIME  # this checkout's launcher (or PYRUNTIME_BIN), never /usr/local/bin's
 RUNTIMES = {"runc": shutil.which("runc") or "runc", "pyruntime": PYRUNTIME_BIN}
 IMAGE = "pyruntime-test/busybox:1"
+# one cgroup parent per test run: containers are <parent>/libpod-<id>, conmon <parent>/conmon
+CGROUP_PARENT = f"pyrt-podman-{uuid.uuid4().hex[:10]}"
 # the hard limits of this machine are below podman's defaults
-RUN_FLAGS = ["--pull", "never", "--network", "none",
+RUN_FLAGS = ["--pull", "never", "--network", "none", "--cgroup-parent", f"/{CGROUP_PARENT}",
              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-CGROUP_PARENT = "libpod_parent"  # podman's cgroupfs parent; containers are libpod-<id>
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or shutil.which("conmon") is None or shutil.which("runc") is None
     or not os.access(PYRUNTIME_BIN, os.X_OK),
-    reason="needs podman, conmon, runc and /usr/local/bin/pyruntime")
+    reason=f"needs podman, conmon, runc and {PYRUNTIME_BIN}")
 
 
 class Podman:
@@ -89,12 +96,22 @@ class Podman:
         return doc
 
     def cleanup(self) -> list[str]:
+        # private --root/--runroot: `-a` means the containers and images of this podman only
+        problems = []
+        ids = self(PYRUNTIME_BIN, "ps", "-a", "-q", "--no-trunc").stdout.split()
         for binary in RUNTIMES.values():
             self(binary, "rm", "-a", "-f", "-t", "0", timeout=120)
         self(PYRUNTIME_BIN, "rmi", "-a", "-f", timeout=60)
         # conmon and its exit command (`podman ... container cleanup`) name our directory
         left = wait_gone(str(self.tmp), timeout=15)
-        return [f"conmon/podman processes still running (killed): {left}"] if left else []
+        if left:
+            problems.append(f"conmon/podman processes still running (killed): {left}")
+        # the runtimes' state of our containers (podman runs them with their default --root)
+        for cid in ids:
+            for state_root in ("/run/runc", "/run/pyruntime"):
+                if os.path.exists(f"{state_root}/{cid}"):
+                    problems.append(f"{state_root}/{cid} left behind")
+        return problems
 
 
 def _quote(s: str) -> str:
@@ -104,8 +121,6 @@ def _quote(s: str) -> str:
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     tmp = Path(tempfile.mkdtemp(prefix="pyrt-podman-"))
-    snapshot = HostSnapshot([Path("/run/containers"), Path("/run/pyruntime"), Path("/run/runc"),
-                             Path("/dev/shm/libpod_lock")])
     pm = Podman(tmp)
     problems: list[str] = []
     try:
@@ -114,8 +129,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         yield pm
     finally:
         problems += pm.cleanup()
-        problems += snapshot.cleanup(
-            tmp, lambda p: CGROUP_PARENT in p.parts or any(x.startswith("libpod-") for x in p.parts))
+        problems += remove_tool_leftovers(tmp, CGROUP_PARENT)
     assert not problems, problems
 
 
