@@ -8,8 +8,12 @@ arriving, one readable error line.
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from harness import wait_until
 
 from conftest import Runtime, base_config
 
@@ -86,3 +90,66 @@ def test_rlimit_of_2_64_minus_1_is_unlimited(request: pytest.FixtureRequest, nam
     assert str(UINT64_MAX) in (bundle / "config.json").read_text()
     p = rt("run", "--bundle", str(bundle), rt.new_id())
     assert (p.returncode, p.stdout.split()) == (0, ["unlimited", "unlimited", "512", "1024"]), p.stderr
+
+
+# --- 4. a signal right after start -------------------------------------------------------
+
+TRAPS_TERM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]
+
+
+def _deny_close_range(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg["process"]["noNewPrivileges"] = True  # the filter is loaded after the fifo
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+    return cfg
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_term_right_after_start_reaches_the_process(request: pytest.FixtureRequest, name: str) -> None:
+    """Between the fifo's release and execve, the container's pid 1 is the runtime without a
+    TERM handler, and the kernel drops TERM for a pid-namespace init: that window must be
+    too short for a `kill` run right after `start` to land in it."""
+    rt = _rt(request, name)
+    bundle = rt.bundle(_deny_close_range(base_config(TRAPS_TERM)))
+    stopped = 0
+    for _ in range(10):
+        cid = rt.new_id()
+        rt("create", "--bundle", str(bundle), cid, check=True)
+        rt("start", cid, check=True)
+        rt("kill", cid, "TERM", check=True)
+        if wait_until(lambda c=cid: rt.state(c)["status"] == "stopped", timeout=5):  # type: ignore[misc]
+            stopped += 1
+        rt("delete", "--force", cid, check=True)
+    assert stopped == 10
+
+
+# --- 5. start of a command that exits at once --------------------------------------------
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_start_of_a_command_that_exits_at_once(request: pytest.FixtureRequest, name: str,
+                                               cpu_load: None) -> None:
+    rt = _rt(request, name)
+    bundle = rt.bundle(base_config(["sh", "-c", "echo out; exit 3"]))
+    failures = []
+    for _ in range(15):
+        cid = rt.new_id()
+        rt("create", "--bundle", str(bundle), cid, check=True)
+        p = rt("start", cid)
+        if p.returncode != 0:
+            failures.append(p.stderr.strip())
+        rt("delete", "--force", cid, check=True)
+    assert failures == []

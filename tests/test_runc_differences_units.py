@@ -1,0 +1,132 @@
+"""Unit tests of issue 10's fixes that need no root: start's order of pidfd and fifo,
+rlimit values, closing inherited descriptors, error wording."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from pyruntime import init
+from pyruntime import state as st_mod
+from pyruntime.container import Runtime
+from pyruntime.errors import ContainerNotRunning, RuntimeErr
+from pyruntime.syscalls.fake import FakeSyscalls
+
+# --- start: the pidfd is taken before init is released (item 5) -----------------------
+
+
+class _InitThatExitsAtOnce(FakeSyscalls):
+    """init is the thread below: released by `start`'s open of the fifo, it writes its byte
+    and "exits" (its pidfd, a pipe here, becomes readable) at once.  A pidfd asked for
+    after the release finds it gone, as the kernel would."""
+
+    def __init__(self, fifo: Path) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.exit_r, self.exit_w = os.pipe()
+        self.thread = threading.Thread(target=self._init, args=(fifo,), daemon=True)
+        self.thread.start()
+
+    def _init(self, fifo: Path) -> None:
+        fd = os.open(fifo, os.O_WRONLY)  # blocks until a reader opens
+        self.released.set()
+        os.write(fd, b"0")
+        os.close(fd)
+        os.write(self.exit_w, b"x")
+
+    def pidfd_open(self, pid: int) -> int:
+        self._record("pidfd_open", pid)
+        if self.released.wait(0.3):
+            raise ProcessLookupError(3, "No such process")
+        return os.dup(self.exit_r)
+
+
+def _created_container(root: Path) -> Path:
+    cid = "c1"
+    sdir = root / cid
+    sdir.mkdir(parents=True)
+    os.mkfifo(sdir / st_mod.FIFO)
+    me = os.getpid()
+    st = st_mod.State(id=cid, bundle="/b", rootfs="/b/rootfs", created="now", pid=me,
+                      pid_start=st_mod.proc_start_time(me) or 0)
+    st_mod.Store(root).save(st)
+    return sdir / st_mod.FIFO
+
+
+def test_start_succeeds_when_the_command_exits_at_once(tmp_path: Path) -> None:
+    fifo = _created_container(tmp_path)
+    fake = _InitThatExitsAtOnce(fifo)
+    Runtime(tmp_path, sys=fake).start("c1")
+    fake.thread.join(5)
+    assert fake.names() == ["pidfd_open"] and not fifo.exists()
+
+
+def test_await_fifo_prefers_the_byte_to_the_exit() -> None:
+    data_r, data_w = os.pipe()
+    exit_r, exit_w = os.pipe()
+    os.set_blocking(data_r, False)
+    os.write(exit_w, b"x")  # init exited ...
+    os.write(data_w, b"0")  # ... after writing its byte
+    Runtime._await_fifo(data_r, exit_r)
+    os.close(data_w)
+    with pytest.raises(RuntimeErr, match="container init exited before start"):
+        Runtime._await_fifo(data_r, exit_r)  # no byte this time: init died first
+    for fd in (data_r, exit_r, exit_w):
+        os.close(fd)
+
+
+def test_start_of_a_dead_init_is_not_running(tmp_path: Path) -> None:
+    _created_container(tmp_path)
+    fake = FakeSyscalls()
+    fake.fail["pidfd_open"] = 3
+    with pytest.raises(ContainerNotRunning):
+        Runtime(tmp_path, sys=fake).start("c1")
+
+
+# --- rlimits (item 2) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (0, 0), (1024, 1024), ((1 << 63) - 1, (1 << 63) - 1),
+    ((1 << 64) - 1, -1),  # RLIM_INFINITY
+    (1 << 63, -(1 << 63)),
+])
+def test_rlimit_value_is_the_unsigned_bit_pattern(value: int, expected: int) -> None:
+    assert init.rlimit_value(value) == expected
+
+
+# --- inherited descriptors (item 4) ----------------------------------------------------
+
+
+def test_close_inherited_closes_only_what_exists(tmp_path: Path) -> None:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    for fd in (r1, w1, r2, w2):
+        os.set_inheritable(fd, True)
+    first = min(r1, w1, r2, w2)
+    keep = {w2}
+    init.close_inherited(first, keep)
+    for fd in (r1, w1, r2):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    os.fstat(w2)
+    os.close(w2)
+
+
+def test_close_inherited_without_proc_closes_around_the_kept(tmp_path: Path) -> None:
+    fds = [fd for _ in range(3) for fd in os.pipe()]
+    first, kept = min(fds), sorted(fds)[2]
+    init.close_inherited(first, {kept}, fd_dir=str(tmp_path / "no-such-dir"))
+    assert [fd for fd in fds if _is_open(fd)] == [kept]
+    os.close(kept)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
