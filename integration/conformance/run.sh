@@ -8,7 +8,7 @@
 #
 # Environment:
 #   CONFORMANCE_FILES="create start"  limit to these .bats files (no suffix)
-#   RUNC_PYRUNTIME=/path              pyruntime binary (default /usr/local/bin/pyruntime)
+#   RUNC_PYRUNTIME=/path              pyruntime binary (default: this checkout's .venv/bin/pyruntime)
 #   RUNC_REFERENCE=/path              reference runc (default: runc on PATH)
 #   CONFORMANCE_RUNTIMES="runc"       run only some columns (pyruntime, runc)
 #   CONFORMANCE_TIMEOUT=300           per-file timeout in seconds
@@ -17,8 +17,9 @@
 #
 # Results: $CONFORMANCE_RESULTS/<timestamp>/<runtime>/<file>.tap (raw TAP),
 # summary.txt, differences.txt; $CONFORMANCE_RESULTS/latest points at the last run.
-# Exit status: 0 when the comparison ran (even with failing tests), non-zero
-# when the harness itself broke.
+# Exit status: 0 when pyruntime passed every test runc passed (but for the short
+# allow-list in tap_summary.py), 4 when it did not (regressions.txt lists them),
+# 2 or 3 when the harness itself broke.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,7 +27,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${CONFORMANCE_CACHE:-$HERE/.cache}
 RESULTS_BASE=${CONFORMANCE_RESULTS:-$HERE/results}
 TIMEOUT=${CONFORMANCE_TIMEOUT:-300}
-PYRUNTIME_BIN=${RUNC_PYRUNTIME:-/usr/local/bin/pyruntime}
+PYRUNTIME_BIN=${RUNC_PYRUNTIME:-$REPO/.venv/bin/pyruntime}
 REFERENCE_BIN=${RUNC_REFERENCE:-$(command -v runc || true)}
 RUNTIMES=${CONFORMANCE_RUNTIMES:-pyruntime runc}
 DEFAULT_FILES="create start delete kill state list exec run ps pause hooks mounts
@@ -275,11 +276,14 @@ cleanup_tmp() {
 	rm -rf "$tmp" 2>/dev/null || log "WARNING: could not remove $tmp"
 }
 
-# Containers created in a runtime's default root during the run.
+# Containers created in a runtime's default root during the run: only those whose
+# bundle lies in one of our temp dirs (/tmp/pyrt-conf.*), never someone else's.
 cleanup_default_root() {
-	local bin=$1 before=$2 ct
+	local bin=$1 before=$2 ct bundle
 	for ct in $("$bin" list -q 2>/dev/null); do
 		grep -qxF "$ct" <<<"$before" && continue
+		bundle=$("$bin" state "$ct" 2>/dev/null | jq -r '.bundle // ""' 2>/dev/null) || bundle=
+		[[ "$bundle" == /tmp/pyrt-conf.* ]] || continue
 		log "removing leftover container $ct (default root of $bin)"
 		"$bin" delete -f "$ct" >/dev/null 2>&1 || true
 	done

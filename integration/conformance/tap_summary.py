@@ -7,14 +7,26 @@ optionally RESULTS_DIR/<runtime>/<file>.rc (exit status of the bats run;
 124 = killed by the per-file timeout). A runtime whose directory holds a
 SKIPPED file is shown as "n/a" with the reason.
 
-Writes RESULTS_DIR/summary.txt (the table, also printed) and
-RESULTS_DIR/differences.txt (tests whose outcome differs between runtimes).
-Exit status: 0, or 3 when a TAP file is missing/has no plan line (the
-harness itself broke for that file).
+Writes RESULTS_DIR/summary.txt (the table, also printed),
+RESULTS_DIR/differences.txt (tests whose outcome differs between runtimes) and
+RESULTS_DIR/regressions.txt (tests runc passes and pyruntime fails, minus
+ALLOWED below).
+Exit status: 3 when a TAP file is missing/has no plan line (the harness itself
+broke for that file), else 4 when there is a regression, else 0.
 """
 import os
 import re
 import sys
+
+# Tests runc passes that pyruntime may fail, as "<file>: <test name>" regexes.  Keep
+# it short: only what is runc's by definition, never a behaviour.
+ALLOWED = [
+    # identity texts: the name and version lines say "runc"
+    r"^version: ",
+    r"^help: ",
+    # runc's internal debug messages (nsexec/init log lines) that tests grep for
+    r"^debug: ",
+]
 
 PLAN = re.compile(r"^1\.\.(\d+)")
 RESULT = re.compile(r"^(not ok|ok) (\d+)(?: (.*))?$")
@@ -151,7 +163,33 @@ def main():
         f.write("\n".join(diff) + ("\n" if diff else ""))
     if diff:
         sys.stdout.write(f"{len(diff)} tests differ between runtimes: see {os.path.join(results, 'differences.txt')}\n")
-    return 3 if broken else 0
+    regressions = find_regressions(data, files, ran)
+    with open(os.path.join(results, "regressions.txt"), "w") as f:
+        f.write("\n".join(regressions) + ("\n" if regressions else ""))
+    for r in regressions:
+        sys.stdout.write(f"REGRESSION (runc passes, pyruntime fails): {r}\n")
+    if broken:
+        return 3
+    return 4 if regressions else 0
+
+
+def find_regressions(data, files, ran):
+    """'<file>: <test>' for every test runc passes and pyruntime fails (or never reports)."""
+    if "runc" not in ran or "pyruntime" not in ran:
+        return []
+    out = []
+    for fname in files:
+        ref, ours = data.get((fname, "runc")), data.get((fname, "pyruntime"))
+        if ref is None:
+            continue
+        for name, outcome in ref["tests"].items():
+            if outcome != "pass":
+                continue
+            got = ours["tests"].get(name, "missing") if ours else "missing"
+            key = f"{fname}: {name}"
+            if got in ("fail", "missing") and not any(re.search(a, key) for a in ALLOWED):
+                out.append(key)
+    return out
 
 
 if __name__ == "__main__":
