@@ -17,14 +17,16 @@ import shutil
 import stat
 import subprocess
 import traceback
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import HostSnapshot
 
 from pyruntime.devices import DeviceError, mount_console
-from pyruntime.mounts import MountError, finalize_rootfs, pivot_root, prepare_rootfs, write_sysctl
+from pyruntime.mounts import finalize_rootfs, pivot_root, prepare_rootfs, write_sysctl
 from pyruntime.spec import Spec, parse_spec
 from pyruntime.syscalls.linux import (
     CLONE_NEWCGROUP,
@@ -143,28 +145,10 @@ def run_as_init(body: Callable[[], dict[str, Any]], *, flags: int = 0) -> dict[s
     return json.loads(data)
 
 
-class HostSnapshot:
-    """The host facts a container setup must never change."""
-
-    def __init__(self) -> None:
-        self.mountinfo = self._mounts()
-        self.etc = sorted(os.listdir("/etc"))
-
-    @staticmethod
-    def _mounts() -> list[str]:
-        with open("/proc/self/mountinfo") as f:
-            return sorted(f.read().splitlines())
-
-    def assert_unchanged(self) -> None:
-        assert self._mounts() == self.mountinfo
-        assert sorted(os.listdir("/etc")) == self.etc
-        with open("/proc/self/mountinfo") as f:
-            assert "pyrt" not in f.read()
-
-
 @pytest.fixture
-def host() -> HostSnapshot:
-    return HostSnapshot()
+def host(base: Path) -> HostSnapshot:
+    # the mounts below this test's own directory and the host places an escape aims at
+    return HostSnapshot(base)
 
 
 def _errno_of(fn: Callable[[], object]) -> str:
@@ -346,7 +330,6 @@ def test_bad_mounts_name_the_entry(base: Path, host: HostSnapshot):
         res = run_as_init(body)
         assert not res["ok"] and res["type"] == "MountError", res
         assert expected in res["error"]
-    assert MountError.__name__ == "MountError"
     host.assert_unchanged()
 
 
@@ -382,25 +365,66 @@ CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cg
                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
 
 
-@pytest.mark.parametrize("new_cgroupns", [True, False])
-def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool):
+def _own_cgroup(controller: str) -> str:
+    """This process's cgroup path in a v1 hierarchy ("" for v2's unified one)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _n, ctrls, path = line.rstrip("\n").split(":", 2)
+            if controller in ctrls.split(",") or (controller == "" and ctrls == ""):
+                return path
+    raise AssertionError(f"no {controller!r} line in /proc/self/cgroup")
+
+
+# what a child cgroup is given, so that the container can tell it from the hierarchy root
+CHILD_LIMITS = {"memory": ("memory.limit_in_bytes", str(123 << 20)), "pids": ("pids.max", "77"),
+                "cpu": ("cpu.shares", "333")}
+
+
+@pytest.fixture
+def child_cgroups(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
+    """Fresh cgroups below this process's own (the container's, as the cgroup manager
+    would make them), each with a sub-cgroup named `inner` and, in v1, a limit of its own."""
     mode = _host_cgroup_mode()
     if mode == "none":
         pytest.skip("no cgroup filesystem on /sys/fs/cgroup")
+    name = f"pyrt-test-{uuid.uuid4().hex[:10]}"
+    inner = f"inner-{uuid.uuid4().hex[:6]}"
+    if mode == "v2":
+        hierarchies = {"unified": ("/sys/fs/cgroup", "")}
+    else:
+        hierarchies = {c: (f"/sys/fs/cgroup/{c}", c) for c in ("memory", "cpu", "pids")
+                       if os.path.ismount(f"/sys/fs/cgroup/{c}")}
+        hierarchies["name=systemd"] = ("/sys/fs/cgroup/systemd", "name=systemd")
+    made: list[Path] = []
+    paths: dict[str, str] = {}
+    try:
+        for key, (mount, ctrl) in hierarchies.items():
+            d = Path(mount + _own_cgroup(ctrl)) / name
+            d.mkdir()
+            made.append(d)
+            (d / inner).mkdir()
+            made.append(d / inner)
+            if key in CHILD_LIMITS:
+                file, value = CHILD_LIMITS[key]
+                (d / file).write_text(value)
+            paths[key] = str(d)
+        yield mode, paths, inner
+    finally:
+        for d in reversed(made):
+            d.rmdir()
+
+
+@pytest.mark.parametrize("new_cgroupns", [True, False])
+def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool,
+                      child_cgroups: tuple[str, dict[str, str], str]):
+    mode, cgroup_paths, inner = child_cgroups
     root = make_rootfs(base)
     cfg = base_config()
     cfg["mounts"].append(CGROUP_MOUNT)
     spec = parse_spec(cfg)
-    # keyed like the cgroup manager's paths(); the host's root cgroups stand in for the
-    # container's (a read-only bind of them changes nothing)
-    if mode == "v2":
-        cgroup_paths = {"unified": "/sys/fs/cgroup"}
-        probe = "cgroup.procs"
-    else:
-        cgroup_paths = {c: f"/sys/fs/cgroup/{c}" for c in ("memory", "cpu", "pids")
-                        if os.path.isdir(f"/sys/fs/cgroup/{c}")}
-        cgroup_paths["name=systemd"] = "/sys/fs/cgroup/systemd"
-        probe = "memory/memory.limit_in_bytes"
+    # keyed like the cgroup manager's paths()
+    probe = "cgroup.procs" if mode == "v2" else "memory/memory.limit_in_bytes"
+    seen_files = {"unified": ""} if mode == "v2" else {k: f"{k}/{f}" for k, (f, _v) in CHILD_LIMITS.items()}
 
     def body() -> dict[str, Any]:
         prepare_rootfs(spec, str(root), new_cgroupns=new_cgroupns, cgroup_paths=cgroup_paths)
@@ -408,7 +432,14 @@ def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool):
         finalize_rootfs(spec)
         with open("/proc/self/cgroup") as f:
             own = f.read()
-        return {"listing": sorted(os.listdir("/sys/fs/cgroup")),
+        limits = {}
+        for key, rel in seen_files.items():
+            if rel and not new_cgroupns:
+                with open(f"/sys/fs/cgroup/{rel}") as f:
+                    limits[key] = f.read().strip()
+        inner_seen = {key: os.path.isdir(f"/sys/fs/cgroup/{'' if mode == 'v2' else key + '/'}{inner}")
+                      for key in (["unified"] if mode == "v2" else ["memory", "cpu", "pids"])}
+        return {"listing": sorted(os.listdir("/sys/fs/cgroup")), "limits": limits, "inner": inner_seen,
                 "probe": os.path.exists(f"/sys/fs/cgroup/{probe}"),
                 "write": _errno_of(lambda: os.mkdir(f"/sys/fs/cgroup/{probe.split('/')[0]}/x")),
                 "tmpfs_write": _errno_of(lambda: os.mkdir("/sys/fs/cgroup/y")),
@@ -430,6 +461,11 @@ def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool):
             assert v["mounts"]["/sys/fs/cgroup/memory"] == "cgroup"
             # in its own cgroup namespace every path is its root
             assert all(line.endswith(":/") for line in v["own"].splitlines())
+    if not new_cgroupns:
+        # the container's own cgroup, not the hierarchy root: its sub-cgroup and limits show
+        assert all(v["inner"].values()), v["inner"]
+        if mode == "v1":
+            assert v["limits"] == {k: val for k, (_f, val) in CHILD_LIMITS.items()}, v["limits"]
     host.assert_unchanged()
 
 
