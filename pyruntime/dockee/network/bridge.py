@@ -78,7 +78,8 @@ def ensure_bridge(ipr: Any, name: str, mtu: int, gateway_cidr: str | None) -> An
         have = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=link["index"], family=2)]
         if (addr, int(plen)) not in have:
             try:
-                ipr.addr("add", index=link["index"], address=addr, prefixlen=int(plen))
+                ipr.addr("add", index=link["index"], address=addr, prefixlen=int(plen),
+                         broadcast=_broadcast(addr, plen))
             except netlink_error() as e:
                 if _code(e) != errno.EEXIST:
                     raise CNIError(E_PLUGIN, f"could not add {gateway_cidr} to bridge {name}: {e}")
@@ -112,18 +113,24 @@ def configure_container(netns_fd: int, ifname: str, address: str, routes: list[R
     try:
         idx = ns.link_lookup(ifname=ifname)[0]
         addr, _, plen = address.partition("/")
-        ns.addr("add", index=idx, address=addr, prefixlen=int(plen))
+        ns.addr("add", index=idx, address=addr, prefixlen=int(plen), broadcast=_broadcast(addr, plen))
         ns.link("set", index=idx, state="up")
         lo = ns.link_lookup(ifname="lo")
         if lo:
             ns.link("set", index=lo[0], state="up")
         for r in routes:
-            ns.route("add", dst=str(r.dst), gateway=str(r.gw or default_gw), oif=idx)
+            ns.route("add", dst=str(r.dst), gateway=str(r.gw or default_gw), oif=idx, proto=3)  # boot, as `ip route`
         return str(ns.get_links(idx)[0].get_attr("IFLA_ADDRESS"))
     except netlink_error() as e:
         raise CNIError(E_PLUGIN, f"could not configure {ifname} in the container: {e}")
     finally:
         ns.close()
+
+
+def _broadcast(addr: str, plen: str) -> str:
+    import ipaddress
+
+    return str(ipaddress.IPv4Network(f"{addr}/{plen}", strict=False).broadcast_address)
 
 
 def wait_oper_up(ipr: Any, index: int, timeout: float = 2.0) -> None:
