@@ -278,8 +278,8 @@ def test_cve_2024_21626_no_host_fd_reaches_the_container(pyrt: Runtime, tmp_path
     from the host, the container process has exactly fds 0-3 and its cwd and root in the
     rootfs.  The same for `exec --preserve-fds 1` with and without `--cwd /tmp`.
 
-    Broken build (mutations/cve-2024-21626-closerange.patch): the
-    `os.closerange(3 + plan.extra_fds, ...)` before execve removed from init.  The test then failed:
+    Broken build (mutations/cve-2024-21626-closerange.patch): neither stage 1's
+    close_inherited nor the close-on-exec pass before READY in init.  The test then failed:
     `ls -l /proc/self/fd` inside showed
     "7 -> <tmp>/hostdir", the host directory.
     """
@@ -335,8 +335,9 @@ def test_cve_2024_21626_cwd_through_an_inherited_fd(pyrt: Runtime, tmp_path: Pat
     refuse, or the process must end up with no way to the host: its cwd inside the
     container, the host's secret unreadable.
 
-    Broken build (mutations/cve-2024-21626-getcwd.patch: no os.getcwd() check after the
-    chdir in init): `pwd` printed nothing (cwd unreachable from the root) and the
+    Broken build (mutations/cve-2024-21626-inherited-cwd.patch: the inherited fds not
+    closed in stage 1, and no os.getcwd() check after the chdir in init): `pwd` printed
+    nothing (cwd unreachable from the root) and the
     process read HOST-SECRET through the cwd, and the host's /etc/hostname through ../..
     """
     host = scratch(tmp_path, "hostdir", "HOST-SECRET")
