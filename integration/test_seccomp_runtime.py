@@ -284,24 +284,25 @@ def test_notify_listener_gets_fd_and_state(pyrt: Runtime, tmp_path: Path, nnp: b
 
 @pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
 def test_notify_agent_answers_the_container(pyrt: Runtime, tmp_path: Path, nnp: bool) -> None:
-    """The container's mkdir waits for the agent, which fails it with EDQUOT."""
+    """The container's mkdir (its process itself, pid 1) waits for the agent, which fails
+    it with EDQUOT; the notification names that process by its host pid (the pid file's)."""
     listener = tmp_path / "agent.sock"
     agent = Agent(listener, answer=errno.EDQUOT)
-    cfg = notify_config(["sh", "-c", "mkdir /tmp/d; echo rc=$?; test -d /tmp/d || echo absent"],
-                        listener, nnp)
+    cfg = notify_config(["mkdir", "/tmp/d"], listener, nnp)
     b = pyrt.bundle(cfg)
     cid = pyrt.new_id()
     pidfile = tmp_path / "pid"
     p = pyrt("run", "--pid-file", str(pidfile), "--bundle", str(b), cid, timeout=40)
     agent.finish()
-    assert p.returncode == 0, p.stderr
-    assert "can't create directory '/tmp/d': Disk quota exceeded" in p.stderr
-    assert p.stdout.split() == ["rc=1", "absent"]
+    assert p.returncode == 1, p.stderr
+    assert p.stderr == "mkdir: can't create directory '/tmp/d': Disk quota exceeded\n", p.stderr
+    assert not (b / "rootfs" / "tmp" / "d").exists()
     assert agent.notified is not None, "no notification reached the agent"
     notified_pid, nr = agent.notified
     lib = lsc.load_library()
     assert nr in (lib.syscall_resolve_name("mkdir"), lib.syscall_resolve_name("mkdirat"))
-    assert notified_pid > 0  # the container's process, by its pid in the agent's namespace
+    # the agent runs in the host's pid namespace: it sees the container process's host pid
+    assert notified_pid == int(pidfile.read_text())
 
 
 # --- (5) features ------------------------------------------------------------------------
@@ -320,14 +321,23 @@ def test_features_report_seccomp(pyrt: Runtime) -> None:
     if native:
         assert native in sc["archs"]
     assert "SECCOMP_FILTER_FLAG_LOG" in sc.get("knownFlags", [])
-    # what features promises, a config may use: a profile with every advertised action,
-    # operator and this machine's arch compiles and runs
-    cfg = base_config(["true"])
+    # what features promises, a config may use: a profile with every advertised action
+    # (each on a syscall of its own; ALLOW is the default, NOTIFY needs an agent and has
+    # the tests above), every operator and this machine's arch compiles and runs, and the
+    # rules are in force: the ERRNO ones answer sethostname(2) with their errnoRet
+    actions = {"SCMP_ACT_KILL": "kexec_load", "SCMP_ACT_KILL_THREAD": "init_module",
+               "SCMP_ACT_KILL_PROCESS": "finit_module", "SCMP_ACT_TRAP": "delete_module",
+               "SCMP_ACT_TRACE": "swapon", "SCMP_ACT_LOG": "syslog"}
+    assert set(actions) | {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY"} == set(sc["actions"])
+    cfg = base_config(["sh", "-c", "echo started; hostname other 2>&1; true"])
     cfg["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": [native] if native else [],
-        "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO",
-                      "args": [{"index": 0, "value": 1, "op": op}]} for op in sc["operators"]],
+        "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDQUOT,
+                      "args": [{"index": 0, "value": 1, "op": op}]} for op in sc["operators"]]
+        + [{"names": [name], "action": action} for action, name in actions.items()],
     }
     r = pyrt.run(cfg)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "started"
+    assert "Disk quota exceeded" in r.stdout, r.stdout
