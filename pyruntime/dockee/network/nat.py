@@ -92,11 +92,19 @@ def unpublish_batch(table: str, mappings: Iterable[PortMapping]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def nft_binary() -> str:
+    """OCI hooks run with an empty environment (no PATH): look where distributions put nft."""
+    import shutil
+
+    found = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin:/usr/local/sbin")
+    return found or "nft"
+
+
 def run_batch(batch: str) -> None:
     if not batch:
         return
     try:
-        p = subprocess.run(["nft", "-f", "-"], input=batch, capture_output=True, text=True)
+        p = subprocess.run([nft_binary(), "-f", "-"], input=batch, capture_output=True, text=True)
     except FileNotFoundError:
         raise CNIError(E_PLUGIN, "nft is not installed (the nftables package)")
     if p.returncode != 0:
@@ -152,7 +160,7 @@ def publish(table: str, subnet: str, bridge: str, masquerade: bool, ip: str,
 
 def published(table: str) -> dict[tuple[str, str, int], tuple[str, int]]:
     """(proto, hostIP or "", hostPort) -> (containerIP, containerPort), read from the kernel."""
-    p = subprocess.run(["nft", "-j", "list", "table", "ip", table], capture_output=True, text=True)
+    p = subprocess.run([nft_binary(), "-j", "list", "table", "ip", table], capture_output=True, text=True)
     if p.returncode != 0:
         return {}
     out: dict[tuple[str, str, int], tuple[str, int]] = {}

@@ -223,9 +223,9 @@ def check(env: Env, conf: NetConf) -> None:
 
 
 def status(conf: NetConf) -> None:
-    import shutil
+    from pyruntime.dockee.network.nat import nft_binary
 
-    if shutil.which("nft") is None:
+    if not os.path.isabs(nft_binary()):
         raise CNIError(E_UNAVAILABLE, "nft is not installed")
     try:
         os.makedirs(os.path.join(conf.data_dir, conf.name), exist_ok=True)
