@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Runtime, base_config
 from netfix import free_port, free_subnet, link_exists, sh
 
+from conftest import Runtime, base_config
 from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
 from pyruntime.dockee.network import attach, networks
 from pyruntime.dockee.network.cniconf import host_veth_name
