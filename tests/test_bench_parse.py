@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -105,8 +107,28 @@ def test_convert_podman_profile() -> None:
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     converted = bench.convert_seccomp(profile, caps)[0]
     assert converted["defaultAction"] == profile["defaultAction"]
-    assert converted["syscalls"]
     json.dumps(converted)
+
+    def actions(doc: dict[str, Any], name: str) -> set[str]:
+        return {r["action"] for r in doc["syscalls"] if name in r["names"]}
+
+    # unconditional rules come through whole
+    plain = [r for r in profile["syscalls"] if not r.get("includes") and not r.get("excludes")
+             and not r.get("args")]
+    for rule in plain:
+        for name in rule["names"]:
+            assert rule["action"] in actions(converted, name), name
+    # capability-gated rules follow the caps: without CAP_SYS_ADMIN/CAP_SYS_MODULE the
+    # profile's ERRNO variant is in, its ALLOW variant is not; with them, the other way round
+    for name in ("bpf", "init_module", "chroot"):
+        assert actions(converted, name) == {"SCMP_ACT_ERRNO"}, name
+    more = bench.convert_seccomp(profile, caps + ["CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_CHROOT"])[0]
+    for name in ("bpf", "init_module", "chroot"):
+        assert actions(more, name) == {"SCMP_ACT_ALLOW"}, name
+    # arch-gated rules follow the machine
+    if platform.machine() == "x86_64":
+        assert actions(converted, "arch_prctl") == {"SCMP_ACT_ALLOW"}
+        assert not actions(converted, "s390_runtime_instr")
 
 
 def test_table_and_targets() -> None:

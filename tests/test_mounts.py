@@ -715,16 +715,32 @@ def test_finalize_root_readonly_and_propagation(after_pivot: Path):
     assert sys.mounts == []
 
 
-def test_finalize_root_readonly_retries_with_locked_flags(after_pivot: Path):
+@pytest.mark.parametrize("host_flags", [0, os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC],
+                         ids=["nothing-locked", "nosuid-nodev-noexec-locked"])
+def test_finalize_root_readonly_retries_with_locked_flags(after_pivot: Path, host_flags: int,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """Both branches, whatever the flags of the test machine's tmp: the mount's flags as
+    fstatvfs reports them are faked."""
+    real = os.fstatvfs
+
+    class Flags:
+        def __init__(self, fd: int) -> None:
+            self.f_flag = host_flags | (real(fd).f_flag & ~(os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
+                                                              | os.ST_RDONLY | os.ST_NOATIME
+                                                              | os.ST_NODIRATIME | os.ST_RELATIME))
+
+    monkeypatch.setattr(mounts.os, "fstatvfs", Flags)
     sys = ResolvingSys()
     plain = MS_REMOUNT | MS_BIND | MS_RDONLY
     sys.fail_mount = lambda s, t, f, flags: errno.EPERM if flags == plain else None
     spec = Spec(oci_version="1.2.0", root_path="rootfs", root_readonly=True)
-    locked = mounts.mount_flags_of(os.statvfs(after_pivot).f_flag)
-    if locked & ~MS_RDONLY == 0:
+    locked = mounts.mount_flags_of(host_flags)
+    if not host_flags:
+        # nothing the retry could add: the EPERM stands, named by the field
         with pytest.raises(MountError, match="root.readonly"):
             finalize_rootfs(spec, sys=sys, root=str(after_pivot))
     else:
+        assert locked == MS_NOSUID | MS_NODEV | MS_NOEXEC
         finalize_rootfs(spec, sys=sys, root=str(after_pivot))
         assert sys.mounts == [(None, str(after_pivot), None,
                                MS_REMOUNT | MS_BIND | MS_RDONLY | locked, None)]
