@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from pyruntime.dockee.errors import DockeeError
+from pyruntime.dockee.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -62,37 +63,22 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 class _Hashing:
-    """A read-only stream that hashes and counts what passes, and keeps its recent tail.
-
-    The tail lets extract() look at the block where tarfile stopped: tarfile ends its
-    iteration silently on a short or invalid header, so the end-of-archive block is checked
-    here to tell a complete archive from a truncated one.
-    """
+    """A read-only stream that hashes and counts what passes."""
 
     def __init__(self, raw: Readable, on_bytes: Callable[[int], None] | None = None) -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.count = 0
         self.on_bytes = on_bytes
-        self._prev = b""  # the two most recent reads, ending at self.count
-        self._last = b""
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         if data:
             self.sha.update(data)
             self.count += len(data)
-            self._prev, self._last = self._last, data
             if self.on_bytes:
                 self.on_bytes(len(data))
         return data
-
-    def block_at(self, offset: int) -> bytes | None:
-        tail = self._prev + self._last
-        start = offset - (self.count - len(tail))
-        if start < 0:
-            return None
-        return tail[start:start + _BLOCK]
 
     def drain(self) -> None:
         while self.read(_CHUNK):
@@ -207,7 +193,7 @@ class _Extractor:
 
     # -- entries -------------------------------------------------------------------------
 
-    def entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, m: Entry, reader: TarReader) -> None:
         entry = m.name
         rel = self.rel_name(m.name, entry)
         base = posixpath.basename(rel)
@@ -218,7 +204,7 @@ class _Extractor:
             return  # the layer root itself: its directory is ours
         self.ensure_parents(rel, entry)
         full = self.path(rel)
-        if m.isdir():
+        if m.type == DIR:
             if not self.clear(rel, keep_dir=True):
                 os.mkdir(full, 0o700)
             self.known_dirs.add(rel)
@@ -228,9 +214,9 @@ class _Extractor:
             self.dir_times.append((rel, int(m.mtime)))
             return
         self.clear(rel, keep_dir=False)
-        if m.isreg():
-            self.regular(tar, m, full, entry)
-        elif m.issym():
+        if m.type == REG:
+            self.regular(reader, m, full, entry)
+        elif m.type == SYM:
             target = m.linkname
             if not target.startswith("/"):
                 resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
@@ -238,7 +224,7 @@ class _Extractor:
                     raise self.fail(entry, f"symlink target {target!r} leads outside the layer")
             os.symlink(target, full)
             self.meta_nofollow(m, full)
-        elif m.islnk():
+        elif m.type == LNK:
             target_rel = self.rel_name(m.linkname, entry)
             if target_rel == "":
                 raise self.fail(entry, "hardlink to the layer root")
@@ -251,8 +237,8 @@ class _Extractor:
             if stat.S_ISDIR(tst.st_mode):
                 raise self.fail(entry, f"hardlink target {m.linkname!r} is a directory")
             os.link(tfull, full, follow_symlinks=False)
-        elif m.ischr() or m.isblk() or m.isfifo():
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+        elif m.type in (CHR, BLK, FIFO):
+            kind = stat.S_IFCHR if m.type == CHR else stat.S_IFBLK if m.type == BLK else stat.S_IFIFO
             os.mknod(full, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor) if kind != stat.S_IFIFO else 0)
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
             os.chmod(full, m.mode & 0o7777)
@@ -260,22 +246,12 @@ class _Extractor:
         else:
             raise self.fail(entry, f"unsupported entry type {m.type!r}")
 
-    def regular(self, tar: tarfile.TarFile, m: tarfile.TarInfo, full: str, entry: str) -> None:
+    def regular(self, reader: TarReader, m: Entry, full: str, entry: str) -> None:
         fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            src = tar.extractfile(m)
-            remaining = m.size
-            if src is not None:
-                while remaining > 0:
-                    buf = src.read(min(remaining, _CHUNK))
-                    if not buf:
-                        break
-                    view = memoryview(buf)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    remaining -= len(buf)
-            if remaining:
-                raise self.fail(entry, "archive ends inside this file (truncated)")
+            for view in reader.data(m.size):
+                while view:
+                    view = view[os.write(fd, view):]
             os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
             self.xattrs(m, fd, entry)
@@ -284,25 +260,21 @@ class _Extractor:
             os.close(fd)
         self.size += m.size
 
-    def meta_nofollow(self, m: tarfile.TarInfo, full: str) -> None:
+    def meta_nofollow(self, m: Entry, full: str) -> None:
         os.chown(full, m.uid, m.gid, follow_symlinks=False)
         os.utime(full, ns=(int(m.mtime) * 10**9,) * 2, follow_symlinks=False)
 
-    def xattrs(self, m: tarfile.TarInfo, where: int | str, entry: str) -> None:
-        for key, value in m.pax_headers.items():
-            if not key.startswith("SCHILY.xattr."):
-                continue
-            name = key[len("SCHILY.xattr."):]
+    def xattrs(self, m: Entry, where: int | str, entry: str) -> None:
+        for name, raw in m.xattrs.items():
             if name.startswith("trusted.overlay."):
                 continue  # would let a layer redirect or hide what overlay shows
-            raw = value.encode("utf-8", "surrogateescape")
             try:
                 os.setxattr(where, name, raw, follow_symlinks=False) if isinstance(where, str) \
                     else os.setxattr(where, name, raw)
             except OSError:
                 pass  # e.g. security.selinux where the host has no SELinux: not the image's content
 
-    def whiteout(self, m: tarfile.TarInfo, rel: str, base: str, entry: str) -> None:
+    def whiteout(self, m: Entry, rel: str, base: str, entry: str) -> None:
         parent = posixpath.dirname(rel)
         if base == OPAQUE:
             self.ensure_parents(rel, entry)
@@ -335,26 +307,17 @@ def extract(src: Readable, dest: Path, *, what: str = "layer",
     ex = _Extractor(dest, what)
     try:
         plain = _Hashing(decompressed(outer))
+        reader = TarReader(plain)
         try:
-            tar = tarfile.open(fileobj=plain, mode="r|")  # type: ignore[call-overload]
-        except tarfile.ReadError as e:
-            raise BadArchive(f"{what}: not a tar archive ({e})") from None
-        last = None
-        with tar:
-            while True:
-                m = tar.next()
-                if m is None:
-                    break
-                last = m.name
-                ex.entry(tar, m)
-            end = tar.offset
-        block = plain.block_at(end)
-        if block is None or len(block) < _BLOCK or block.count(0) != _BLOCK:
-            after = f" after entry {last!r}" if last else ""
-            raise BadArchive(f"{what}: truncated or corrupt archive{after}")
-        plain.drain()
+            for m in reader.entries():
+                ex.entry(m, reader)
+            reader.drain()
+        finally:
+            reader.close()
         outer.drain()
-    except (EOFError, zlib.error, OSError, lzma.LZMAError, tarfile.TarError) as e:
+    except TarFormatError as e:
+        raise BadArchive(f"{what}: {e}") from None
+    except (EOFError, zlib.error, OSError, lzma.LZMAError) as e:
         if isinstance(e, OSError) and e.errno is not None and not isinstance(e, gzip.BadGzipFile):
             raise  # a real I/O error of ours (disk full, ...), not the archive's
         raise BadArchive(f"{what}: truncated or corrupt archive ({e})") from None
