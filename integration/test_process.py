@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from harness import parse_mountinfo
+from harness import ConsoleReceiver, parse_mountinfo, proc_status, status_field
 
 from conftest import Runtime, base_config
 
-
-def _status(text: str, key: str) -> str:
-    for line in text.splitlines():
-        if line.startswith(key + ":"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"{key} not in output")
+_status = status_field
 
 
-def test_capabilities_rlimits_user(pyrt: Runtime) -> None:
+STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+
+
+def test_capabilities_rlimits_user(pyrt: Runtime, runc: Runtime) -> None:
     cfg = base_config(["sh", "-c", "cat /proc/self/status; ulimit -n; umask; id"])
     # a non-root user keeps capabilities across execve only through the ambient set
     cfg["process"]["capabilities"] = {k: ["CAP_KILL", "CAP_CHOWN"] for k in
@@ -41,14 +37,24 @@ def test_capabilities_rlimits_user(pyrt: Runtime) -> None:
     assert lines[-3] == "123"
     assert lines[-2] == "0027"
     assert lines[-1].startswith("uid=1000 gid=1000") and "groups=5" in lines[-1]
+    # runc gives the same process the same sets, limits, umask and ids
+    r = runc.run(cfg)
+    assert r.returncode == 0, r.stderr
+    ours, theirs = proc_status(p.stdout), proc_status(r.stdout)
+    assert {k: ours[k] for k in STATUS_KEYS} == {k: theirs[k] for k in STATUS_KEYS}
+    assert lines[-3:] == r.stdout.strip().splitlines()[-3:]
 
 
-def test_root_without_inheritable_by_default(pyrt: Runtime) -> None:
-    p = pyrt.run(base_config(["cat", "/proc/self/status"]))
+def test_root_without_inheritable_by_default(pyrt: Runtime, runc: Runtime) -> None:
+    cfg = base_config(["cat", "/proc/self/status"])
+    p = pyrt.run(cfg)
     assert p.returncode == 0, p.stderr
     # runc's default set: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE; none inheritable
     assert _status(p.stdout, "CapEff") == "0000000020000420"
     assert _status(p.stdout, "CapInh") == "0000000000000000"
+    r = runc.run(cfg)
+    ours, theirs = proc_status(p.stdout), proc_status(r.stdout)
+    assert {k: ours[k] for k in STATUS_KEYS} == {k: theirs[k] for k in STATUS_KEYS}
 
 
 def test_dropped_capability_is_absent(pyrt: Runtime) -> None:
@@ -132,50 +138,17 @@ def test_exec_joins_the_container(pyrt: Runtime) -> None:
     assert p.returncode != 0 and "executable file not found" in p.stderr
 
 
-def _recv_console(path: Path, result: dict[str, object]) -> threading.Thread:
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(path))
-    srv.listen(1)
-
-    def serve() -> None:
-        conn, _ = srv.accept()
-        msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-        result["name"] = msg
-        master = fds[0]
-        data = b""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and b"done" not in data:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            data += chunk
-        result["data"] = data
-        os.close(master)
-        conn.close()
-        srv.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    return t
-
-
 def test_terminal_through_console_socket(pyrt: Runtime, tmp_path: Path) -> None:
     cfg = base_config(["sh", "-c", "tty; stty size; echo done"])
     cfg["process"]["terminal"] = True
     cfg["process"]["consoleSize"] = {"height": 33, "width": 101}
     b = pyrt.bundle(cfg)
     sock = tmp_path / "console.sock"
-    result: dict[str, object] = {}
-    t = _recv_console(sock, result)
+    receiver = ConsoleReceiver(sock, until=b"done")
     cid = pyrt.new_id()
     pyrt("run", "-d", "--console-socket", str(sock), "--bundle", str(b), cid, check=True)
-    t.join(15)
-    data = result["data"]
-    assert isinstance(data, bytes)
-    assert b"/dev/pts/0" in data and b"33 101" in data, data
+    data = receiver.join(15)
+    assert "/dev/pts/0" in data and "33 101" in data, (data, receiver.error)
 
 
 def test_terminal_without_console_socket_when_detached_is_an_error(pyrt: Runtime) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import HostSnapshot
+from harness import HostSnapshot, own_mountinfo
 
 from pyruntime.devices import DeviceError, mount_console
 from pyruntime.mounts import finalize_rootfs, pivot_root, prepare_rootfs, write_sysctl
@@ -54,8 +54,9 @@ MASKED_FILE = next((p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list")
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def base_config() -> dict[str, Any]:
-    """runc spec's default mounts, masked and readonly paths (no cgroup mount)."""
+def rootfs_config() -> dict[str, Any]:
+    """For the in-process setup (not harness.base_config, the CLI containers' config):
+    runc spec's default mounts, masked and readonly paths (no cgroup mount)."""
     return {
         "ociVersion": "1.2.0",
         "root": {"path": "rootfs"},
@@ -161,12 +162,7 @@ def _errno_of(fn: Callable[[], object]) -> str:
 
 def _container_mounts() -> dict[str, str]:
     """mountpoint -> fstype, from inside."""
-    out = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            out[fields[4]] = fields[fields.index("-", 6) + 1]
-    return out
+    return {m.point: m.fstype for m in own_mountinfo()}
 
 
 # --- tests ----------------------------------------------------------------------
@@ -176,7 +172,7 @@ def test_default_rootfs_from_inside(base: Path, host: HostSnapshot):
     hostdir = base / "hostdir"
     hostdir.mkdir()
     (hostdir / "marker").write_text("from the host")
-    cfg = base_config()
+    cfg = rootfs_config()
     cfg["root"]["readonly"] = True
     cfg["mounts"].append({"destination": "/mnt/ro", "type": "bind", "source": str(hostdir),
                           "options": ["rbind", "ro", "nosuid"]})
@@ -263,7 +259,7 @@ def test_symlinked_destinations_stay_inside(base: Path, host: HostSnapshot):
     hostdir = base / "hostdir"
     hostdir.mkdir()
     (hostdir / "marker").write_text("bound")
-    cfg = base_config()
+    cfg = rootfs_config()
     cfg["linux"] = {"maskedPaths": ["/evil/.." + MASKED_FILE], "readonlyPaths": ["/evil2/sub"]}
     cfg["mounts"] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -300,7 +296,7 @@ def test_proc_on_a_symlink_is_refused(base: Path, host: HostSnapshot, target: st
     root = make_rootfs(base)
     os.rmdir(root / "proc")
     os.symlink(target, root / "proc")
-    spec = parse_spec(base_config())
+    spec = parse_spec(rootfs_config())
 
     def body() -> dict[str, Any]:
         prepare_rootfs(spec, str(root))
@@ -319,7 +315,7 @@ def test_bad_mounts_name_the_entry(base: Path, host: HostSnapshot):
         ({"destination": "/x", "type": "bind", "source": str(base / "missing"),
           "options": ["bind"]}, "mounts[6] on /x: bind source"),
     ]:
-        cfg = base_config()
+        cfg = rootfs_config()
         cfg["mounts"].append(extra)
         spec = parse_spec(cfg)
 
@@ -335,7 +331,7 @@ def test_bad_mounts_name_the_entry(base: Path, host: HostSnapshot):
 
 def test_no_pivot_moves_the_root(base: Path, host: HostSnapshot):
     root = make_rootfs(base)
-    spec = parse_spec(base_config())
+    spec = parse_spec(rootfs_config())
 
     def body() -> dict[str, Any]:
         prepare_rootfs(spec, str(root))
@@ -353,12 +349,8 @@ def test_no_pivot_moves_the_root(base: Path, host: HostSnapshot):
 
 
 def _host_cgroup_mode() -> str:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == "/sys/fs/cgroup":
-                return "v2" if fields[fields.index("-", 6) + 1] == "cgroup2" else "v1"
-    return "none"
+    fstype = {m.point: m.fstype for m in own_mountinfo()}.get("/sys/fs/cgroup")
+    return "none" if fstype is None else "v2" if fstype == "cgroup2" else "v1"
 
 
 CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
@@ -419,7 +411,7 @@ def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool,
                       child_cgroups: tuple[str, dict[str, str], str]):
     mode, cgroup_paths, inner = child_cgroups
     root = make_rootfs(base)
-    cfg = base_config()
+    cfg = rootfs_config()
     cfg["mounts"].append(CGROUP_MOUNT)
     spec = parse_spec(cfg)
     # keyed like the cgroup manager's paths()
@@ -471,7 +463,7 @@ def test_cgroup_mount(base: Path, host: HostSnapshot, new_cgroupns: bool,
 
 def test_console_bind(base: Path, host: HostSnapshot):
     root = make_rootfs(base)
-    spec = parse_spec(base_config())
+    spec = parse_spec(rootfs_config())
     master, slave = os.openpty()
     slave_rdev = os.fstat(slave).st_rdev
 
@@ -495,7 +487,7 @@ def test_console_bind(base: Path, host: HostSnapshot):
 def test_console_after_pivot_from_the_container_devpts(base: Path, host: HostSnapshot):
     """The runc order: the pty comes from the container's own /dev/ptmx after pivot_root."""
     root = make_rootfs(base)
-    spec = parse_spec(base_config())
+    spec = parse_spec(rootfs_config())
 
     def body() -> dict[str, Any]:
         prepare_rootfs(spec, str(root))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import prctl
 import pytest
+from harness import PODMAN_PROFILE
 
 from pyruntime import seccomp
 from pyruntime.syscalls import libseccomp as lsc
@@ -30,7 +31,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
 
-PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
 CHILD_TIMEOUT = 20.0
 
 

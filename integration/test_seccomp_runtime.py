@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import PODMAN_PROFILE
 
 from conftest import Runtime, base_config
 from pyruntime import seccomp
 from pyruntime.syscalls import libseccomp as lsc
 
-PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
 needs_podman_profile = pytest.mark.skipif(not PODMAN_PROFILE.exists(),
                                           reason="podman's seccomp profile missing")
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -59,9 +59,11 @@ def podman_profile(caps: list[str]) -> dict[str, Any]:
 
 @needs_podman_profile
 @pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
-def test_podman_profile_denies_swapoff_even_with_cap_sys_admin(pyrt: Runtime, nnp: bool) -> None:
+def test_podman_profile_denies_swapoff_even_with_cap_sys_admin(pyrt: Runtime, runc: Runtime,
+                                                               nnp: bool) -> None:
     """CAP_SYS_ADMIN would let swapoff(2) through to the kernel (which then says ENOENT);
-    podman's profile answers EPERM before the kernel looks at the path."""
+    podman's profile answers EPERM before the kernel looks at the path.  runc, given the
+    same filter, answers the same."""
     cfg = base_config(["swapoff", "/nonexistent"])
     cfg["process"]["noNewPrivileges"] = nnp
     caps = with_caps(cfg, [*DEFAULT_CAPS, "CAP_SYS_ADMIN"])
@@ -73,6 +75,8 @@ def test_podman_profile_denies_swapoff_even_with_cap_sys_admin(pyrt: Runtime, nn
     p = pyrt.run(cfg)
     assert p.returncode == 1
     assert "swapoff: /nonexistent: Operation not permitted" in p.stderr, p.stderr
+    r = runc.run(cfg)
+    assert (r.returncode, r.stdout, r.stderr) == (p.returncode, p.stdout, p.stderr)
 
 
 @needs_podman_profile
