@@ -66,7 +66,8 @@ def busybox_tarball() -> Path:
     out = rootfs.parent / f"{rootfs.name}.tar"
     if not out.exists():
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}")
-        subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "--exclude=./.ready", "-cf", str(tmp), "."], check=True)
+        subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "--exclude=./.ready", "-cf", str(tmp), "."],
+                       check=True)
         os.replace(tmp, out)
     return out
 

@@ -316,6 +316,8 @@ def extract(src: Readable, dest: Path, *, what: str = "layer",
             reader.close()
         outer.drain()
     except TarFormatError as e:
+        if not reader.last:
+            raise BadArchive(f"{what}: not a tar archive, or corrupt from its start ({e})") from None
         raise BadArchive(f"{what}: {e}") from None
     except (EOFError, zlib.error, OSError, lzma.LZMAError) as e:
         if isinstance(e, OSError) and e.errno is not None and not isinstance(e, gzip.BadGzipFile):
