@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, wait_gone
+from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, run_captured, wait_gone
 from images import write_oci_archive
 
 PYRUNTIME_BIN = PYRUNTIME
@@ -93,17 +93,9 @@ class Containerd:
 
     def ctr(self, *args: str, ns: bool = True, timeout: float = 60,
             check: bool = False) -> subprocess.CompletedProcess[str]:
-        cmd = ["ctr", "-a", str(self.sock), *(["-n", self.ns] if ns else []), *args]
         # files, not pipes: a detached task's shim may hold inherited pipes open
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                               timeout=timeout)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
-        return p
+        return run_captured(["ctr", "-a", str(self.sock), *(["-n", self.ns] if ns else []), *args],
+                            timeout=timeout, check=check)
 
     def new_id(self, what: str) -> str:
         return f"{what}-{uuid.uuid4().hex[:8]}"

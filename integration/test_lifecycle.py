@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import wait_until
+
 from conftest import Runtime, base_config
 
 NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "cgroup")
@@ -45,10 +47,7 @@ def test_run_exit_code_and_signal(pyrt: Runtime) -> None:
     b = pyrt.bundle(base_config(["sleep", "100"]))
     cid = pyrt.new_id()
     fg = subprocess.Popen([pyrt.binary, "--root", str(pyrt.root), "run", "--bundle", str(b), cid])
-    for _ in range(200):
-        if pyrt("state", cid).returncode == 0 and pyrt.state(cid)["status"] == "running":
-            break
-        time.sleep(0.02)
+    assert wait_until(lambda: pyrt("state", cid).returncode == 0 and pyrt.state(cid)["status"] == "running")
     pyrt("kill", cid, "9", check=True)
     assert fg.wait(30) == 137
     assert pyrt("state", cid).returncode != 0, "foreground run deletes the container"
@@ -77,12 +76,8 @@ def test_lifecycle_verbs(pyrt: Runtime, tmp_path: Path) -> None:
     busy = pyrt("delete", cid)
     assert busy.returncode != 0 and "not stopped" in busy.stderr
     pyrt("kill", cid, "KILL", check=True)
-    for _ in range(100):
-        if pyrt.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.02)
-    st = pyrt.state(cid)
-    assert st["status"] == "stopped" and st["pid"] == 0
+    st = pyrt.wait_status(cid, "stopped")
+    assert st["pid"] == 0
     again = pyrt("kill", cid, "KILL")
     assert again.returncode != 0 and "container not running" in again.stderr
     pyrt("delete", cid, check=True)
@@ -135,11 +130,8 @@ def test_delete_force_after_runtime_killed_mid_create(pyrt: Runtime) -> None:
 
 
 def _kill_mid_create(pyrt: Runtime, cid: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if (pyrt.root / cid / "state.json").exists() and json.loads(
-                (pyrt.root / cid / "state.json").read_text()).get("pid"):
-            break
-        time.sleep(0.02)
+    wait_until(lambda: (pyrt.root / cid / "state.json").exists() and json.loads(
+        (pyrt.root / cid / "state.json").read_text()).get("pid"))
     time.sleep(0.2)
     proc.kill()
     proc.wait()
@@ -189,11 +181,7 @@ def test_paused_created_container_and_kill_of_a_paused_one(pyrt: Runtime) -> Non
     pyrt("start", cid, check=True)
     pyrt("pause", cid, check=True)
     pyrt("kill", cid, "KILL", check=True)
-    for _ in range(100):
-        if pyrt.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.05)
-    assert pyrt.state(cid)["status"] == "stopped", "SIGKILL reaches a frozen container"
+    pyrt.wait_status(cid, "stopped")  # SIGKILL reaches a frozen container
     pyrt("delete", cid, check=True)
 
 

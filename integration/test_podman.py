@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, wait_gone
+from harness import CGROUP_ROOT, PYRUNTIME, remove_tool_leftovers, run_captured, wait_gone
 from images import write_layer_tar
 
 PYRUNTIME_BIN = PYRUNTIME  # this checkout's launcher (or PYRUNTIME_BIN), never /usr/local/bin's
@@ -72,17 +72,9 @@ class Podman:
 
     def __call__(self, runtime: str, *args: str, timeout: float = 60, input: str | None = None,
                  check: bool = False) -> subprocess.CompletedProcess[str]:
-        cmd = [*self.argv(runtime), *args]
         # files, not pipes: conmon may keep inherited descriptors open
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(cmd, stdout=out, stderr=err, text=True, timeout=timeout, env=self.env,
-                               input=input, stdin=subprocess.DEVNULL if input is None else None)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
-        return p
+        return run_captured([*self.argv(runtime), *args], timeout=timeout, input=input, check=check,
+                            env=self.env)
 
     def script(self, runtime: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run podman on a pty made by script(1), as from an interactive terminal."""
