@@ -22,14 +22,21 @@ import os
 import re
 import struct
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import PODMAN_PROFILE, ConsoleReceiver, HostSnapshot, mountinfo_points, sha256, status_field
+from harness import (
+    PODMAN_PROFILE,
+    ConsoleReceiver,
+    HostSnapshot,
+    mountinfo_points,
+    run_captured,
+    sha256,
+    status_field,
+)
 
 from conftest import Runtime, base_config
 from pyruntime import seccomp
@@ -245,14 +252,8 @@ def run_with_fds(pyrt: Runtime, fds: str, args: str,
     """`pyruntime <args>` started by a shell that first opens `fds` (e.g. "3<file 7<dir"),
     as a caller that leaks fds would.  Output through files: a detached container keeps
     its stdio open."""
-    cmd = f"exec {fds}; exec {pyrt.binary} --root {pyrt.root} {args}"
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run(["bash", "-c", cmd], stdout=out, stderr=err, text=True,
-                           timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        p.stdout, p.stderr = out.read(), err.read()
-    return p
+    return run_captured(["bash", "-c", f"exec {fds}; exec {pyrt.binary} --root {pyrt.root} {args}"],
+                        timeout=timeout)
 
 
 def fds_seen_by_ls(out: str) -> dict[int, str]:
