@@ -74,8 +74,10 @@ def busybox_tarball() -> Path:
 
 def dockee(root: Path, *args: str, input: bytes | None = None, timeout: float = 300,
            check: bool = False) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([DOCKEE, "--root", str(root), *args], input=input.decode("latin-1") if input else None,
-                       capture_output=True, text=True, timeout=timeout)
+    raw = subprocess.run([DOCKEE, "--root", str(root), *args], input=input, capture_output=True, timeout=timeout,
+                         stdin=None if input is not None else subprocess.DEVNULL)
+    p = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
+                                    raw.stderr.decode(errors="replace"))
     if check and p.returncode != 0:
         raise AssertionError(f"dockee-shim {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p
