@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
 from pyruntime.dockee.network import attach, hosts, networks
-from pyruntime.dockee.network.cniconf import CNIError, PortMapping, parse_config
+from pyruntime.dockee.network.cniconf import PortMapping, parse_config
 from pyruntime.dockee.store import Store
 
 
@@ -203,29 +202,104 @@ def test_network_rm_refuses_while_used_and_cleans_leftovers(store: Store, monkey
     assert not (store.networks / "ipam" / "app" / "10.55.0.2").exists()
 
 
-@pytest.fixture
-def mock_netlink() -> Iterator[None]:
-    from pyruntime.dockee.network import bridge
+class FakeSocket:
+    """Records what rtnl sends; answers with an ACK, or with the queued replies."""
 
-    bridge._pyroute2()
-    from pyroute2 import config
+    def __init__(self, replies: list[bytes] | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.replies = replies or []
 
-    config.mock_netlink = True
-    yield
-    config.mock_netlink = False
+    def bind(self, addr: object) -> None:
+        pass
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        import struct
+
+        seq = struct.unpack_from("=I", self.sent[-1], 8)[0]
+        if self.replies:
+            data = bytearray(self.replies.pop(0))
+            struct.pack_into("=I", data, 8, seq)
+            return bytes(data)
+        error = 0
+        return struct.pack("=IHHIIi", 20, 2, 0, seq, 0, -error)
+
+    def close(self) -> None:
+        pass
 
 
-def test_bridge_made_once_with_its_address(mock_netlink: None) -> None:
-    from pyruntime.dockee.network import bridge
+def error_reply(code: int) -> bytes:
+    import struct
 
-    ipr = bridge.iproute()
-    try:
-        br = bridge.ensure_bridge(ipr, "dkmock0", 1500, "10.1.2.1/24")
-        again = bridge.ensure_bridge(ipr, "dkmock0", 1500, "10.1.2.1/24")
-        assert br["index"] == again["index"]
-        assert [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=br["index"])] == ["10.1.2.1"]
-        assert br["flags"] & 1
-        with pytest.raises(CNIError, match="not a bridge"):
-            bridge.ensure_bridge(ipr, "eth0", 1500, None)
-    finally:
-        ipr.close()
+    return struct.pack("=IHHIIi", 20, 2, 0, 0, 0, -code)
+
+
+def test_rtnl_encodes_a_veth_born_in_the_netns() -> None:
+    from pyruntime.dockee.network import rtnl
+
+    sock = FakeSocket()
+    r = rtnl.Rtnl(sock)  # type: ignore[arg-type]
+    r.add_veth("vethabc", 1400, "eth0", 7)
+    msg = r.ifinfmsg(sock.sent[0])
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_NEWLINK
+    assert msg["header"]["flags"] & (rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL | rtnl.NLM_F_ACK)
+    assert msg.get_attr("IFLA_IFNAME") == "vethabc" and msg.get_attr("IFLA_MTU") == 1400
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "veth"
+    peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
+    assert peer.get_attr("IFLA_IFNAME") == "eth0" and peer.get_attr("IFLA_NET_NS_FD") == 7
+
+
+def test_rtnl_address_route_and_up() -> None:
+    from pyruntime.dockee.network import rtnl
+
+    sock = FakeSocket()
+    r = rtnl.Rtnl(sock)  # type: ignore[arg-type]
+    r.add_address(3, "10.1.2.3", 24, "10.1.2.255")
+    r.add_route("0.0.0.0", 0, "10.1.2.1", 3)
+    r.set_link(3, up=True, master=9)
+    addr = r.ifaddrmsg(sock.sent[0])
+    addr.decode()
+    assert (addr["index"], addr["prefixlen"], addr.get_attr("IFA_LOCAL"), addr.get_attr("IFA_BROADCAST")) == (
+        3, 24, "10.1.2.3", "10.1.2.255")
+    route = r.rtmsg(sock.sent[1])
+    route.decode()
+    assert (route["dst_len"], route.get_attr("RTA_DST"), route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_OIF"),
+            route["table"]) == (0, None, "10.1.2.1", 3, 254)
+    link = r.ifinfmsg(sock.sent[2])
+    link.decode()
+    assert (link["index"], link["flags"] & 1, link["change"] & 1, link.get_attr("IFLA_MASTER")) == (3, 1, 1, 9)
+
+
+def test_rtnl_errors() -> None:
+    import errno
+
+    from pyruntime.dockee.network import rtnl
+
+    r = rtnl.Rtnl(FakeSocket([error_reply(errno.ENODEV)]))  # type: ignore[arg-type]
+    assert r.link("nope") is None
+    r = rtnl.Rtnl(FakeSocket([error_reply(errno.ENODEV)]))  # type: ignore[arg-type]
+    assert r.del_link("nope") is False
+    r = rtnl.Rtnl(FakeSocket([error_reply(errno.EPERM)]))  # type: ignore[arg-type]
+    with pytest.raises(rtnl.NetlinkError) as e:
+        r.add_bridge("br0", 1500)
+    assert e.value.errno == errno.EPERM
+
+
+def test_rtnl_decodes_a_link_reply() -> None:
+    from pyruntime.dockee.network import rtnl
+
+    r = rtnl.Rtnl(FakeSocket())  # type: ignore[arg-type]
+    msg = r.ifinfmsg()
+    msg["index"], msg["flags"] = 5, 1
+    msg["attrs"] = [["IFLA_IFNAME", "br9"], ["IFLA_ADDRESS", "aa:bb:cc:dd:ee:ff"], ["IFLA_OPERSTATE", "UP"],
+                    ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "bridge"]]}]]
+    msg["header"]["type"] = rtnl.RTM_NEWLINK
+    msg.encode()
+    r.sock = FakeSocket([bytes(msg.data)])  # type: ignore[assignment]
+    assert r.link("br9") == {"index": 5, "flags": 1, "name": "br9", "mac": "aa:bb:cc:dd:ee:ff", "master": None,
+                             "operstate": "UP", "kind": "bridge"}

@@ -101,8 +101,8 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             bridge.wait_oper_up(ipr, host["index"])
             br = bridge.lookup(ipr, conf.bridge) or br
             result = cniconf.build_result(
-                conf, bridge_mac=br.get_attr("IFLA_ADDRESS"), host_veth=record["hostVeth"],
-                host_mac=host.get_attr("IFLA_ADDRESS"), ifname=env.ifname, container_mac=cmac,
+                conf, bridge_mac=br["mac"], host_veth=record["hostVeth"],
+                host_mac=host["mac"], ifname=env.ifname, container_mac=cmac,
                 sandbox=env.netns, ip=ip)
         finally:
             ipr.close()
@@ -199,7 +199,7 @@ def check(env: Env, conf: NetConf) -> None:
         if br is None or not br["flags"] & 1:
             raise CNIError(E_PLUGIN, f"bridge {conf.bridge} is missing or down")
         host = bridge.lookup(ipr, record["hostVeth"])
-        if host is None or host.get_attr("IFLA_MASTER") != br["index"]:
+        if host is None or host["master"] != br["index"]:
             raise CNIError(E_PLUGIN, f"{record['hostVeth']} is missing or not on bridge {conf.bridge}")
     finally:
         ipr.close()
