@@ -250,6 +250,14 @@ def _evil_tar(path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["dotdot", "symlink", "hardlink", "truncated"])
 def test_malicious_or_broken_archives_leave_nothing(root: Path, tmp_path: Path, kind: str) -> None:
     bad = tmp_path / f"{kind}-{uuid.uuid4().hex[:6]}.tar"
+    escaped = Path(f"/tmp/dockee-evil-{bad.stem}")  # where an unsafe extraction would write
+    try:
+        _check_refused(root, bad, kind, escaped)
+    finally:
+        escaped.unlink(missing_ok=True)
+
+
+def _check_refused(root: Path, bad: Path, kind: str, escaped: Path) -> None:
     if kind == "truncated":
         bad.write_bytes(busybox_tarball().read_bytes()[:600_000])
     else:
@@ -262,7 +270,7 @@ def test_malicious_or_broken_archives_leave_nothing(root: Path, tmp_path: Path, 
     p = dockee(root, "import", str(bad), "evil:1")
     assert {"dotdot": "outside", "symlink": "symlink", "hardlink": "outside", "truncated": "truncated"}[kind] \
         in p.stderr
-    assert not Path(f"/tmp/dockee-evil-{bad.stem}").exists()
+    assert not escaped.exists()
     contents = store_contents(root)
     assert contents["layers"] == [] and contents["tmp"] == [] and contents["images"] == []
     assert dockee(root, "images", "-q", check=True).stdout == ""

@@ -183,7 +183,9 @@ def test_extract_keeps_owners_modes_links_and_absolute_symlinks(tmp_path: Path) 
     ([hard("h", "missing")], "not in this layer"),
     ([sym("s", "/etc"), hard("h", "s/passwd")], "is a symlink"),
     ([f("x"), f("x/y")], "not a directory"),
-])
+], ids=["dotdot", "inner-dotdot", "absolute", "symlink-up", "symlink-up-nested", "through-abs-symlink",
+        "through-dot-symlink", "hardlink-up", "hardlink-absolute", "hardlink-missing", "hardlink-through-symlink",
+        "file-as-parent"])
 def test_escaping_entries_are_refused_naming_the_entry(tmp_path: Path, entries: list[Any], word: str) -> None:
     outside = tmp_path / "evil"
     data = tar_bytes(entries)
@@ -275,7 +277,7 @@ def test_load_docker_save_shares_layers_and_tags(tmp_path: Path) -> None:
     ("no manifest", "neither"),
     ("bad manifest", "Config and Layers"),
     ("layer count", "diff_ids"),
-])
+], ids=lambda v: v.replace(" ", "-"))
 def test_bad_docker_archives_leave_nothing(tmp_path: Path, case: str, word: str) -> None:
     images = _store(tmp_path)
     good = tar_bytes([f("ok", b"1")])
