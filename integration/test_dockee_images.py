@@ -13,16 +13,18 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from dockee_images import busybox_tarball, debian_tarball, dockee, umoci_layout
+from dockee_images import DOCKEE, busybox_tarball, debian_tarball, dockee, umoci_layout
 
 from pyruntime.dockee.images import ImageStore
 from pyruntime.dockee.store import Store
@@ -309,3 +311,24 @@ def test_concurrent_imports_of_one_layer_share_it(root: Path) -> None:
     assert all(p.returncode == 0 for p in results), [p.stderr for p in results]
     assert len(store_contents(root)["layers"]) == 1 and store_contents(root)["tmp"] == []
     assert len(dockee(root, "images", check=True).stdout.splitlines()) == 5
+
+
+def test_import_killed_midway_leaves_what_prune_cleans(root: Path) -> None:
+    proc = subprocess.Popen([DOCKEE, "--root", str(root), "import", str(debian_tarball()), "killed:1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            staged = list((root / "tmp").glob("layer-*/diff/usr")) if (root / "tmp").exists() else []
+            if staged:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the import ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert dockee(root, "images", "-q", check=True).stdout == ""
+    p = dockee(root, "image", "inspect", "killed:1")
+    assert p.returncode != 0 and "no such image" in p.stderr
+    dockee(root, "image", "prune", "-f", check=True)
+    assert store_contents(root) == {"layers": [], "tmp": [], "images": []}
