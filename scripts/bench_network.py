@@ -8,7 +8,7 @@
 
 Traffic stays between namespaces this script made.  Everything it made is removed at the end.
 
-    .venv/bin/python scripts/bench_network.py [--iterations 20] [--seconds 3]
+    .venv/bin/python scripts/bench_network.py [--iterations 20] [--seconds 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -125,11 +125,11 @@ class Bench:
         srv.wait(timeout=10)
         return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
-    def throughput(self, seconds: int) -> None:
+    def throughput(self, seconds: int, rounds: int) -> None:
         if shutil.which("iperf3") is None:
             print("== iperf3 not installed: throughput skipped")
             return
-        print(f"== TCP throughput, iperf3 -t {seconds} (Gbit/s)")
+        print(f"== TCP throughput, iperf3 -t {seconds}, median of {rounds} interleaved rounds (Gbit/s)")
         # the ceiling: a veth pair straight between two namespaces
         a, b = self.ns(), self.ns()
         va, vb = f"dkva{self.tag}", f"dkvb{self.tag}"
@@ -138,7 +138,6 @@ class Bench:
         for ns, dev, ip in ((a, va, plain_net[1]), (b, vb, plain_net[2])):
             sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
-        plain = self.iperf(a, b, str(plain_net[1]), 5201, seconds)
         # our bridge, and a published port
         net = free_subnet()
         hp = random.randint(30000, 40000)
@@ -148,8 +147,13 @@ class Bench:
         _, res = self.cni(OURS, "ADD", conf_c, c, "srv")
         self.cni(OURS, "ADD", self.conf(f"dkb{self.tag}t", net, "tp", ipMasq=True), d, "cli")
         srv_ip = res["ips"][0]["address"].split("/")[0]
-        bridged = self.iperf(c, d, srv_ip, 5201, seconds)
-        published = self.iperf(c, d, str(net[1]), hp, seconds)
+        # interleaved rounds, medians: this machine is shared, one sample says little
+        samples: dict[str, list[float]] = {"plain": [], "bridged": [], "published": []}
+        for _ in range(rounds):
+            samples["plain"].append(self.iperf(a, b, str(plain_net[1]), 5201, seconds))
+            samples["bridged"].append(self.iperf(c, d, srv_ip, 5201, seconds))
+            samples["published"].append(self.iperf(c, d, str(net[1]), hp, seconds))
+        plain, bridged, published = (statistics.median(samples[k]) for k in ("plain", "bridged", "published"))
         print(f"  plain veth pair                 {plain:7.2f}")
         print(f"  container<->container (bridge)  {bridged:7.2f}   ratio {bridged / plain:.2f}")
         print(f"  through a published port       {published:7.2f}   ratio {published / plain:.2f}")
@@ -174,13 +178,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_network: needs root")
     b = Bench()
     try:
         b.add_del(args.iterations)
-        b.throughput(args.seconds)
+        b.throughput(args.seconds, args.rounds)
     finally:
         b.cleanup()
 
