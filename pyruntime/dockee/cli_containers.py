@@ -1,9 +1,788 @@
-"""Placeholder: verbs registered on dockee-shim's group (see cli.py)."""
+"""Container verbs of dockee-shim: run, create, start, ps, logs, exec, stop, kill, rm, commit, ...
+
+Thin: each verb parses docker's flags (and the seeds' spellings: --image, --it, -idt, --cpu,
+--cpuset, --memory, -k, and Go-style single-dash long flags such as -cpuset 0) and hands over to
+lifecycle.Engine; the work lives there and in bundle/overlay/containers/monitor/runtime.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
 import click
+
+from pyruntime.dockee import bundle as bundlemod
+from pyruntime.dockee import logs as logsmod
+from pyruntime.dockee import overlay
+from pyruntime.dockee.containers import human_duration, status_text
+from pyruntime.dockee.errors import DockeeError, NotFound
+from pyruntime.dockee.lifecycle import Engine
+from pyruntime.dockee.network.attach import DEFAULT_NETWORK
+from pyruntime.dockee.runtime import RuntimeFailure
+from pyruntime.dockee.volumes import Volumes
+
+
+def engine(ctx: click.Context) -> Engine:
+    o = ctx.obj
+    return Engine(o.store, o.runtime, o.runtime_root)
+
+
+# ---- run / create flags ---------------------------------------------------------------------
+
+# Go's flag package (the seeds' dockee) accepts single-dash long flags: -cpuset 0 -cpu 20
+_SINGLE_DASH = {"-cpuset", "-cpu", "-cpus", "-image", "-name", "-net", "-memory", "-network",
+                "-rm", "-env", "-volume", "-hostname", "-workdir", "-user", "-entrypoint"}
+_VALUE_OPTS = {"--name", "-e", "--env", "--env-file", "-v", "--volume", "-w", "--workdir", "-u", "--user",
+               "--hostname", "-h", "--entrypoint", "-m", "--memory", "--memory-swap", "--cpus", "--cpu",
+               "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset", "--pids-limit", "--cap-add", "--cap-drop",
+               "--net", "--network", "--ip", "-p", "--publish", "--add-host", "--image", "--cgroup-parent"}
+
+
+def rewrite_seed_args(args: list[str]) -> list[str]:
+    """`-cpuset 0` -> `--cpuset 0`, only among the options (never in the container's command)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--" or not a.startswith("-") or a == "-":
+            out.extend(args[i:])
+            break
+        if a.split("=", 1)[0] in _SINGLE_DASH:
+            a = "-" + a
+        out.append(a)
+        if a in _VALUE_OPTS and i + 1 < len(args):
+            out.append(args[i + 1])
+            i += 1
+        i += 1
+    return out
+
+
+class RunCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, rewrite_seed_args(list(args)))
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("-i", "--interactive", is_flag=True, help="keep stdin open"),
+        click.option("-t", "--tty", is_flag=True, help="allocate a terminal"),
+        click.option("--it", "it", is_flag=True, hidden=True, help="-i -t (the seeds' spelling)"),
+        click.option("--rm", is_flag=True, help="remove the container when it exits"),
+        click.option("--name", help="the container's name"),
+        click.option("-e", "--env", multiple=True, help="K=V (or K: the host's value)"),
+        click.option("--env-file", multiple=True, type=click.Path(), help="a file of K=V lines"),
+        click.option("-v", "--volume", multiple=True, help="HOST:CTR[:ro], VOLUME:CTR or CTR"),
+        click.option("-w", "--workdir", help="working directory inside the container"),
+        click.option("-u", "--user", help="USER[:GROUP] (names or ids)"),
+        click.option("--hostname", help="the container's hostname"),
+        click.option("--entrypoint", help="override the image's entrypoint"),
+        click.option("-m", "--memory", help="memory limit (64m, 1g)"),
+        click.option("--memory-swap", help="memory+swap limit, -1 unlimited"),
+        click.option("--oom-kill-disable", "-k", "oom_kill_disable", is_flag=True,
+                     help="on OOM, pause instead of kill"),
+        click.option("--cpus", help="CPUs (0.5 = half a CPU)"),
+        click.option("--cpu", "cpu_percent", help="percent of one CPU (the seeds' spelling)"),
+        click.option("-c", "--cpu-shares", type=int, help="relative CPU weight"),
+        click.option("--cpuset-cpus", "--cpuset", "cpuset", help="CPUs allowed (0-1,3)"),
+        click.option("--pids-limit", type=int, help="maximum number of processes"),
+        click.option("--read-only", is_flag=True, help="mount the root filesystem read-only"),
+        click.option("--cap-add", multiple=True),
+        click.option("--cap-drop", multiple=True),
+        click.option("--privileged", is_flag=True, help="all capabilities, no seccomp, no masked paths"),
+        click.option("--net", "--network", "net", default=None, help="host, none, or a network name"),
+        click.option("--ip", help="address on the network"),
+        click.option("-p", "--publish", multiple=True, help="HOSTPORT:CTRPORT"),
+        click.option("--add-host", multiple=True, help="HOST:IP for /etc/hosts"),
+        click.option("--image", "image_opt", help="the image (then every argument is the command)"),
+        click.option("--cgroup-parent", help="cgroup the container's cgroup goes under"),
+        click.argument("args", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, Any, dict[str, Any]]:
+    """Parse every flag (all refusals happen here, before anything exists)."""
+    args = list(kw["args"])
+    if kw["image_opt"]:
+        image = kw["image_opt"]
+        command = bundlemod.split_command(args)
+    else:
+        if not args:
+            raise DockeeError("run needs an image: dockee-shim run [OPTIONS] IMAGE [COMMAND...]")
+        image, command = args[0], bundlemod.split_command(args[1:])
+    tty = kw["tty"] or kw["it"]
+    stdin = kw["interactive"] or kw["it"]
+    flags = bundlemod.RunFlags(command=command, entrypoint=kw["entrypoint"], workdir=kw["workdir"],
+                               hostname=kw["hostname"] or "", tty=tty, stdin=stdin, read_only=kw["read_only"],
+                               privileged=kw["privileged"], oom_kill_disable=kw["oom_kill_disable"])
+    if kw["workdir"] is not None and not kw["workdir"].startswith("/"):
+        raise DockeeError(f"invalid value {kw['workdir']!r} for -w: must be an absolute path")
+    env: list[str] = []
+    for path in kw["env_file"]:
+        try:
+            with open(path) as f:
+                env += bundlemod.parse_env_file(f.read(), dict(os.environ))
+        except OSError as e:
+            raise DockeeError(f"--env-file {path}: {e.strerror}") from None
+    flags.env = env + bundlemod.expand_env(list(kw["env"]), dict(os.environ))
+    if kw["memory"] is not None:
+        flags.memory = bundlemod.parse_size(kw["memory"], "--memory")
+        if flags.memory < 6 * 1024 * 1024:
+            raise DockeeError(f"invalid value {kw['memory']!r} for --memory: the minimum is 6m")
+    if kw["memory_swap"] is not None:
+        flags.memory_swap = bundlemod.parse_swap(kw["memory_swap"])
+    if kw["cpus"] is not None and kw["cpu_percent"] is not None:
+        raise DockeeError("--cpus and --cpu cannot both be given")
+    if kw["cpus"] is not None:
+        flags.cpu_quota = bundlemod.parse_cpus(kw["cpus"])
+    if kw["cpu_percent"] is not None:
+        flags.cpu_quota = bundlemod.parse_cpu_percent(kw["cpu_percent"])
+    if kw["cpu_shares"] is not None:
+        if kw["cpu_shares"] < 2:
+            raise DockeeError(f"invalid value {kw['cpu_shares']} for --cpu-shares: the minimum is 2")
+        flags.cpu_shares = kw["cpu_shares"]
+    if kw["cpuset"] is not None:
+        flags.cpuset_cpus = bundlemod.parse_cpuset(kw["cpuset"])
+    if kw["pids_limit"] is not None:
+        if kw["pids_limit"] == 0 or kw["pids_limit"] < -1:
+            raise DockeeError(f"invalid value {kw['pids_limit']} for --pids-limit")
+        flags.pids_limit = kw["pids_limit"]
+    flags.cap_add = [bundlemod.normalize_cap(c, "--cap-add") for c in kw["cap_add"]]
+    flags.cap_drop = [bundlemod.normalize_cap(c, "--cap-drop") for c in kw["cap_drop"]]
+    bundlemod.resources(flags)  # refuses inconsistent memory/swap now
+    net = kw["net"] or DEFAULT_NETWORK
+    if net in ("bridge", "default"):
+        net = DEFAULT_NETWORK
+    if net in ("host", "none") and kw["publish"]:
+        raise DockeeError(f"-p cannot be used with --net {net}")
+    raw = {"Memory": flags.memory or 0, "MemorySwap": flags.memory_swap or 0,
+           "NanoCpus": (flags.cpu_quota or 0) * 10_000, "CpuQuota": flags.cpu_quota or 0,
+           "CpuPeriod": bundlemod.CPU_PERIOD if flags.cpu_quota else 0, "CpuShares": flags.cpu_shares or 0,
+           "CpusetCpus": flags.cpuset_cpus or "", "PidsLimit": flags.pids_limit or 0,
+           "OomKillDisable": flags.oom_kill_disable, "ReadonlyRootfs": flags.read_only,
+           "Privileged": flags.privileged, "CapAdd": flags.cap_add, "CapDrop": flags.cap_drop,
+           "NetworkMode": net, "AutoRemove": kw["rm"], "Binds": list(kw["volume"]),
+           "CgroupParent": kw["cgroup_parent"] or "", "PortBindings": list(kw["publish"]),
+           "ExtraHosts": list(kw["add_host"])}
+    create_kw = dict(name=kw["name"], user_spec=kw["user"], volumes=list(kw["volume"]), rm=kw["rm"],
+                     network=net, ip=kw["ip"], ports=list(kw["publish"]), add_hosts=list(kw["add_host"]),
+                     cgroup_parent=kw["cgroup_parent"], raw=raw)
+    return image, flags, create_kw
+
+
+@click.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False},
+               help="Run a command in a new container.")
+@click.option("-d", "--detach", is_flag=True, help="run in the background and print the id")
+@run_options
+@click.pass_context
+def run(ctx: click.Context, detach: bool, **kw: Any) -> None:
+    image, flags, create_kw = _build(ctx, kw, detach)
+    eng = engine(ctx)
+    rec = eng.create(image, flags, **create_kw)
+    if detach:
+        eng.start(rec["id"])
+        click.echo(rec["id"])
+        return
+    code = eng.start(rec["id"], attach=True)
+    sys.exit(code)
+
+
+@click.command("create", cls=RunCommand, context_settings={"allow_interspersed_args": False},
+               help="Create a container without starting it; print its id.")
+@run_options
+@click.pass_context
+def create(ctx: click.Context, **kw: Any) -> None:
+    image, flags, create_kw = _build(ctx, kw, False)
+    rec = engine(ctx).create(image, flags, **create_kw)
+    click.echo(rec["id"])
+
+
+@click.command("start", help="Start stopped or created containers.")
+@click.option("-a", "--attach", is_flag=True, help="attach to its output and return its exit code")
+@click.option("-i", "--interactive", is_flag=True, help="attach stdin")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def start(ctx: click.Context, attach: bool, interactive: bool, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    if attach:
+        if len(refs) != 1:
+            raise DockeeError("start -a takes one container")
+        sys.exit(eng.start(refs[0], attach=True, stdin=interactive or None))
+    failed = _each(refs, lambda r: eng.start(r))
+    sys.exit(1 if failed else 0)
+
+
+def _each(refs: tuple[str, ...], fn: Callable[[str], Any], echo: bool = True) -> bool:
+    """docker's multi-container verbs: go on after a failure, print each ref done, fail at the end."""
+    failed = False
+    for ref in refs:
+        try:
+            fn(ref)
+        except DockeeError as e:
+            click.echo(f"dockee-shim: {e}", err=True)
+            failed = True
+            continue
+        if echo:
+            click.echo(ref)
+    return failed
+
+
+# ---- ps / inspect ---------------------------------------------------------------------------
+
+def _short_cmd(cmd: list[str], width: int = 20) -> str:
+    text = " ".join(cmd or [])
+    if len(text) > width:
+        text = text[:width - 1] + "…"
+    return f'"{text}"'
+
+
+def _ports(rec: dict[str, Any]) -> str:
+    return ", ".join(rec.get("ports") or [])
+
+
+def _row(eng: Engine, rec: dict[str, Any], now: float) -> dict[str, Any]:
+    status, code, finished = eng.status(rec)
+    return {
+        "ID": rec["id"][:12], "Id": rec["id"], "Image": rec.get("image", ""),
+        "Command": _short_cmd(rec.get("command") or []),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(rec.get("created", now))),
+        "RunningFor": f"{human_duration(now - rec.get('created', now))} ago",
+        "Status": status_text(status, code, rec.get("started_at"), finished, now),
+        "State": status, "ExitCode": code if code is not None else 0,
+        "Ports": _ports(rec), "Names": rec.get("name", ""),
+    }
+
+
+_TEMPLATE = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+
+
+def render_template(tmpl: str, doc: Any) -> str:
+    def sub(m: re.Match[str]) -> str:
+        value = doc
+        for part in filter(None, m.group(2).split(".")):
+            if not isinstance(value, dict) or part not in value:
+                raise DockeeError(f"--format: no field {m.group(2)!r}")
+            value = value[part]
+        if m.group(1) or isinstance(value, (dict, list)):
+            return json.dumps(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+    return _TEMPLATE.sub(sub, tmpl.replace("\\t", "\t").replace("\\n", "\n"))
+
+
+@click.command("ps", help="List containers (running ones; -a: all).")
+@click.option("-a", "--all", "all_", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="ids only")
+@click.option("--no-trunc", is_flag=True)
+@click.option("--format", "fmt", help="json, table, or a template such as {{.Names}}")
+@click.pass_context
+def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+    eng = engine(ctx)
+    now = time.time()
+    rows = []
+    for rec in eng.containers.all():
+        row = _row(eng, rec, now)
+        if not all_ and row["State"] not in ("running", "paused"):
+            continue
+        if no_trunc:
+            row["ID"] = rec["id"]
+        rows.append(row)
+    if quiet:
+        for r in rows:
+            click.echo(r["ID"])
+        return
+    if fmt == "json":
+        for r in rows:
+            click.echo(json.dumps(r))
+        return
+    if fmt and fmt != "table":
+        for r in rows:
+            click.echo(render_template(fmt, r))
+        return
+    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
+            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+    click.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+    for r in rows:
+        click.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+def _iso(t: float | None) -> str:
+    if not t:
+        return "0001-01-01T00:00:00Z"
+    frac = f"{t % 1:.9f}"[1:]
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + frac + "Z"
+
+
+def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
+    status, code, finished = eng.status(rec)
+    cdir = eng.containers.dir(rec["id"])
+    oom = rec.get("oom_killed") or (status == "exited" and eng.containers.oom_killed(rec["id"]))
+    return {
+        "Id": rec["id"], "Name": rec.get("name", ""), "Created": _iso(rec.get("created")),
+        "Path": (rec.get("command") or [""])[0], "Args": (rec.get("command") or [])[1:],
+        "State": {"Status": status, "Running": status in ("running", "paused"), "Paused": status == "paused",
+                  "OOMKilled": bool(oom), "Dead": False,
+                  "Pid": rec.get("pid") or 0 if status in ("running", "paused") else 0,
+                  "ExitCode": code if code is not None else 0,
+                  "StartedAt": _iso(rec.get("started_at")), "FinishedAt": _iso(finished)},
+        "Image": f"sha256:{rec.get('image_id', '')}", "ImageName": rec.get("image", ""),
+        "LogPath": str(cdir / "ctr.log"), "ResolvConfPath": "", "HostnamePath": "",
+        "RestartCount": max(0, int(rec.get("generation") or 0) - 1),
+        "Driver": "overlay", "Platform": "linux",
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": ":".join(reversed(rec.get("layer_dirs") or [])), "UpperDir": str(cdir / "upper"),
+            "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "merged")}},
+        "Mounts": rec.get("volumes") or [],
+        "Config": rec.get("config") or {},
+        "HostConfig": rec.get("host_config") or {},
+        "NetworkSettings": {"Networks": {rec.get("network", ""): {"IPAddress": rec.get("ip") or ""}},
+                            "IPAddress": rec.get("ip") or "", "Ports": rec.get("ports") or []},
+        "OCIRuntime": rec.get("runtime", ""), "CgroupsPath": rec.get("cgroups_path", ""),
+    }
+
+
+@click.command("inspect", help="Show containers (or images) as JSON.")
+@click.option("-f", "--format", "fmt", help="a template such as {{.State.ExitCode}}")
+@click.option("--type", "kind", type=click.Choice(["container", "image"]), default=None)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def inspect(ctx: click.Context, fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    docs = []
+    for ref in refs:
+        doc: dict[str, Any] | None = None
+        if kind != "image":
+            try:
+                doc = container_json(eng, eng.resolve(ref))
+            except NotFound:
+                if kind == "container":
+                    raise
+        if doc is None:
+            from pyruntime.dockee.images import ImageStore
+
+            images = ImageStore(ctx.obj.store)
+            try:
+                doc = images.inspect(images.resolve(ref))
+            except NotFound:
+                raise NotFound(f"no such object: {ref}") from None
+        docs.append(doc)
+    if fmt:
+        for d in docs:
+            click.echo(render_template(fmt, d))
+    else:
+        click.echo(json.dumps(docs, indent=4))
+
+
+# ---- logs -----------------------------------------------------------------------------------
+
+def _emit(e: logsmod.Entry, timestamps: bool) -> None:
+    stream = sys.stdout.buffer if e.stream == "stdout" else sys.stderr.buffer
+    if timestamps:
+        stream.write(e.time.encode() + b" ")
+    stream.write(e.data)
+    stream.flush()
+
+
+@click.command("logs", help="Show a container's output (foreground and detached runs alike).")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-n", "--tail", default="all", help="number of lines from the end")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.argument("ref")
+@click.pass_context
+def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, ref: str) -> None:
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    path = eng.containers.dir(rec["id"]) / "ctr.log"
+    entries, offset = logsmod.read_entries(path)
+    if tail != "all":
+        try:
+            n = int(tail)
+        except ValueError:
+            raise DockeeError(f"invalid value {tail!r} for --tail: a number or 'all'") from None
+        entries = entries[-n:] if n > 0 else []
+    for e in entries:
+        _emit(e, timestamps)
+    if not follow:
+        return
+
+    def running() -> bool:
+        try:
+            return eng.status(eng.containers.load(rec["id"]))[0] in ("running", "paused", "created") \
+                and bool(eng.containers.load(rec["id"]).get("started_at"))
+        except DockeeError:
+            return False
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        for e in logsmod.follow(path, running, start_at=offset):
+            _emit(e, timestamps)
+
+
+# ---- exec -----------------------------------------------------------------------------------
+
+@click.command("exec", context_settings={"allow_interspersed_args": False},
+               help="Run a command in a running container.")
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("--it", "it", is_flag=True, hidden=True)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-e", "--env", multiple=True)
+@click.option("-w", "--workdir")
+@click.option("-u", "--user")
+@click.argument("ref")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, interactive: bool, tty: bool, it: bool, detach: bool, env: tuple[str, ...],
+          workdir: str | None, user: str | None, ref: str, command: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    status, _, _ = eng.status(rec)
+    if status != "running":
+        raise DockeeError(f"container {rec['name']} is not running ({status})")
+    rt = eng.runtime_for(rec)
+    uid = None
+    if user:
+        merged = eng.containers.dir(rec["id"]) / "merged"
+        u, g, _ = bundlemod.resolve_user(user, overlay.rootfs_file(merged, "/etc/passwd"),
+                                         overlay.rootfs_file(merged, "/etc/group"))
+        uid = f"{u}:{g}"
+    tty = (tty or it) and not detach
+    argv = rt.exec_argv(rec["id"], bundlemod.split_command(list(command)), tty=tty, detach=detach,
+                        env=bundlemod.expand_env(list(env), dict(os.environ)), cwd=workdir, user=uid)
+    stdin = None if (interactive or it) else subprocess.DEVNULL
+    if detach:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+        if p.returncode != 0:
+            raise RuntimeFailure(f"exec: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
+        return
+    p2 = subprocess.run(argv, stdin=stdin)
+    sys.exit(p2.returncode)
+
+
+# ---- stop / kill / rm / pause / restart / wait ----------------------------------------------
+
+@click.command("stop", help="Stop containers: SIGTERM, then SIGKILL after the timeout.")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def stop(ctx: click.Context, timeout: float, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    sys.exit(1 if _each(refs, lambda r: eng.stop(r, timeout)) else 0)
+
+
+@click.command("kill", help="Send a signal (default KILL) to containers.")
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def kill(ctx: click.Context, sig: str, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    sig = sig.upper().removeprefix("SIG")
+
+    def one(ref: str) -> None:
+        rec = eng.resolve(ref)
+        if eng.status(rec)[0] not in ("running", "paused"):
+            raise DockeeError(f"container {rec['name']} is not running")
+        eng.runtime_for(rec).kill(rec["id"], sig)
+    sys.exit(1 if _each(refs, one) else 0)
+
+
+@click.command("rm", help="Remove containers.")
+@click.option("-f", "--force", is_flag=True, help="kill running ones first; clean whatever is left")
+@click.option("-v", "--volumes", is_flag=True, help="also remove their anonymous volumes")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def rm(ctx: click.Context, force: bool, volumes: bool, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    sys.exit(1 if _each(refs, lambda r: eng.remove(r, force=force, volumes=volumes)) else 0)
+
+
+@click.command("pause", help="Freeze every process of containers.")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def pause(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    sys.exit(1 if _each(refs, lambda r: eng.runtime_for(eng.resolve(r)).pause(eng.resolve(r)["id"])) else 0)
+
+
+@click.command("unpause", help="Thaw paused containers.")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def unpause(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    sys.exit(1 if _each(refs, lambda r: eng.runtime_for(eng.resolve(r)).resume(eng.resolve(r)["id"])) else 0)
+
+
+@click.command("restart", help="Stop, then start containers.")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def restart(ctx: click.Context, timeout: float, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+
+    def one(ref: str) -> None:
+        rec = eng.resolve(ref)
+        if rec.get("rm"):
+            raise DockeeError(f"container {rec['name']} was run with --rm and cannot be restarted")
+        eng.stop(rec["id"], timeout)
+        eng.start(rec["id"])
+    sys.exit(1 if _each(refs, one) else 0)
+
+
+@click.command("wait", help="Wait for containers to stop; print their exit codes.")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def wait(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    for ref in refs:
+        cid = eng.resolve(ref)["id"]
+        delay = 0.02
+        while True:
+            try:
+                rec = eng.containers.load(cid)
+            except NotFound:
+                click.echo("0")  # removed (--rm): docker answers too
+                break
+            status, code, _ = eng.status(rec)
+            if status == "exited":
+                click.echo(str(code if code is not None else -1))
+                break
+            time.sleep(delay)
+            delay = min(0.25, delay * 1.5)
+
+
+@click.command("_exited", hidden=True)
+@click.argument("cid")
+@click.pass_context
+def exited(ctx: click.Context, cid: str) -> None:
+    """conmon's exit command: record the exit; remove --rm containers."""
+    with contextlib.suppress(NotFound):
+        engine(ctx).finish(cid)
+
+
+# ---- top / stats / commit -------------------------------------------------------------------
+
+@click.command("top", help="Show a container's processes.")
+@click.argument("ref")
+@click.pass_context
+def top(ctx: click.Context, ref: str) -> None:
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    if eng.status(rec)[0] not in ("running", "paused"):
+        raise DockeeError(f"container {rec['name']} is not running")
+    pids = eng.runtime_for(rec).pids(rec["id"])
+    if not pids:
+        return
+    p = subprocess.run(["ps", "-o", "user,pid,ppid,c,stime,tty,time,args", "-p", ",".join(map(str, pids))],
+                       capture_output=True, text=True)
+    click.echo(p.stdout, nl=False)
+
+
+def _mem_total() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as f:
+            return int(f.readline().split()[1]) * 1024
+    return 0
+
+
+def stats_sample(data: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(cpu ns, memory used without inactive file cache, limit, pids) from runtime stats."""
+    cpu = int((((data.get("cpu") or {}).get("usage") or {}).get("total")) or 0)
+    mem = data.get("memory") or {}
+    usage = int(((mem.get("usage") or {}).get("usage")) or 0)
+    raw = mem.get("raw") or mem.get("stats") or {}
+    inactive = int(raw.get("total_inactive_file", raw.get("inactive_file", 0)) or 0)
+    used = max(0, usage - inactive)
+    limit = int(((mem.get("usage") or {}).get("limit")) or 0)
+    total = _mem_total()
+    if not limit or (total and limit > total):
+        limit = total
+    pids = int(((data.get("pids") or {}).get("current")) or 0)
+    return cpu, used, limit, pids
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return f"{n}"
+
+
+@click.command("stats", help="Live CPU %, memory and pids of running containers.")
+@click.option("--no-stream", is_flag=True, help="print one table and exit")
+@click.option("-a", "--all", "all_", is_flag=True)
+@click.argument("refs", nargs=-1)
+@click.pass_context
+def stats(ctx: click.Context, no_stream: bool, all_: bool, refs: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    eng = engine(ctx)
+    recs = [eng.resolve(r) for r in refs] if refs else eng.containers.all()
+    prev: dict[str, tuple[float, int]] = {}
+
+    def sample() -> Table:
+        table = Table(box=None, pad_edge=False)
+        for h in ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"):
+            table.add_column(h)
+        for rec in recs:
+            try:
+                data = eng.runtime_for(rec).stats(rec["id"])
+            except DockeeError:
+                if all_:
+                    table.add_row(rec["id"][:12], rec.get("name", ""), "--", "-- / --", "--", "--")
+                continue
+            now = time.monotonic()
+            cpu, used, limit, pids = stats_sample(data)
+            before = prev.get(rec["id"])
+            prev[rec["id"]] = (now, cpu)
+            pct = (cpu - before[1]) / ((now - before[0]) * 1e9) * 100 if before and now > before[0] else 0.0
+            table.add_row(rec["id"][:12], rec.get("name", ""), f"{pct:.2f}%",
+                          f"{_human_bytes(used)} / {_human_bytes(limit)}",
+                          f"{(used / limit * 100 if limit else 0):.2f}%", str(pids))
+        return table
+
+    console = Console()
+    sample()  # CPU % is a delta: the first sample only sets the baseline
+    time.sleep(0.5)
+    if no_stream:
+        console.print(sample())
+        return
+    with contextlib.suppress(KeyboardInterrupt), Live(sample(), console=console, auto_refresh=False) as live:
+        while True:
+            time.sleep(1)
+            live.update(sample(), refresh=True)
+
+
+@click.command("commit", help="Make an image of a container's changes.")
+@click.option("-a", "--author", default="")
+@click.option("-m", "--message", default="")
+@click.option("-c", "--change", multiple=True, help="CMD, ENV, WORKDIR, ENTRYPOINT, USER instructions")
+@click.option("-p/--pause", "pause_", default=True, hidden=True)
+@click.argument("ref")
+@click.argument("target", required=False)
+@click.pass_context
+def commit(ctx: click.Context, author: str, message: str, change: tuple[str, ...], pause_: bool, ref: str,
+           target: str | None) -> None:
+    from pyruntime.dockee.images import ImageStore
+
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    images = ImageStore(ctx.obj.store)
+    base = images.resolve(rec["image_id"])
+    rt = eng.runtime_for(rec)
+    paused = False
+    if pause_ and eng.status(rec)[0] == "running":
+        with contextlib.suppress(RuntimeFailure):
+            rt.pause(rec["id"])
+            paused = True
+    try:
+        img = images.commit(eng.containers.dir(rec["id"]) / "upper", base, target, changes=list(change),
+                            author=author, message=message)
+    finally:
+        if paused:
+            with contextlib.suppress(RuntimeFailure):
+                rt.resume(rec["id"])
+    click.echo(f"sha256:{img.id}")
+
+
+# ---- volumes / prune ------------------------------------------------------------------------
+
+@click.group("volume", help="Manage named volumes.")
+def volume() -> None:
+    pass
+
+
+@volume.command("create")
+@click.argument("name", required=False)
+@click.pass_context
+def volume_create(ctx: click.Context, name: str | None) -> None:
+    ctx.obj.store.ensure()
+    click.echo(Volumes(ctx.obj.store).create(name)["Name"])
+
+
+def _volume_users(eng: Engine, name: str) -> list[str]:
+    return [r["id"] for r in eng.containers.all() if any(v.get("Name") == name for v in r.get("volumes") or [])]
+
+
+@volume.command("ls")
+@click.option("-q", "--quiet", is_flag=True)
+@click.pass_context
+def volume_ls(ctx: click.Context, quiet: bool) -> None:
+    vols = Volumes(ctx.obj.store).all()
+    if not quiet:
+        click.echo(f"{'DRIVER':<10}VOLUME NAME")
+    for v in vols:
+        click.echo(v["Name"] if quiet else f"{v.get('Driver', 'local'):<10}{v['Name']}")
+
+
+@volume.command("rm")
+@click.option("-f", "--force", is_flag=True)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def volume_rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
+    eng = engine(ctx)
+    vols = Volumes(ctx.obj.store)
+    sys.exit(1 if _each(names, lambda n: vols.remove(n, _volume_users(eng, n), force)) else 0)
+
+
+@volume.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
+    vols = Volumes(ctx.obj.store)
+    click.echo(json.dumps([vols.inspect(n) for n in names], indent=4))
+
+
+@volume.command("prune")
+@click.option("-f", "--force", is_flag=True)
+@click.pass_context
+def volume_prune(ctx: click.Context, force: bool) -> None:
+    eng = engine(ctx)
+    vols = Volumes(ctx.obj.store)
+    for v in vols.all():
+        if not _volume_users(eng, v["Name"]):
+            vols.remove(v["Name"], [], True)
+            click.echo(v["Name"])
+
+
+@click.command("prune", help="Remove all stopped containers.")
+@click.option("-f", "--force", is_flag=True, help="do not ask")
+@click.pass_context
+def container_prune(ctx: click.Context, force: bool) -> None:
+    eng = engine(ctx)
+    for rec in eng.containers.all():
+        if eng.status(rec)[0] in ("exited", "created"):
+            with contextlib.suppress(DockeeError):
+                eng.remove(rec["id"], force=False)
+                click.echo(rec["id"])
 
 
 def register(group: click.Group) -> None:
     """Add this module's verbs to `group`."""
+    for cmd in (run, create, start, ps, inspect, logs, exec_, stop, kill, rm, pause, unpause, restart, wait,
+                exited, top, stats, commit, volume):
+        assert cmd.name is not None
+        group.add_command(cmd, cmd.name)
+
+    @group.group("container", help="Manage containers.")
+    def container() -> None:
+        pass
+
+    for name, cmd in (("ls", ps), ("list", ps), ("prune", container_prune), ("rm", rm), ("inspect", inspect),
+                      ("start", start), ("stop", stop), ("logs", logs), ("run", run), ("create", create),
+                      ("exec", exec_), ("kill", kill), ("restart", restart), ("commit", commit), ("top", top),
+                      ("stats", stats), ("wait", wait), ("pause", pause), ("unpause", unpause)):
+        container.add_command(cmd, name)

@@ -1,0 +1,359 @@
+"""A container's life: create (record, rootfs, bundle), start (conmon + runtime start), finish,
+stop, remove. The click verbs in cli_containers.py only parse flags and print.
+
+Every step that makes something is undone when a later step fails, and every removal step is
+best-effort and idempotent, so `rm -f` cleans whatever a killed dockee-shim or monitor left.
+Locks: store.lock("containers") around names; a per-container flock around state changes,
+never held while a foreground run waits for its container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pyruntime.dockee import bundle as bundlemod
+from pyruntime.dockee import monitor, overlay
+from pyruntime.dockee.containers import Containers, boot_id, derive_status, new_id
+from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
+from pyruntime.dockee.network import attach as netattach
+from pyruntime.dockee.runtime import OCIRuntime, RuntimeFailure
+from pyruntime.dockee.store import Store, atomic_write_json
+from pyruntime.dockee.volumes import Volumes
+
+SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
+
+
+def self_command() -> str:
+    """Absolute path of this dockee-shim, for conmon's exit command."""
+    me = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if me and os.access(me, os.X_OK) and os.path.basename(me).startswith("dockee"):
+        return me
+    return shutil.which("dockee-shim") or "/usr/local/bin/dockee-shim"
+
+
+def load_seccomp_profile(path: Path = SECCOMP_PROFILE) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class Engine:
+    def __init__(self, store: Store, runtime: str, runtime_root: str | None) -> None:
+        self.store = store
+        self.containers = Containers(store)
+        self.runtime_name = runtime
+        self.runtime_root = runtime_root
+
+    # ---- helpers ----
+    def runtime_for(self, rec: dict[str, Any]) -> OCIRuntime:
+        return OCIRuntime(rec.get("runtime") or self.runtime_name, rec.get("runtime_root"))
+
+    def status(self, rec: dict[str, Any]) -> tuple[str, int | None, float | None]:
+        cid = rec["id"]
+        if not rec.get("started_at") or (rec.get("finished_at") is not None
+                                         and rec.get("finished_generation") == rec.get("generation")):
+            return derive_status(rec, None, None)
+        return derive_status(rec, self.runtime_for(rec).state(cid), self.containers.read_exit(cid))
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        return self.containers.load(self.containers.resolve(ref))
+
+    # ---- create ----
+    def create(self, image_ref: str, flags: bundlemod.RunFlags, *, name: str | None, user_spec: str | None,
+               volumes: list[str], rm: bool, network: str, ip: str | None, ports: list[str],
+               add_hosts: list[str], cgroup_parent: str | None, raw: dict[str, Any]) -> dict[str, Any]:
+        from pyruntime.dockee.images import ImageStore
+
+        self.store.ensure()
+        img = ImageStore(self.store).resolve(image_ref)
+        mounts_plan = self._plan_volumes(volumes)  # refuses missing sources before anything exists
+        runtime = OCIRuntime(self.runtime_name, self.runtime_root)
+        cid = new_id()
+        rec: dict[str, Any] = {
+            "id": cid, "name": name or "", "image": image_ref, "image_id": img.id,
+            "layer_dirs": [str(p) for p in img.layer_dirs], "created": time.time(),
+            "runtime": runtime.binary, "runtime_root": runtime.root, "rm": rm,
+            "tty": flags.tty, "stdin": flags.stdin, "network": network, "ports": list(ports), "ip": ip,
+            "generation": 0, "started_at": None, "finished_at": None, "exit_code": None,
+            "oom_killed": False, "pid": None, "host_config": raw, "volumes": [], "anon_volumes": [],
+        }
+        self.containers.reserve(rec)
+        cdir = self.containers.dir(cid)
+        try:
+            binds = []
+            vols = Volumes(self.store)
+            for kind, src, dst, ro in mounts_plan:
+                if kind == "volume":
+                    anonymous = src == ""
+                    doc = vols.create(src or None, anonymous=anonymous)
+                    if anonymous:
+                        rec["anon_volumes"].append(doc["Name"])
+                    source = doc["Mountpoint"]
+                    rec["volumes"].append({"Type": "volume", "Name": doc["Name"], "Source": source,
+                                           "Destination": dst, "RW": not ro})
+                else:
+                    source = src
+                    rec["volumes"].append({"Type": "bind", "Source": source, "Destination": dst, "RW": not ro})
+                binds.append(bundlemod.bind_mount(source, dst, ro))
+            flags.binds = binds
+            flags.hostname = flags.hostname or cid[:12]
+            cg = f"dockee-{cid[:12]}"
+            flags.cgroups_path = f"{cgroup_parent.rstrip('/')}/{cg}" if cgroup_parent else cg
+            merged = cdir / "merged"
+            overlay.mount(img.layer_dirs, cdir / "upper", cdir / "work", merged)
+            user = user_spec or str(img.config.get("User") or "")
+            if user:
+                flags.user = bundlemod.resolve_user(user, overlay.rootfs_file(merged, "/etc/passwd"),
+                                                    overlay.rootfs_file(merged, "/etc/group"))
+            if network not in ("none", "host"):
+                plan = netattach.plan_for(self.store, cid, rec["name"], network, ip=ip, ports=ports,
+                                          add_hosts=add_hosts, hostname=flags.hostname, bundle=cdir)
+                if plan is not None:
+                    flags.hooks = plan.hooks
+                    flags.extra_mounts = plan.mounts
+                    rec["ip"] = plan.ip
+                    rec["ports"] = plan.ports
+            flags.net = "host" if network == "host" else "private"
+            spec = bundlemod.build_spec(img.config, flags, seccomp_profile=load_seccomp_profile(),
+                                        machine=platform.machine())
+            atomic_write_json(cdir / "config.json", spec)
+            rec["command"] = spec["process"]["args"]
+            rec["config"] = {"Hostname": flags.hostname, "Env": spec["process"]["env"],
+                             "Cmd": flags.command or img.config.get("Cmd"), "Image": image_ref,
+                             "WorkingDir": spec["process"]["cwd"], "User": user,
+                             "Entrypoint": ([flags.entrypoint] if flags.entrypoint is not None
+                                            else img.config.get("Entrypoint")),
+                             "Tty": flags.tty, "OpenStdin": flags.stdin}
+            rec["flags"] = {k: v for k, v in asdict(flags).items() if k not in ("hooks", "extra_mounts", "binds")}
+            rec["cgroups_path"] = flags.cgroups_path
+            self.containers.save(rec)
+        except BaseException:
+            self._teardown(rec, volumes=True)
+            raise
+        return rec
+
+    def _plan_volumes(self, specs: list[str]) -> list[tuple[str, str, str, bool]]:
+        out = []
+        for spec in specs:
+            parts = spec.split(":")
+            ro = False
+            if len(parts) == 3:
+                if parts[2] not in ("ro", "rw", "z", "Z"):
+                    raise DockeeError(f"invalid mode {parts[2]!r} in -v {spec}: use ro or rw")
+                ro = parts[2] == "ro"
+                parts = parts[:2]
+            if len(parts) == 1:
+                if not parts[0].startswith("/"):
+                    raise DockeeError(f"invalid -v {spec}: the container path must be absolute")
+                out.append(("volume", "", parts[0], False))
+                continue
+            if len(parts) != 2 or not parts[1].startswith("/"):
+                raise DockeeError(f"invalid -v {spec}: expected HOST:CONTAINER[:ro] with an absolute container path")
+            src, dst = parts
+            if src.startswith("/") or src.startswith("."):
+                src = os.path.abspath(src)
+                if not os.path.exists(src):
+                    raise DockeeError(f"-v {spec}: the source path {src} does not exist")
+                out.append(("bind", src, dst, ro))
+            else:
+                out.append(("volume", src, dst, ro))
+        return out
+
+    # ---- start ----
+    def start(self, ref: str, *, attach: bool = False, stdin: bool | None = None) -> int:
+        """Start a created or stopped container. Attached: relay its stdio, return its exit code."""
+        cid = self.containers.resolve(ref)
+        with self.containers.locked(cid):
+            rec = self.containers.load(cid)
+            status, _, _ = self.status(rec)
+            if status in ("running", "paused"):
+                if attach:
+                    raise Conflict(f"container {rec['name']} is already running")
+                return 0
+            rt = self.runtime_for(rec)
+            if rec.get("generation"):
+                rt.delete(cid, force=True)  # the runtime's leftovers of the previous run, if any
+            cdir = self.containers.dir(cid)
+            overlay.mount([Path(p) for p in rec["layer_dirs"]], cdir / "upper", cdir / "work", cdir / "merged")
+            rec["generation"] = int(rec.get("generation") or 0) + 1
+            rec["finished_at"] = None
+            rec["exit_code"] = None
+            rec["oom_killed"] = False
+            self.containers.save(rec)
+            spec = monitor.ConmonSpec(
+                cid=cid, name=rec["name"], bundle=cdir, runtime=rt.binary, runtime_args=rt.global_args,
+                log_path=cdir / "ctr.log", tty=bool(rec.get("tty")), stdin=bool(rec.get("stdin")),
+                exit_command=[self_command(), "--root", str(self.store.root), "_exited", cid])
+            try:
+                rec["pid"] = monitor.launch(spec)
+            except monitor.CreateFailed as e:
+                self._record_failure(rec, e.exit_code)
+                if rec.get("rm"):
+                    self._teardown(rec, volumes=True)
+                raise
+            sock = None
+            try:
+                if attach:
+                    sock = monitor.connect_attach(cdir)
+                    if rec.get("tty"):
+                        size = monitor.terminal_size(0)
+                        if size:
+                            monitor.resize(cdir, *size)
+                rt.start(cid)
+            except BaseException as e:
+                if sock is not None:
+                    sock.close()
+                with contextlib.suppress(DockeeError):
+                    rt.delete(cid, force=True)
+                self._record_failure(rec, getattr(e, "exit_code", 125) if isinstance(e, DockeeError) else 125)
+                if rec.get("rm"):
+                    self._teardown(rec, volumes=True)
+                raise
+            rec["started_at"] = time.time()
+            rec["boot_id"] = boot_id()
+            self.containers.save(rec)
+        if sock is None:
+            return 0
+        try:
+            monitor.relay(sock, stdin=bool(rec.get("stdin") if stdin is None else stdin), tty=bool(rec.get("tty")),
+                          bundle=cdir, on_signal=lambda sig: self._forward(rec, sig))
+        finally:
+            sock.close()
+        monitor.wait_for_file(self.containers.exit_file(cid), 30, alive=lambda: monitor.conmon_alive(cdir))
+        done = self.finish(cid)
+        code = done.get("exit_code") if done else None
+        return 255 if code is None or code < 0 else int(code)
+
+    def _forward(self, rec: dict[str, Any], sig: int) -> None:
+        with contextlib.suppress(DockeeError):
+            self.runtime_for(rec).kill(rec["id"], str(sig))
+
+    def _record_failure(self, rec: dict[str, Any], code: int) -> None:
+        rec["started_at"] = rec.get("started_at") or time.time()
+        rec["finished_at"] = time.time()
+        rec["finished_generation"] = rec.get("generation")
+        rec["exit_code"] = code
+        with contextlib.suppress(OSError):
+            self.containers.save(rec)
+        with contextlib.suppress(DockeeError):
+            overlay.unmount(self.containers.dir(rec["id"]) / "merged")
+
+    # ---- finish (conmon's exit command, a foreground run, stop) ----
+    def finish(self, cid: str) -> dict[str, Any] | None:
+        """Record how the container ended; remove it when it was run with --rm. Idempotent."""
+        with self.containers.locked(cid):
+            try:
+                rec = self.containers.load(cid)
+            except (NotFound, DockeeError):
+                return None
+            if rec.get("finished_at") is not None and rec.get("finished_generation") == rec.get("generation"):
+                done = rec
+            else:
+                rt = self.runtime_for(rec)
+                state = rt.state(cid)
+                if state is not None and state.get("status") in ("running", "paused", "created") \
+                        and rec.get("started_at"):
+                    return rec  # not over: a stale exit command, or asked too early
+                info = self.containers.read_exit(cid)
+                rec["exit_code"], rec["finished_at"] = info if info else (-1, time.time())
+                rec["finished_generation"] = rec.get("generation")
+                rec["oom_killed"] = self.containers.oom_killed(cid)
+                self.containers.save(rec)
+                if not rec.get("rm"):  # a --rm container's teardown below deletes it
+                    rt.delete(cid, force=True)
+                    with contextlib.suppress(DockeeError):
+                        overlay.unmount(self.containers.dir(cid) / "merged")
+                done = rec
+            if done.get("rm"):
+                self._teardown(done, volumes=True)
+            return done
+
+    # ---- stop / kill ----
+    def stop(self, ref: str, timeout: float = 10) -> dict[str, Any]:
+        rec = self.resolve(ref)
+        cid = rec["id"]
+        status, _, _ = self.status(rec)
+        if status in ("running", "paused"):
+            rt = self.runtime_for(rec)
+            with contextlib.suppress(RuntimeFailure):
+                rt.kill(cid, "TERM")
+            if status == "paused":
+                with contextlib.suppress(RuntimeFailure):
+                    rt.resume(cid)
+            if not self._wait_stopped(rt, cid, timeout):
+                with contextlib.suppress(RuntimeFailure):
+                    rt.kill(cid, "KILL", all_processes=True)
+                self._wait_stopped(rt, cid, 10)
+            monitor.wait_for_file(self.containers.exit_file(cid), 10,
+                                  alive=lambda: monitor.conmon_alive(self.containers.dir(cid)))
+        done = self.finish(cid)
+        return done or rec
+
+    def _wait_stopped(self, rt: OCIRuntime, cid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            st = rt.state(cid)
+            if st is None or st.get("status") == "stopped":
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    # ---- remove ----
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+        cid = self.containers.resolve(ref)
+        with self.containers.locked(cid):
+            try:
+                rec = self.containers.load(cid)
+            except NotFound:
+                rec = {"id": cid}
+            except DockeeError:
+                if not force:
+                    raise
+                rec = {"id": cid}
+            if "name" in rec:
+                status, _, _ = self.status(rec)
+                if status in ("running", "paused") and not force:
+                    raise Conflict(f"container {rec['name']} is {status}: stop it first or use rm -f")
+            self._teardown(rec, volumes=volumes)
+        return cid
+
+    def _teardown(self, rec: dict[str, Any], volumes: bool) -> None:
+        """Everything a container made, each step best-effort and idempotent."""
+        cid = rec["id"]
+        cdir = self.containers.dir(cid)
+        try:
+            rt: OCIRuntime | None = self.runtime_for(rec)
+        except DockeeError:
+            rt = None
+        if rt is not None:
+            with contextlib.suppress(DockeeError):
+                rt.delete(cid, force=True)  # kills whatever still runs; a no-op when unknown
+        pid = monitor.conmon_pid(cdir)
+        if pid and monitor.conmon_alive(cdir):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        with contextlib.suppress(DockeeError):
+            overlay.unmount(cdir / "merged")
+        with contextlib.suppress(Exception):
+            netattach.release(self.store, cid)
+        if volumes:
+            vols = Volumes(self.store)
+            for name in rec.get("anon_volumes") or []:
+                with contextlib.suppress(DockeeError):
+                    vols.remove(name, [], force=True)
+        if overlay.is_mounted(cdir / "merged"):
+            raise DockeeError(f"container {cid[:12]}: its root is still mounted at {cdir / 'merged'}")
+        self.containers.forget(cid)
