@@ -145,21 +145,21 @@ def plan_for(store: Store, container_id: str, name: str, network: str, *, ip: st
     d = net_dir(store, container_id)
     member_file = networks.members_dir(store, net.name) / f"{container_id}.json"
     with store.lock(f"network-{net.name}"):
+        # ports first: a refusal then touches no allocation at all
+        current = nat.published(net.table) if mappings else {}
+        for m in mappings:
+            for (proto, hip, hport), (cip, _cport) in current.items():
+                if proto == m.protocol and hport == m.host_port and (not hip or not m.host_ip or hip == m.host_ip):
+                    raise Conflict(f"-p {m.describe()}: host port is already published (to {cip})")
+        try:
+            nat.check_free(tuple(mappings))
+        except CNIError as e:
+            raise Conflict(f"-p: {e.msg}")
         try:
             got = pool.allocate(container_id, IFNAME, fixed)
         except CNIError as e:
             raise Conflict(e.msg.replace("IP ", "--ip ", 1) if fixed else e.msg)
         try:
-            current = nat.published(net.table)
-            for m in mappings:
-                for (proto, hip, hport), (cip, _cport) in current.items():
-                    if proto == m.protocol and hport == m.host_port and (not hip or not m.host_ip
-                                                                         or hip == m.host_ip):
-                        raise Conflict(f"-p {m.describe()}: host port is already published (to {cip})")
-            try:
-                nat.check_free(tuple(mappings))
-            except CNIError as e:
-                raise Conflict(f"-p: {e.msg}")
             d.mkdir(parents=True, exist_ok=True)
             names = [n for n in dict.fromkeys([hostname, name, container_id[:12]]) if n]
             member = {"id": container_id, "name": name, "names": names, "ip": str(got),

@@ -1,0 +1,153 @@
+"""Networking through dockee-shim as a user types it (private --root, busybox image):
+containers on one network reach each other by IP and by name (also ones started later), the host
+reaches them, a published port answers from 127.0.0.1, the bridge address and another container,
+`rm` leaves no veth, NAT element or allocation, `network rm` removes the bridge, and the seeds'
+demonstration (`network create --driver bridge --subnet ... bridge33`, `run --net bridge33 ip a`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dockee_images import busybox_tarball, dockee
+from netfix import free_port, free_subnet, link_exists, sh
+
+from pyruntime.dockee.network import networks
+from pyruntime.dockee.network.cniconf import host_veth_name
+from pyruntime.dockee.store import Store
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "store"
+        self.tmp = tmp
+        self.net = f"n{uuid.uuid4().hex[:8]}"
+        self.subnet = free_subnet()
+
+    def __call__(self, *args: str, check: bool = False) -> object:
+        return dockee(self.root, *args, check=check, timeout=120)
+
+    def sh(self, *args: str) -> str:
+        p = dockee(self.root, *args, timeout=120)
+        assert p.returncode == 0, f"dockee-shim {' '.join(args)}: {p.stderr}"
+        return p.stdout
+
+    def cleanup(self) -> None:
+        ids = dockee(self.root, "ps", "-aq").stdout.split()
+        if ids:
+            dockee(self.root, "rm", "-f", *ids, timeout=120)
+        store = Store(self.root)
+        for n in networks.list_all(store):
+            dockee(self.root, "network", "rm", n.name)
+            if link_exists(n.bridge):
+                sh("ip", "link", "del", n.bridge, check=False)
+        sh("nft", "delete", "table", "ip", networks.nft_table(store), check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path)
+    try:
+        e.sh("import", str(busybox_tarball()), "busybox")
+        e.sh("network", "create", "--subnet", str(e.subnet), e.net)
+        yield e
+    finally:
+        e.cleanup()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
+
+
+def www(env: Env) -> Path:
+    d = env.tmp / "www"
+    d.mkdir(exist_ok=True)
+    (d / "index.html").write_text("hi\n")
+    return d
+
+
+def test_by_ip_and_name_host_and_published_port(env: Env) -> None:
+    hp = free_port()
+    gw = str(env.subnet[1])
+    web = env.sh("run", "-d", "--name", "web", "--net", env.net, "-p", f"{hp}:80", "-v", f"{www(env)}:/www",
+                 "busybox", "httpd", "-f", "-p", "80", "-h", "/www").strip()
+    ip = json.loads(env.sh("inspect", web))[0]["NetworkSettings"]["Networks"][env.net]["IPAddress"]
+    assert ip == str(env.subnet[2])
+    # the host: the container itself, and the published port on 127.0.0.1 and on the bridge address
+    assert get(f"http://{ip}/") == "hi\n"
+    assert get(f"http://127.0.0.1:{hp}/") == "hi\n"
+    assert get(f"http://{gw}:{hp}/") == "hi\n"
+    # another container: by IP, by name, and through the published port
+    out = env.sh("run", "--rm", "--net", env.net, "busybox", "sh", "-c",
+                 f"ping -c1 -W2 {ip} >/dev/null && ping -c1 -W2 web >/dev/null && echo pinged && "
+                 f"wget -qO- http://web/ && wget -qO- http://{gw}:{hp}/")
+    assert out == "pinged\nhi\nhi\n"
+    # a container started later is found by one started earlier
+    env.sh("run", "-d", "--name", "late", "--net", env.net, "busybox", "sleep", "60")
+    assert "pinged" in env.sh("exec", "web", "sh", "-c", "ping -c1 -W2 late >/dev/null && echo pinged")
+
+
+def test_rm_leaves_no_veth_rule_or_address_and_network_rm_removes_the_bridge(env: Env) -> None:
+    hp = free_port()
+    cid = env.sh("run", "-d", "--net", env.net, "-p", f"127.0.0.1:{hp}:80", "-v", f"{www(env)}:/www",
+                 "busybox", "httpd", "-f", "-p", "80", "-h", "/www").strip()
+    store = Store(env.root)
+    net = networks.load(store, env.net)
+    assert get(f"http://127.0.0.1:{hp}/") == "hi\n"
+    veth = host_veth_name(cid, "eth0")
+    assert link_exists(veth) and link_exists(net.bridge)
+    p = dockee(env.root, "network", "rm", env.net)
+    assert p.returncode != 0 and "in use" in p.stderr and p.stderr.count("\n") == 1
+    env.sh("rm", "-f", cid)
+    assert not link_exists(veth)
+    assert str(hp) not in sh("nft", "list", "table", "ip", net.table).stdout
+    assert [f for f in os.listdir(store.networks / "ipam" / env.net) if f[0].isdigit()] == []
+    env.sh("network", "rm", env.net)
+    assert not link_exists(net.bridge)
+
+
+def test_bad_network_input_is_one_line_and_leaves_nothing(env: Env) -> None:
+    hp = free_port()
+    env.sh("run", "-d", "--name", "a", "--net", env.net, "--ip", str(env.subnet[9]), "-p", f"{hp}:80",
+           "busybox", "sleep", "60")
+    store = Store(env.root)
+    before = allocated(store, env.net)
+    links = sorted(os.listdir("/sys/class/net"))
+    for args, needle in ((["--net", "nope"], "network nope not found"),
+                         (["--net", env.net, "--ip", str(env.subnet[9])], "already allocated"),
+                         (["--net", env.net, "-p", f"{hp}:80"], "already published"),
+                         (["--net", env.net, "-p", "80:99999"], "-p")):
+        p = dockee(env.root, "run", "--rm", *args, "busybox", "true")
+        assert p.returncode != 0 and needle in p.stderr, p.stderr
+        assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+        assert allocated(store, env.net) == before
+    assert sorted(os.listdir("/sys/class/net")) == links
+    assert dockee(env.root, "ps", "-aq").stdout.split() == [dockee(env.root, "ps", "-q").stdout.split()[0]]
+
+
+def allocated(store: Store, net: str) -> list[str]:
+    return sorted(f for f in os.listdir(store.networks / "ipam" / net) if f[0].isdigit())
+
+
+def test_seeds_network_demonstration(env: Env) -> None:
+    seeds = "192.168.33.0/24"
+    import ipaddress
+
+    from netfix import host_routes
+
+    if any(r.overlaps(ipaddress.IPv4Network(seeds)) for r in host_routes()):
+        pytest.skip(f"{seeds} is in use on this host")
+    env.sh("network", "create", "--driver", "bridge", "--subnet", seeds, "bridge33")
+    assert "bridge33" in env.sh("network", "list")
+    out = env.sh("run", "--image", "busybox", "--net", "bridge33", "ip a")
+    assert "inet 192.168.33.2/24" in out and "eth0" in out
+    env.sh("rm", "-f", *env.sh("ps", "-aq").split())
+    assert env.sh("network", "remove", "bridge33").strip() == "bridge33"
