@@ -451,11 +451,27 @@ def test_cve_2021_30465_symlinked_destinations_stay_inside(pyrt: Runtime, tmp_pa
 # host directory until told to stop.  The symlink phase is held a little (a builtin-only
 # loop): each swap is a fork+exec of busybox mv, and with short phases B rarely resolved
 # x while it was the link.
+#
+# B's runtime creates a missing mount destination, so when B looks while x is away it
+# makes a fresh directory x; the link then moves *into* it and the swap would be stuck
+# on directories for good.  Each round first repairs that (only builtins unless needed),
+# moving strays aside, never deleting them: unlinking a directory would also detach B's
+# mount on it, which the test would count as a mount gone astray.
 SWAPPER = r"""
 cd {shared}
 mkdir -p d && ln -sf {target} l
 : > /tmp/swapping
+n=0
 while [ ! -e /tmp/stop ]; do
+  if [ -e x ] || [ -L x ]; then n=$((n+1)); mv x stray$n; fi
+  if [ ! -L l ]; then
+    if [ -e l ]; then n=$((n+1)); mv l stray$n; fi
+    ln -s {target} l
+  fi
+  if [ -L d ] || [ ! -d d ]; then
+    if [ -e d ] || [ -L d ]; then n=$((n+1)); mv d stray$n; fi
+    mkdir d
+  fi
   mv -f d x; mv -f x d; mv -f l x
   i=0; while [ $i -lt 1000 ]; do i=$((i+1)); done
   mv -f x l
