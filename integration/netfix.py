@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PLUGIN = str(REPO / ".venv" / "bin" / "dockee-cni-bridge")
+# the venv's console script; under `make mutation` (a copy without .venv) PYTHONPATH points it at the copy
+PLUGIN = str(next((p for p in (REPO / ".venv" / "bin" / "dockee-cni-bridge",
+                               Path(sys.executable).parent / "dockee-cni-bridge") if p.exists()),
+                  "dockee-cni-bridge"))
 PY = sys.executable
 REF_DIR = "/usr/lib/cni"
 

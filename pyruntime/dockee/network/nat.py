@@ -11,7 +11,7 @@ elements, so each ADD/DEL is one atomic `nft -f` transaction and needs no rule h
 `create element` fails when a key exists, so a host port published twice is refused by the kernel,
 atomically.  DNAT runs in PREROUTING and OUTPUT for local destinations, which includes 127.0.0.1:
 the bridge gets route_localnet=1 and the `guard` chain drops packets for 127.0.0.0/8 that arrive on
-any interface but lo (moby#41872), so containers cannot reach the host's loopback services.
+our bridges (moby#41872), so containers cannot reach the host's loopback services.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def table_setup(table: str) -> str:
         lines.append(f"add map {t} addrports_{p} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}")
     lines += [
         f"add chain {t} guard {{ type filter hook prerouting priority raw; policy accept; }}",
-        f'add rule {t} guard iifname != "lo" ip daddr 127.0.0.0/8 drop',
+        # only our bridges have route_localnet=1; elsewhere the kernel drops such martians itself
+        f"add rule {t} guard iifname @bridges ip daddr 127.0.0.0/8 drop",
         f"add chain {t} portmap",
     ]
     for p in PROTOCOLS:
