@@ -7,13 +7,18 @@ arriving, one readable error line.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import wait_until
+from harness import pids_matching, wait_until
 
 from conftest import Runtime, base_config
 
@@ -153,3 +158,51 @@ def test_start_of_a_command_that_exits_at_once(request: pytest.FixtureRequest, n
             failures.append(p.stderr.strip())
         rt("delete", "--force", cid, check=True)
     assert failures == []
+
+
+# --- 6. create raced by delete --force ---------------------------------------------------
+
+
+def _own_cgroups_named(name: str) -> list[Path]:
+    """A relative cgroupsPath lands under this process's own cgroup in every hierarchy."""
+    out = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        mount = "unified" if not controllers else controllers.removeprefix("name=")
+        d = Path("/sys/fs/cgroup", mount, path.lstrip("/"), name)
+        if d.is_dir():
+            out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_create_raced_by_delete_force(request: pytest.FixtureRequest, name: str) -> None:
+    """containerd gives up on a slow create with `delete --force`: every error either verb
+    prints is one line in the runtime's words, and nothing is left behind."""
+    rt = _rt(request, name)
+    cfg = base_config(["sleep", "60"])
+    bundle = rt.bundle(cfg)
+    rng = random.Random(10)
+    errors: list[str] = []
+    for _ in range(30):
+        cid = rt.new_id()
+        with tempfile.TemporaryFile("w+") as err:
+            create = subprocess.Popen([rt.binary, "--root", str(rt.root), "create", "--bundle",
+                                       str(bundle), cid], stdout=subprocess.DEVNULL, stderr=err,
+                                      stdin=subprocess.DEVNULL, text=True)
+            time.sleep(rng.uniform(0, 0.12))
+            delete = rt("delete", "--force", cid)
+            create.wait(60)
+            err.seek(0)
+            errors += [f"create: {err.read()}"] if create.returncode else []
+        errors += [f"delete: {delete.stderr}"] if delete.returncode else []
+        rt("delete", "--force", cid, check=True)  # a create that won is deleted now
+    assert not (rt.root.exists() and os.listdir(rt.root)), os.listdir(rt.root)
+    assert _own_cgroups_named(cfg["linux"]["cgroupsPath"]) == []
+    assert pids_matching(str(bundle)) == []
+    if name == "pyrt":
+        assert errors, "the race was never hit"
+        assert all(len(e.strip().splitlines()) == 1 for e in errors), errors
+        _assert_readable_errors(*errors)
+        assert {e.split(": ", 1)[1].strip() for e in errors} <= {
+            "pyruntime: container was deleted during create"}, errors

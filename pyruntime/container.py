@@ -123,13 +123,23 @@ class Runtime:
             sdir.mkdir(mode=0o711)
         except FileExistsError:
             raise ContainerExists(cid)
+        ours = os.stat(sdir).st_ino
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
                    annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
+        saved = False
         try:
             self.store.save(st)
+            saved = True
             master = self._build(st, spec, sdir, cgroup, opts)
-        except BaseException:
-            self._cleanup_failed(st, sdir, None if shared_cgroup else cgroup)
+        except BaseException as e:
+            deleted = st_mod.deleted_under_us(str(sdir), ours, saved)
+            self._cleanup_failed(st, sdir, None if shared_cgroup else cgroup,
+                                 keep_dir=deleted == st_mod.REPLACED)
+            if deleted and isinstance(e, Exception):
+                # a caller gave up on us (`delete --force` mid-create, as containerd does on
+                # a timeout): whatever failed here failed because of that, so say that
+                self.debug(f"create {cid}: failed after a delete: {e!r}")
+                raise RuntimeErr("container was deleted during create") from e
             raise
         return st, master
 
@@ -238,22 +248,28 @@ class Runtime:
             parent.close()
         return master
 
-    def _cleanup_failed(self, st: State, sdir: Path | str, cgroup: Any) -> None:
+    def _cleanup_failed(self, st: State, sdir: Path | str, cgroup: Any,
+                        keep_dir: bool = False) -> None:
         """Undo a failed create; `cgroup` is None when it existed before us (shared): then
-        only our own init is killed and the cgroup stays, with its other processes."""
+        only our own init is killed and the cgroup stays, with its other processes.
+        `keep_dir`: the state dir is another create's now (ours was deleted and the id
+        reused), so it and the cgroups, which that create may share, stay."""
         if st.pid and st_mod.is_alive(st):
             _kill_quietly(st.pid)
             _wait_gone(st, 5.0)
-        if cgroup is None:
-            st_mod.remove_state_dir(sdir)
+        if keep_dir:
             return
+        if cgroup is not None:
+            try:
+                if cgroup.exists():
+                    cgroup.kill_all(SIGKILL)
+                cgroup.destroy()
+            except (OSError, RuntimeErr):
+                pass
         try:
-            if cgroup.exists():
-                cgroup.kill_all(SIGKILL)
-            cgroup.destroy()
-        except (OSError, RuntimeErr):
-            pass
-        st_mod.remove_state_dir(sdir)
+            st_mod.remove_state_dir(sdir)
+        except OSError:
+            pass  # a concurrent `delete --force` removes it
 
     # --- start / state -----------------------------------------------------------
 
@@ -373,6 +389,8 @@ class Runtime:
             raise RuntimeErr(f"cannot delete container {cid} that is not stopped: {stat}")
         if stat == CREATING and not force and st.pid and st_mod.is_alive(st):
             raise RuntimeErr(f"cannot delete container {cid} that is being created")
+        if stat in (CREATING, CREATED):
+            st_mod.mark_deleting(sdir)  # a create still running learns why it failed
         alive = stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st)
         manager = None
         if st.cgroup and (alive or not _remove_empty_cgroups(st.cgroup)):

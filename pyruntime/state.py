@@ -136,24 +136,68 @@ class Store:
 
 
 def remove_state_dir(path: str | Path) -> None:
-    """The state dir is flat (state.json, exec.fifo, temp files): no shutil needed."""
-    try:
-        names = os.listdir(path)
-    except FileNotFoundError:
-        return
-    for name in names:
+    """The state dir is flat (state.json, exec.fifo, temp files): no shutil needed.  A
+    create racing us may still add a file: list again until the directory is gone."""
+    for attempt in range(100):
         try:
-            os.unlink(os.path.join(path, name))
-        except IsADirectoryError:
-            import shutil
-
-            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+            names = os.listdir(path)
         except FileNotFoundError:
-            pass
+            return
+        # the mark of a `delete --force` goes last: a racing create reads it, or finds its
+        # state.json gone
+        names.sort(key=lambda n: n == DELETING_MARK)
+        for name in names:
+            try:
+                os.unlink(os.path.join(path, name))
+            except IsADirectoryError:
+                import shutil
+
+                shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != 39 or attempt == 99:  # ENOTEMPTY: a file came in since the listing
+                raise RuntimeErr(f"removing the state directory {path}: {e.strerror}") from e
+        import time
+
+        time.sleep(0.001)
+
+
+# why a create failed: its state dir was removed, or replaced by another create's
+GONE, REPLACED, DELETING = "gone", "replaced", "deleting"
+DELETING_MARK = ".deleting"
+
+
+def mark_deleting(path: str) -> None:
+    """`delete --force` of a container still being created leaves this for its create."""
     try:
-        os.rmdir(path)
+        os.close(os.open(os.path.join(path, DELETING_MARK),
+                         os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass  # already gone: create sees that too
+
+
+def deleted_under_us(path: str, ino: int, saved: bool) -> str:
+    """'' while the state dir made by a create (inode `ino`) is still its own and no
+    delete has touched it; otherwise what happened.  `saved`: the create wrote its
+    state.json once, so a missing one was deleted."""
+    try:
+        if os.stat(path).st_ino != ino:
+            return REPLACED
     except FileNotFoundError:
-        pass
+        return GONE
+    except OSError:
+        return ""
+    if os.path.lexists(os.path.join(path, DELETING_MARK)):
+        return DELETING
+    if saved and not os.path.lexists(os.path.join(path, STATE_FILE)):
+        return DELETING
+    return ""
 
 
 def proc_start_time(pid: int) -> int | None:

@@ -130,3 +130,45 @@ def _is_open(fd: int) -> bool:
         return True
     except OSError:
         return False
+
+
+# --- create raced by delete --force (item 6) ------------------------------------------
+
+
+def test_deleted_under_us(tmp_path: Path) -> None:
+    d = tmp_path / "c"
+    d.mkdir()
+    ino = d.stat().st_ino
+    assert st_mod.deleted_under_us(str(d), ino, saved=False) == ""
+    assert st_mod.deleted_under_us(str(d), ino, saved=True) == st_mod.DELETING  # no state.json
+    (d / st_mod.STATE_FILE).write_text("{}")
+    assert st_mod.deleted_under_us(str(d), ino, saved=True) == ""
+    st_mod.mark_deleting(str(d))
+    assert st_mod.deleted_under_us(str(d), ino, saved=True) == st_mod.DELETING
+    pin = os.open(d, os.O_RDONLY)  # the old inode stays allocated: the new dir gets another
+    try:
+        st_mod.remove_state_dir(d)
+        assert st_mod.deleted_under_us(str(d), ino, saved=True) == st_mod.GONE
+        d.mkdir()  # another create's now
+        assert st_mod.deleted_under_us(str(d), ino, saved=True) == st_mod.REPLACED
+    finally:
+        os.close(pin)
+
+
+def test_remove_state_dir_unlinks_the_delete_mark_last(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "c"
+    d.mkdir()
+    for name in ("a", st_mod.DELETING_MARK, st_mod.STATE_FILE, "z"):
+        (d / name).write_text("")
+    order: list[str] = []
+    real_unlink = os.unlink
+
+    def unlink(path: str) -> None:
+        order.append(os.path.basename(path))
+        real_unlink(path)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    st_mod.remove_state_dir(d)
+    assert order[-1] == st_mod.DELETING_MARK and sorted(order) == sorted(
+        ["a", st_mod.DELETING_MARK, st_mod.STATE_FILE, "z"]) and not d.exists()
