@@ -19,7 +19,7 @@ def test_table_has_the_hooks_and_the_loopback_guard() -> None:
     assert text.startswith("create table ip dk1\n")
     for needle in ("type nat hook prerouting priority dstnat", "type nat hook output priority -100",
                    "fib daddr type local jump portmap", "type filter hook prerouting priority raw",
-                   "iifname @bridges ip daddr 127.0.0.0/8 drop",
+                   "iifname @bridges ip daddr 127.0.0.0/8 counter drop",
                    "ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade",
                    "ip saddr @masq oifname != @bridges masquerade",
                    "dnat ip to tcp dport map @ports_tcp", "dnat ip to ip daddr . udp dport map @addrports_udp"):

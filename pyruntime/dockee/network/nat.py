@@ -40,7 +40,7 @@ def table_setup(table: str) -> str:
     lines += [
         f"add chain {t} guard {{ type filter hook prerouting priority raw; policy accept; }}",
         # only our bridges have route_localnet=1; elsewhere the kernel drops such martians itself
-        f"add rule {t} guard iifname @bridges ip daddr 127.0.0.0/8 drop",
+        f"add rule {t} guard iifname @bridges ip daddr 127.0.0.0/8 counter drop",
         f"add chain {t} portmap",
     ]
     for p in PROTOCOLS:
