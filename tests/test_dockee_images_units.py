@@ -30,6 +30,13 @@ from pyruntime.dockee.tarstream import TarFormatError, TarReader
 UID, GID = os.getuid(), os.getgid()
 
 
+@pytest.fixture(autouse=True, params=["gnutar", "python"])
+def extractor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both extractors: GNU tar fed checked entries, and our own."""
+    monkeypatch.setenv("DOCKEE_EXTRACTOR", request.param)
+    return str(request.param)
+
+
 # -- building archives -------------------------------------------------------------------------
 
 def _ti(name: str, kind: bytes = tarfile.REGTYPE, **kw: Any) -> tarfile.TarInfo:

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_dockee_images_units import d, f, tar_bytes, unpack
+from test_dockee_images_units import d, extractor, f, tar_bytes, unpack  # noqa: F401 (both extractors)
 
 from pyruntime.dockee.errors import DockeeError
 from pyruntime.dockee.images import ImageStore

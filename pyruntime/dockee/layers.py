@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from pyruntime.dockee import gnutar
 from pyruntime.dockee.errors import DockeeError
 from pyruntime.dockee.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
 
@@ -60,6 +61,30 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     for d in diff_ids:
         out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
     return out
+
+
+def layer_path(name: str) -> str:
+    """An archive name as a path relative to the layer root ("" for the root itself).
+
+    ValueError for absolute names and any ".." component: one that climbs out is an attack,
+    and one that stays inside means different things to different extractors.
+    """
+    if name.startswith("/"):
+        raise ValueError("absolute path")
+    norm = posixpath.normpath(name)
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError("path leads outside the layer")
+    if ".." in name.split("/"):
+        raise ValueError("'..' in the path")
+    return "" if norm == "." else norm
+
+
+def symlink_escapes(rel: str, target: str) -> bool:
+    """A relative symlink target that leads above the layer root (absolute ones are kept)."""
+    if target.startswith("/"):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    return resolved == ".." or resolved.startswith("../")
 
 
 class _Hashing:
@@ -149,12 +174,10 @@ class _Extractor:
     # -- names ---------------------------------------------------------------------------
 
     def rel_name(self, name: str, entry: str) -> str:
-        if name.startswith("/"):
-            raise self.fail(entry, "absolute path")
-        norm = posixpath.normpath(name)
-        if norm == ".." or norm.startswith("../"):
-            raise self.fail(entry, "path leads outside the layer")
-        return "" if norm == "." else norm
+        try:
+            return layer_path(name)
+        except ValueError as e:
+            raise self.fail(entry, str(e)) from None
 
     def ensure_parents(self, rel: str, entry: str) -> None:
         """Make or verify every parent of rel as a real directory, never through a symlink."""
@@ -211,17 +234,15 @@ class _Extractor:
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
             os.chmod(full, m.mode & 0o7777)
             self.xattrs(m, full, entry)
-            self.dir_times.append((rel, int(m.mtime)))
+            self.dir_times.append((rel, m.mtime_ns))
             return
         self.clear(rel, keep_dir=False)
         if m.type == REG:
             self.regular(reader, m, full, entry)
         elif m.type == SYM:
             target = m.linkname
-            if not target.startswith("/"):
-                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-                if resolved == ".." or resolved.startswith("../"):
-                    raise self.fail(entry, f"symlink target {target!r} leads outside the layer")
+            if symlink_escapes(rel, target):
+                raise self.fail(entry, f"symlink target {target!r} leads outside the layer")
             os.symlink(target, full)
             self.meta_nofollow(m, full)
         elif m.type == LNK:
@@ -242,7 +263,7 @@ class _Extractor:
             os.mknod(full, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor) if kind != stat.S_IFIFO else 0)
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
             os.chmod(full, m.mode & 0o7777)
-            os.utime(full, ns=(int(m.mtime) * 10**9,) * 2, follow_symlinks=False)
+            os.utime(full, ns=(m.mtime_ns,) * 2, follow_symlinks=False)
         else:
             raise self.fail(entry, f"unsupported entry type {m.type!r}")
 
@@ -255,14 +276,14 @@ class _Extractor:
             os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
             self.xattrs(m, fd, entry)
-            os.utime(fd, ns=(int(m.mtime) * 10**9,) * 2)
+            os.utime(fd, ns=(m.mtime_ns,) * 2)
         finally:
             os.close(fd)
         self.size += m.size
 
     def meta_nofollow(self, m: Entry, full: str) -> None:
         os.chown(full, m.uid, m.gid, follow_symlinks=False)
-        os.utime(full, ns=(int(m.mtime) * 10**9,) * 2, follow_symlinks=False)
+        os.utime(full, ns=(m.mtime_ns,) * 2, follow_symlinks=False)
 
     def xattrs(self, m: Entry, where: int | str, entry: str) -> None:
         for name, raw in m.xattrs.items():
@@ -291,12 +312,12 @@ class _Extractor:
         full = self.path(target)
         os.mknod(full, stat.S_IFCHR | 0o000, os.makedev(0, 0))
         os.chown(full, m.uid, m.gid, follow_symlinks=False)
-        os.utime(full, ns=(int(m.mtime) * 10**9,) * 2, follow_symlinks=False)
+        os.utime(full, ns=(m.mtime_ns,) * 2, follow_symlinks=False)
 
     def finish(self) -> None:
         # Directory times last: every entry created below a directory changes its mtime.
         for rel, mtime in reversed(self.dir_times):
-            os.utime(self.path(rel), ns=(mtime * 10**9,) * 2, follow_symlinks=False)
+            os.utime(self.path(rel), ns=(mtime,) * 2, follow_symlinks=False)
         os.chmod(self.dest, 0o755)
 
 
@@ -305,26 +326,36 @@ def extract(src: Readable, dest: Path, *, what: str = "layer",
     """Unpack the layer tar read from src into the empty directory dest (see module doc)."""
     outer = _Hashing(src, on_bytes)
     ex = _Extractor(dest, what)
+    tar = None if os.environ.get("DOCKEE_EXTRACTOR") == "python" else gnutar.gnu_tar()
+    reader: TarReader | None = None
     try:
         plain = _Hashing(decompressed(outer))
-        reader = TarReader(plain)
-        try:
-            for m in reader.entries():
-                ex.entry(m, reader)
-            reader.drain()
-        finally:
-            reader.close()
+        reader = TarReader(plain, keep_raw=tar is not None)
+        if tar is not None:
+            size = gnutar.extract(reader, dest, tar)
+        else:
+            try:
+                for m in reader.entries():
+                    ex.entry(m, reader)
+                reader.drain()
+            finally:
+                reader.close()
+            ex.finish()
+            size = ex.size
         outer.drain()
+    except gnutar.Refused as e:
+        raise BadArchive(f"{what}: {e}") from None
     except TarFormatError as e:
-        if not reader.last:
+        if reader is None or not reader.last:
             raise BadArchive(f"{what}: not a tar archive, or corrupt from its start ({e})") from None
         raise BadArchive(f"{what}: {e}") from None
     except (EOFError, zlib.error, OSError, lzma.LZMAError) as e:
         if isinstance(e, OSError) and e.errno is not None and not isinstance(e, gzip.BadGzipFile):
             raise  # a real I/O error of ours (disk full, ...), not the archive's
         raise BadArchive(f"{what}: truncated or corrupt archive ({e})") from None
-    ex.finish()
-    return Extracted(plain.digest(), outer.digest(), ex.size)
+    except RuntimeError as e:  # tar failed on an archive that passed the checks
+        raise BadArchive(f"{what}: {e}") from None
+    return Extracted(plain.digest(), outer.digest(), size)
 
 
 def _rmtree(path: str) -> None:

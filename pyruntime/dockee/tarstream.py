@@ -23,6 +23,7 @@ BLOCK = 512
 CHUNK = 1 << 20
 
 REG, LNK, SYM, CHR, BLK, DIR, FIFO = "0", "1", "2", "3", "4", "5", "6"
+_INTERPRETED = {"path", "linkpath", "size", "uid", "gid", "mtime", "uname", "gname"}
 _TYPES = {b"0": REG, b"\0": REG, b"7": REG, b"1": LNK, b"2": SYM, b"3": CHR, b"4": BLK, b"5": DIR, b"6": FIFO}
 
 
@@ -36,7 +37,7 @@ class TarFormatError(Exception):
 
 class Entry:
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname", "devmajor", "devminor",
-                 "xattrs")
+                 "xattrs", "raw", "mtime_ns")
 
     def __init__(self) -> None:
         self.name = ""
@@ -45,11 +46,13 @@ class Entry:
         self.uid = 0
         self.gid = 0
         self.size = 0
-        self.mtime = 0
+        self.mtime = 0  # seconds
+        self.mtime_ns = 0
         self.linkname = ""
         self.devmajor = 0
         self.devminor = 0
         self.xattrs: dict[str, bytes] = {}
+        self.raw = b""  # the header blocks as read (pax/GNU ones included), when the reader keeps them
 
 
 def _num(field: bytes) -> int:
@@ -63,6 +66,16 @@ def _num(field: bytes) -> int:
         return int(text, 8)
     except ValueError:
         raise TarFormatError(f"bad number {field!r} in a header") from None
+
+
+def _pax_time_ns(value: bytes) -> int:
+    """A pax time ("1700000000.123456789", maybe negative) in nanoseconds, exactly."""
+    text = value.decode("ascii")
+    sign = -1 if text.startswith("-") else 1
+    whole, _, frac = text.lstrip("-").partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(text)
+    return sign * (int(whole) * 10**9 + int((frac + "000000000")[:9]))
 
 
 def _str(raw: bytes) -> str:
@@ -131,7 +144,8 @@ class _Feed:
 
 
 class TarReader:
-    def __init__(self, src: Readable, threaded: bool = True) -> None:
+    def __init__(self, src: Readable, threaded: bool = True, keep_raw: bool = False) -> None:
+        self.keep_raw = keep_raw
         self.feed = _Feed(src) if threaded else None
         self.src = src
         self.buf = memoryview(b"")
@@ -212,6 +226,7 @@ class TarReader:
         pax: dict[str, bytes] = {}
         long_name: bytes | None = None
         long_link: bytes | None = None
+        raw: list[bytes] = []
         while True:
             block = self._header()
             if block is None:
@@ -224,13 +239,22 @@ class TarReader:
                 if size > 64 << 20:
                     raise TarFormatError(f"metadata header of {size} bytes after entry {self.last!r}")
                 body = b"".join(bytes(v) for v in self.data(size))
+                if t == b"g":
+                    # Dropped, never passed on; but one that would rename what follows is refused,
+                    # since another reader may apply it.
+                    bad = sorted(k for k in _pax(body) if k in _INTERPRETED or k.startswith("GNU.sparse."))
+                    if bad:
+                        raise TarFormatError(f"global pax header sets {', '.join(bad)} after entry {self.last!r}")
+                    continue
                 if t == b"x":
                     pax.update(_pax(body))
                 elif t == b"L":
                     long_name = body.split(b"\0", 1)[0]
                 elif t == b"K":
                     long_link = body.split(b"\0", 1)[0]
-                continue  # global pax headers carry nothing an image needs
+                if self.keep_raw:
+                    raw.append(block + body + b"\0" * (-size % BLOCK))
+                continue
             kind = _TYPES.get(t)
             if kind is None:
                 if t == b"V":
@@ -254,9 +278,10 @@ class TarReader:
             e.gid = int(pax["gid"]) if "gid" in pax else _num(block[116:124])
             e.size = int(pax["size"]) if "size" in pax else size
             try:
-                e.mtime = int(float(pax["mtime"])) if "mtime" in pax else _num(block[136:148])
+                e.mtime_ns = _pax_time_ns(pax["mtime"]) if "mtime" in pax else _num(block[136:148]) * 10**9
             except ValueError:
                 raise TarFormatError(f"bad pax mtime in entry {e.name!r}") from None
+            e.mtime = e.mtime_ns // 10**9
             e.devmajor = _num(block[329:337])
             e.devminor = _num(block[337:345])
             if any(k.startswith("GNU.sparse.") for k in pax):
@@ -267,7 +292,10 @@ class TarReader:
             e.type = kind
             if kind != REG:
                 e.size = 0  # only regular files have content; a size in other headers is noise
-            pax, long_name, long_link = {}, None, None
+            if self.keep_raw:
+                raw.append(block)
+                e.raw = b"".join(raw)
+            pax, long_name, long_link, raw = {}, None, None, []
             self.last = e.name
             end = self.base + self.pos + e.size + (-e.size % BLOCK)
             yield e
