@@ -190,7 +190,9 @@ def _await(chan: sync.Channel, kind: str, watch: list[int], deadline: float) -> 
     pid namespace) and may SIGSTOP it halfway through setup.  Fails at the deadline, or
     as soon as a watched process has stayed stopped for STOPPED_GRACE."""
     stopped_since = None
-    while not select.select([chan.fileno()], [], [], 0.1)[0]:
+    poller = select.poll()
+    poller.register(chan.fileno(), select.POLLIN)
+    while not poller.poll(100):
         now = time.monotonic()
         if now > deadline:
             raise RuntimeErr(f"exec: the process was not ready within {SETUP_DEADLINE:.0f}s "
