@@ -341,3 +341,33 @@ def test_loopback_of_the_host_is_not_reachable_from_a_container(net: NetEnv) -> 
     guard = [line for line in net.nft_table_text().splitlines() if "127.0.0.0/8" in line and "drop" in line]
     assert len(guard) == 1 and " packets 0 " not in guard[0], guard
     assert net.talk(None, "127.0.0.1", port) == "hello from 127.0.0.1"
+
+
+def test_status_reports_ready(net: NetEnv) -> None:
+    rc, out, _ = net.cni("STATUS", net.conf("1.1.0"))
+    assert rc == 0 and out is None
+
+
+def test_concurrent_adds_on_a_fresh_network(net: NetEnv) -> None:
+    """Bridge, nft table and IPAM are made by whichever ADD comes first; the others must cope."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spaces = [net.add_netns() for _ in range(6)]
+    hp = free_port()
+
+    def add(i: int) -> tuple[int, Any, str]:
+        extra = {"runtimeConfig": {"portMappings": [{"hostPort": hp + i, "containerPort": 80}]}} if i % 2 else {}
+        return net.cni("ADD", net.conf(**extra), spaces[i], cid=f"c{i}")
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(add, range(6)))
+    assert [rc for rc, _, _ in results] == [0] * 6, results
+    ips = {res["ips"][0]["address"] for _, res, _ in results}
+    assert len(ips) == 6
+    for i, ns in enumerate(spaces):
+        conf = net.conf(**({"runtimeConfig": {"portMappings": [{"hostPort": hp + i, "containerPort": 80}]}}
+                           if i % 2 else {}))
+        assert net.cni("DEL", conf, ns, cid=f"c{i}")[0] == 0
+    assert ipam_files(net) == []
+    text = net.nft_table_text()
+    assert not any(f"{hp + i} :" in text for i in range(6))
