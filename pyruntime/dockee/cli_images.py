@@ -221,7 +221,7 @@ def do_rmi(ctx: click.Context, refs: tuple[str, ...], force: bool) -> None:
             print(f"dockee-shim: {e}", file=sys.stderr)
             failed = e
     if failed is not None:
-        sys.exit(failed.exit_code if len(refs) == 1 else 1)
+        sys.exit(1)  # docker's status when any image could not be removed
 
 
 def do_tag(ctx: click.Context, source: str, target: str) -> None:

@@ -11,6 +11,10 @@ entry is written only below the layer directory.  It refuses, naming the entry:
   - a truncated or corrupt archive: the tar must end with its end-of-archive block.
 Device nodes and ownership are kept (dockee runs as root).
 
+Where GNU tar exists (and DOCKEE_EXTRACTOR is not "python") it does the writing, fed only
+entries that passed the same rules (gnutar.py): the kernel work then runs on another core
+while this process parses and hashes.  Otherwise _Extractor below writes every entry itself.
+
 Whiteouts become overlay's form, so the directory serves as an overlay lowerdir as is:
 `.wh.NAME` -> a 0/0 character device NAME; `DIR/.wh..wh..opq` -> xattr
 trusted.overlay.opaque=y on DIR.  write_tar() is the inverse, for `save` and `commit`: a
