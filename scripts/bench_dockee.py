@@ -36,6 +36,7 @@ def timed(cmd: list[str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-run", action="store_true", help="only the image benchmarks")
     ap.add_argument("--tarball", help="a docker-export tarball (default: the cached Debian one)")
     ap.add_argument("--dockee", default=shutil.which("dockee-shim") or str(REPO / ".venv/bin/dockee-shim"))
     args = ap.parse_args()
@@ -68,7 +69,91 @@ def main() -> int:
     print(f"  tar -x:            {t:7.2f} s")
     print(f"  dockee-shim import:{m:7.2f} s   ratio {m / t:.2f}  (target <= 1.20)")
     print(f"  dockee-shim save:  {s:7.2f} s")
+    if not args.skip_run:
+        run_vs_podman(args.dockee, args.repeat * 3)
     return 0
+
+
+# ---- containers: `run --rm IMAGE true` against podman, debian against busybox, monitor RSS ----
+
+PODMAN_ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+def _median_run(cmd: list[str], repeat: int) -> float:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)  # warm-up (first-use work, caches)
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_vs_podman(dockee: str, repeat: int) -> None:
+    """dockee-shim run --rm busybox true vs podman run --rm on the same image (saved by dockee, loaded
+    by podman into a private store), with and without a network; debian vs busybox; conmon's RSS."""
+    work = Path(tempfile.mkdtemp(prefix="bench-dockee-run-"))
+    dk = [dockee, "--root", str(work / "store"), "--runtime-root", str(work / "rt")]
+    pm = ["podman", "--root", str(work / "podman"), "--runroot", str(work / "podman-run"),
+          "--tmpdir", str(work / "podman-tmp"), "--storage-driver", "overlay",
+          "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+    results: list[tuple[str, float]] = []
+    try:
+        subprocess.run([*dk, "save", "-o", str(work / "busybox.tar"), "busybox"], check=True,
+                       stdout=subprocess.DEVNULL)
+        have_podman = shutil.which("podman") is not None
+        if have_podman:
+            subprocess.run([*pm, "load", "-i", str(work / "busybox.tar")], check=True, capture_output=True)
+        for net in ("none", "default"):
+            dnet = ["--net", "none"] if net == "none" else []
+            pnet = ["--network", "none"] if net == "none" else []
+            d = _median_run([*dk, "run", "--rm", *dnet, "busybox", "true"], repeat)
+            results.append((f"dockee-shim run --rm busybox true (net {net})", d))
+            if have_podman:
+                p = _median_run([*pm, "run", "--rm", "--pull", "never", *PODMAN_ULIMITS, *pnet, "busybox:latest",
+                                 "true"], repeat)
+                results.append((f"podman run --rm busybox true (net {net})", p))
+                results.append((f"  ratio dockee/podman (net {net}, target <= 1.0)", d / p))
+        try:
+            sys.path.insert(0, str(REPO / "integration"))
+            from dockee_images import debian_tarball
+
+            subprocess.run([*dk, "import", str(debian_tarball()), "bench-debian"], check=True,
+                           stdout=subprocess.DEVNULL)
+            deb = _median_run([*dk, "run", "--rm", "--net", "none", "bench-debian", "true"], repeat)
+            bb = _median_run([*dk, "run", "--rm", "--net", "none", "busybox", "true"], repeat)
+            results.append(("dockee-shim run --rm debian true (net none)", deb))
+            results.append(("  ratio debian/busybox (target <= 1.1)", deb / bb))
+        except Exception as e:  # the Debian tarball needs debootstrap and a mirror
+            print(f"  (debian run skipped: {e})")
+        cid = subprocess.run([*dk, "run", "-d", "--net", "none", "busybox", "sleep", "60"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        conmon = int((work / "store" / "containers" / cid / "conmon.pid").read_text())
+        results.append(("RSS of one detached container's monitor (conmon), KiB", float(_rss_kib(conmon))))
+        subprocess.run([*dk, "rm", "-f", cid], check=True, stdout=subprocess.DEVNULL)
+    finally:
+        for cid in subprocess.run([*dk, "ps", "-aq"], capture_output=True, text=True).stdout.split():
+            subprocess.run([*dk, "rm", "-f", cid], capture_output=True)
+        if shutil.which("podman"):
+            subprocess.run([*pm, "rm", "-af"], capture_output=True)
+            subprocess.run([*pm, "system", "reset", "-f"], capture_output=True)
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                  if str(work) in line.split()[1]]
+        for m in reversed(mounts):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"containers: medians of {repeat} runs after a warm-up")
+    for label, value in results:
+        unit = "" if "ratio" in label or "KiB" in label else " s"
+        print(f"  {label:<62}{value:8.3f}{unit}" if unit or "ratio" in label else f"  {label:<62}{value:8.0f}")
 
 
 if __name__ == "__main__":

@@ -262,11 +262,12 @@ class Engine:
                 done = rec
             else:
                 rt = self.runtime_for(rec)
-                state = rt.state(cid)
-                if state is not None and state.get("status") in ("running", "paused", "created") \
-                        and rec.get("started_at"):
-                    return rec  # not over: a stale exit command, or asked too early
                 info = self.containers.read_exit(cid)
+                if info is None or not rec.get("started_at"):
+                    state = rt.state(cid)
+                    if state is not None and state.get("status") in ("running", "paused", "created") \
+                            and rec.get("started_at"):
+                        return rec  # not over: a stale exit command, or asked too early
                 rec["exit_code"], rec["finished_at"] = info if info else (-1, time.time())
                 rec["finished_generation"] = rec.get("generation")
                 rec["oom_killed"] = self.containers.oom_killed(cid)

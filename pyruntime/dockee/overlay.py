@@ -65,13 +65,16 @@ def mount(lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
 
 def unmount(merged: Path) -> None:
     """Idempotent; a busy mount is detached lazily so that `rm -f` never blocks on it."""
-    while is_mounted(merged):
+    for _ in range(8):  # a path may carry stacked mounts
         p = subprocess.run(["umount", str(merged)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if not is_mounted(merged):
+            return
         if p.returncode != 0:
             p = subprocess.run(["umount", "-l", str(merged)], stdin=subprocess.DEVNULL, capture_output=True,
                                text=True)
             if p.returncode != 0:
                 raise DockeeError(f"unmount {merged}: {p.stderr.strip()}")
+    raise DockeeError(f"unmount {merged}: still mounted")
 
 
 def rootfs_file(merged: Path, rel: str) -> str:
