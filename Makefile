@@ -47,6 +47,7 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_dockee.py
 
 conformance: setup
 	bash integration/conformance/run.sh
