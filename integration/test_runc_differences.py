@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import pids_matching, wait_until
+from harness import pids_matching, run_captured, wait_until
 
 from conftest import Runtime, base_config
 
@@ -206,3 +209,142 @@ def test_create_raced_by_delete_force(request: pytest.FixtureRequest, name: str)
         _assert_readable_errors(*errors)
         assert {e.split(": ", 1)[1].strip() for e in errors} <= {
             "pyruntime: container was deleted during create"}, errors
+
+
+# --- 8. a failed privileged write names its file and value -------------------------------
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_oom_score_adj_without_cap_sys_resource(request: pytest.FixtureRequest, name: str) -> None:
+    """containerd's pause container asks for -998; without CAP_SYS_RESOURCE both runtimes
+    fail, each naming the file and the reason."""
+    rt = _rt(request, name)
+    cfg = base_config(["true"])
+    cfg["process"]["oomScoreAdj"] = -998
+    bundle = rt.bundle(cfg)
+    cid = rt.new_id()
+    p = run_captured(["setpriv", "--bounding-set", "-sys_resource", "--inh-caps", "-sys_resource",
+                      rt.binary, "--root", str(rt.root), "create", "--bundle", str(bundle), cid])
+    assert p.returncode != 0
+    assert "oom_score_adj" in p.stderr and "Permission denied" in p.stderr, p.stderr
+    assert not (rt.root / cid).exists()
+    assert _own_cgroups_named(cfg["linux"]["cgroupsPath"]) == []
+    if name == "pyrt":
+        assert p.stderr.splitlines() == [
+            f"pyruntime: process.oomScoreAdj: failed to update /proc/{_pid_in(p.stderr)}/oom_score_adj"
+            " to -998: Permission denied"], p.stderr
+
+
+def _pid_in(text: str) -> str:
+    m = re.search(r"/proc/(\d+)/", text)
+    return m.group(1) if m else "?"
+
+
+# --- 9. SELinux labels on a host without SELinux -----------------------------------------
+
+NO_SELINUX = pytest.mark.skipif(os.path.exists("/sys/fs/selinux/enforce"), reason="SELinux is on")
+MOUNT_LABEL = "system_u:object_r:container_file_t:s0:c1,c2"
+PROCESS_LABEL = "system_u:system_r:container_t:s0:c1,c2"
+
+
+@NO_SELINUX
+@pytest.mark.parametrize("field", ["mountLabel", "selinuxLabel"])
+def test_selinux_labels_are_treated_alike(pyrt: Runtime, runc: Runtime, field: str) -> None:
+    """Both labels are config errors here, before anything is made; runc refuses both too
+    (the process label in its validator, the mount label when the kernel rejects it)."""
+    cfg = base_config(["echo", "ran"])
+    if field == "mountLabel":
+        cfg["linux"]["mountLabel"] = MOUNT_LABEL
+        where = "linux.mountLabel"
+    else:
+        cfg["process"]["selinuxLabel"] = PROCESS_LABEL
+        where = "process.selinuxLabel"
+    p = pyrt.run(cfg)
+    assert (p.returncode, p.stdout) == (1, ""), p.stderr
+    assert p.stderr == (f"pyruntime: {where}: selinux label is specified in config, but selinux "
+                        "is disabled or not supported\n")
+    assert not (pyrt.root.exists() and os.listdir(pyrt.root))
+    r = runc.run(cfg)
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr
+    assert ("selinux" if field == "selinuxLabel" else "context=") in r.stderr
+
+
+# --- the scan: no error line of any test here names a Python exception -------------------
+
+_SEEN: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _scan_pyruntime_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every pyruntime call the tests of this module make is scanned, errors included."""
+    real = Runtime.__call__
+
+    def recording(self: Runtime, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        p = real(self, *args, **kw)
+        if "pyruntime" in os.path.basename(self.binary):
+            _SEEN.append(p.stderr)
+        return p
+
+    monkeypatch.setattr(Runtime, "__call__", recording)
+    start = len(_SEEN)
+    yield
+    _assert_readable_errors(*_SEEN[start:])
+
+
+def test_error_paths_read_like_runc(pyrt: Runtime, tmp_path: Path) -> None:
+    """The error paths a user meets first, each one line naming what is wrong."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    bundle = pyrt.bundle(base_config(["true"]))
+    cases = [
+        ["--root", str(afile), "create", "--bundle", str(bundle), "x1"],
+        ["--root", str(afile / "sub"), "list"],
+        ["spec", "--bundle", str(tmp_path / "no-such-dir")],
+        ["create", "--bundle", str(tmp_path / "no-such-dir"), "x2"],
+        ["create", "--bundle", str(bundle), "--pid-file", str(afile / "pid"), "x3"],
+        ["update", "--resources", str(tmp_path / "nofile"), "x4"],
+        ["exec", "-p", str(tmp_path / "nofile"), "x5"],
+        ["kill", "x6", "BOGUS"],
+        ["start", "x7"],
+    ]
+    outputs = []
+    for args in cases:
+        cmd = args if args[0] == "--root" else ["--root", str(pyrt.root), *args]
+        p = run_captured([pyrt.binary, *cmd])
+        assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, (args, p.stderr)
+        outputs.append(p.stderr)
+    _assert_readable_errors(*outputs)
+    assert f"--root {afile}" in outputs[0] and str(afile / "sub") in outputs[1]
+    assert str(tmp_path / "no-such-dir") in outputs[2]
+
+
+def test_init_is_silent_when_create_is_killed(pyrt: Runtime) -> None:
+    """create killed while init waits for its hooks: init's channel breaks and it exits
+    without a line of its own (the old one blamed "preparing the rootfs" for it), and
+    `delete --force` leaves nothing."""
+    marker = f"hook-{uuid.uuid4().hex[:8]}"
+    cfg = base_config(["true"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", f"sleep 30; : {marker}"]}]}
+    bundle = pyrt.bundle(cfg)
+    cid = pyrt.new_id()
+    with tempfile.TemporaryFile("w+") as err:
+        create = subprocess.Popen([pyrt.binary, "--root", str(pyrt.root), "create", "--bundle",
+                                   str(bundle), cid], stdout=subprocess.DEVNULL, stderr=err,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            assert wait_until(lambda: bool(pids_matching(marker)), timeout=20)
+            init_pid = pyrt.state(cid)["pid"]
+        finally:
+            create.kill()
+            create.wait()
+            for pid in pids_matching(marker):
+                os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not Path(f"/proc/{init_pid}").exists()
+                          or "Z" in Path(f"/proc/{init_pid}/stat").read_text().rsplit(")", 1)[1][:3],
+                          timeout=10)
+        err.seek(0)
+        assert err.read() == ""
+    pyrt("delete", "--force", cid, check=True)
+    assert not (pyrt.root / cid).exists()
+    assert _own_cgroups_named(cfg["linux"]["cgroupsPath"]) == []

@@ -361,7 +361,9 @@ def entry(argv: list[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - the last line of defence: still one line
         if debug:
             raise
-        _report(f"internal error: {type(e).__name__}: {e}", debug)
+        from .errors import describe
+
+        _report(describe(e), debug)
         return 1
 
 

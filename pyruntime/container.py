@@ -95,7 +95,9 @@ class Runtime:
         self.debug(f"create {cid}: bundle {bundle}")
         doc = load_config(bundle)
         self._validate(doc, bundle)
-        spec = parse_spec(doc)
+        from .labels import with_mount_labels
+
+        spec = parse_spec(with_mount_labels(doc))
         if spec.process is None:
             raise ConfigError("process", "required to create a container")
         if spec.process.terminal and not opts.console_socket and not opts.keep_console:
@@ -117,12 +119,17 @@ class Runtime:
             busy = cgroup.pids()
             if busy:
                 self.warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
-        self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:
+            raise RuntimeErr(f"--root {self.store.root}: {e.strerror}") from e
         sdir = self.store.dir(cid)
         try:
             sdir.mkdir(mode=0o711)
         except FileExistsError:
             raise ContainerExists(cid)
+        except OSError as e:
+            raise RuntimeErr(f"creating the state directory {sdir}: {e.strerror}") from e
         ours = os.stat(sdir).st_ino
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
                    annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
@@ -221,8 +228,7 @@ class Runtime:
             st.created = now_rfc3339()
             self.store.save(st)
             if spec.process.oom_score_adj is not None:
-                with open(f"/proc/{init_pid}/oom_score_adj", "w") as f:
-                    f.write(str(spec.process.oom_score_adj))
+                _set_oom_score_adj(init_pid, spec.process.oom_score_adj)
             parent.wait_for(sync.HOOKS)
             from .hooks import run_hooks
 
@@ -511,12 +517,24 @@ def _send_mount_sources(chan: Any, child: int, bundle: str, spec: Spec) -> None:
         raise ChildError("opening bind sources failed")
 
 
+def _set_oom_score_adj(pid: int, value: int) -> None:
+    path = f"/proc/{pid}/oom_score_adj"
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        # lowering it needs CAP_SYS_RESOURCE (containerd's pause container asks for -998)
+        raise RuntimeErr(f"process.oomScoreAdj: failed to update {path} to {value}: {e.strerror}")
+
+
 def _write_id_maps(pid: int, spec: Spec) -> None:
     lx = spec.linux
-    try:
-        for name, maps in (("uid_map", lx.uid_mappings), ("gid_map", lx.gid_mappings)):
-            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+    for field_name, name, maps in (("uidMappings", "uid_map", lx.uid_mappings),
+                                   ("gidMappings", "gid_map", lx.gid_mappings)):
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        try:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(text)
-    except OSError as e:
-        raise ChildError(f"linux.uidMappings/gidMappings: writing {name}: {e.strerror}")
+        except OSError as e:
+            raise ChildError(f"linux.{field_name}: failed to write {text.strip()!r} to "
+                             f"/proc/{pid}/{name}: {e.strerror}")

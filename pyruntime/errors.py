@@ -68,3 +68,13 @@ def wrap(context: str, err: BaseException) -> str:
             reason = f"{err.filename}: {reason}"
         return f"{context}: {reason}"
     return f"{context}: {err}"
+
+
+def describe(err: BaseException) -> str:
+    """The last line of defence's one line for an exception no verb turned into ours: an
+    OSError names its file(s), as runc's errors do; anything else is a bug, named so."""
+    if isinstance(err, OSError) and err.strerror:
+        where = [str(f) for f in (err.filename, err.filename2) if f is not None]
+        reason = err.strerror
+        return f"{' -> '.join(where)}: {reason}" if where else reason
+    return f"internal error: {type(err).__name__}: {err}"

@@ -80,11 +80,19 @@ def _fail(chan: sync.Channel, e: BaseException) -> None:
     try:
         chan.error(msg)
     except OSError:
+        if _runtime_gone(e):
+            return  # create failed (and says why) or was killed: nobody to tell
         # after READY nobody listens on the channel: the container's stderr is all there is
         try:
             os.write(2, f"pyruntime init: {msg}\n".encode())
         except OSError:
             pass
+
+
+def _runtime_gone(e: BaseException) -> bool:
+    """The channel to `create` broke: it went away before READY."""
+    return isinstance(e, (BrokenPipeError, ConnectionResetError)) or (
+        isinstance(e, ChildError) and str(e) == sync.PEER_GONE)
 
 
 # --- stage 1: namespaces ---------------------------------------------------------
@@ -273,8 +281,12 @@ def _set_oom_score_adj(value: int) -> None:
 
 def _write_time_offsets(offsets: Any) -> None:
     lines = "".join(f"{clock} {secs} {nsecs}\n" for clock, (secs, nsecs) in offsets.items())
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write(lines)
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
+    except OSError as e:
+        raise ChildError(f"linux.timeOffsets: failed to write {lines.strip()!r} to "
+                         f"/proc/self/timens_offsets: {e.strerror}")
 
 
 # --- init: rootfs and process ----------------------------------------------------
@@ -293,6 +305,7 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
                prepared: _Prepared) -> None:
     # If `create` dies before READY, init sees EOF on the channel and exits: no pdeathsig,
     # since init's parent (stage 1) exits on purpose right after forking it.
+    _at("starting init")
     os.setsid()
     if plan.is_exec:
         _exec_body(chan, plan, sys, prepared)
@@ -318,9 +331,11 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
                               new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
     mounts.close_preopened()
 
+    _at("waiting for create's hooks")
     chan.send(sync.HOOKS)
     state = chan.wait_for(sync.HOOKS_DONE)["state"]
     if spec.hooks.create_container:
+        _at("running createContainer hooks")
         os.chdir(plan.rootfs)
         run_hooks(spec.hooks.create_container, state, "createContainer")
     _at("pivot_root")
@@ -403,8 +418,10 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
                     state: dict[str, Any], fifo_fd: int | None, sys: LinuxSyscalls) -> None:
     """Apparmor, user, capabilities, seccomp; report READY; wait for start; execve."""
     spec = plan.spec
+    _at("preparing the process's stdio")
     _no_fd_survives_exec(3 + plan.extra_fds)
     _reopen_dev_null()
+    _at("applying the process's security labels")
     if proc.apparmor_profile:
         _apparmor_exec(proc.apparmor_profile)
     if proc.selinux_label:
@@ -414,6 +431,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
     if flt is not None and not proc.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while init still
         # has it (as runc does); the filter must then allow the few syscalls that follow.
+        _at("loading the seccomp filter")
         _load_seccomp(flt, prepared.listener, state, spec)
         flt = None
     _at("setting up the process")
@@ -422,23 +440,28 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
     # READY, so that a missing executable fails `create` as in runc
     path = _look_path(proc.args[0], env)
 
+    _at("reporting ready")
     chan.send(sync.READY)
     chan.close()
 
     if fifo_fd is not None:
         # Blocks until `start` opens the fifo for reading.
+        _at("waiting for start")
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)
 
     if spec.hooks.start_container and not plan.is_exec:
+        _at("running startContainer hooks")
         run_hooks(spec.hooks.start_container, state, "startContainer")
+    _at("loading the seccomp filter")
     if proc.no_new_privileges:
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if flt is not None:
         _load_seccomp(flt, prepared.listener, state, spec)
     # (no fd work here: stage 1 closed what we inherited, the rest is close-on-exec)
+    _at("starting the container's process")
     _unblock_signals(sys)
     os.execve(path, list(proc.args), env)
 
@@ -498,6 +521,9 @@ def _selinux_exec(label: str) -> None:
             return
         except FileNotFoundError:
             continue
+        except OSError as e:
+            raise ChildError(f"process.selinuxLabel: failed to write {label!r} to {attr}: "
+                             f"{e.strerror}")
     raise ConfigError("process.selinuxLabel", "SELinux is not available")
 
 

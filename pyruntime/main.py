@@ -148,7 +148,9 @@ def fast(argv: list[str]) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: still one line
         if gopts.get("--debug"):
             raise
-        log.error(f"internal error: {type(e).__name__}: {e}")
+        from .errors import describe
+
+        log.error(describe(e))
         return 1
 
 

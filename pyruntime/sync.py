@@ -53,6 +53,8 @@ CONSOLE = "console"
 READY = "ready"
 ERROR = "error"
 
+# EOF on the channel: the other side exited (create's words: it is init that went away)
+PEER_GONE = "container init exited unexpectedly"
 _MAX = 1 << 20
 _MAX_FDS = 253  # SCM_MAX_FD: one message can carry every bind source
 
@@ -90,7 +92,7 @@ class Channel:
     def recv(self) -> tuple[dict[str, Any], list[int]]:
         msg, fds, flags, _addr = socket.recv_fds(self.sock, _MAX, _MAX_FDS)
         if not msg:
-            raise ChildError("container init exited unexpectedly")
+            raise ChildError(PEER_GONE)
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             for fd in fds:
                 _close(fd)

@@ -30,7 +30,6 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "oci-schemas"
 
 # Module-level so that tests can point them at fixtures.
 APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
-SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
 PROC_NS = Path("/proc/self/ns")
 
 # config.json namespace type -> name under /proc/<pid>/ns
@@ -291,8 +290,12 @@ def _apparmor_enabled() -> bool:
 
 
 def check_selinux(doc: Doc, bundle: Path) -> None:
-    if _process(doc).get("selinuxLabel") and not SELINUX_ENFORCE.exists():
-        raise ConfigError("process.selinuxLabel", "selinux label is specified in config, "
+    """Both labels alike where SELinux is off: an error, as in runc (labels.py says why)."""
+    from .labels import labels_in, selinux_enabled
+
+    fields = labels_in(doc)
+    if fields and not selinux_enabled():
+        raise ConfigError(fields[0], "selinux label is specified in config, "
                           "but selinux is disabled or not supported")
 
 

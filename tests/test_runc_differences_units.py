@@ -172,3 +172,92 @@ def test_remove_state_dir_unlinks_the_delete_mark_last(tmp_path: Path,
     st_mod.remove_state_dir(d)
     assert order[-1] == st_mod.DELETING_MARK and sorted(order) == sorted(
         ["a", st_mod.DELETING_MARK, st_mod.STATE_FILE, "z"]) and not d.exists()
+
+
+# --- errors name the file and the value (item 8) ----------------------------------------
+
+
+def test_describe_an_oserror_names_its_file_not_its_class() -> None:
+    from pyruntime.errors import describe
+
+    assert describe(PermissionError(13, "Permission denied", "/proc/1/oom_score_adj")) == \
+        "/proc/1/oom_score_adj: Permission denied"
+    assert describe(FileNotFoundError(2, "No such file or directory", "/a", None, "/b")) == \
+        "/a -> /b: No such file or directory"
+    assert describe(ValueError("x")) == "internal error: ValueError: x"  # a bug stays visible
+
+
+def test_oom_score_adj_failure_names_file_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyruntime import container
+
+    def refuse(path: str, mode: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", refuse)
+    with pytest.raises(RuntimeErr) as e:
+        container._set_oom_score_adj(42, -998)
+    assert str(e.value) == ("process.oomScoreAdj: failed to update /proc/42/oom_score_adj to -998: "
+                            "Permission denied")
+
+
+class _DeadChannel:
+    def error(self, msg: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize(("exc", "printed"), [
+    (ConnectionResetError(104, "Connection reset by peer"), ""),  # create went away
+    (init.ChildError(init.sync.PEER_GONE), ""),
+    (OSError(1, "Operation not permitted"), "pyruntime init: waiting for start: Operation not permitted\n"),
+])
+def test_init_error_after_the_runtime_left(exc: BaseException, printed: str,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    init._at("waiting for start")
+    init._fail(_DeadChannel(), exc)  # type: ignore[arg-type]
+    assert capfd.readouterr().err == printed
+
+
+# --- labels (item 9) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("doc", "field"), [
+    ({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}}, "process.selinuxLabel"),
+    ({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}, "linux.mountLabel"),
+    ({"process": {"selinuxLabel": "a"}, "linux": {"mountLabel": "b"}}, "process.selinuxLabel"),
+])
+def test_labels_without_selinux_are_both_config_errors(doc: dict[str, object], field: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyruntime import labels, validate
+    from pyruntime.errors import ConfigError
+
+    monkeypatch.setattr(labels, "SELINUXFS", "/nonexistent")
+    with pytest.raises(ConfigError) as e:
+        validate.check_selinux(doc, Path("/"))  # type: ignore[arg-type]
+    assert str(e.value) == (f"{field}: selinux label is specified in config, "
+                            "but selinux is disabled or not supported")
+    validate.check_selinux({"process": {}, "linux": {"mountLabel": ""}}, Path("/"))
+
+
+def test_mount_label_with_selinux_is_a_context_option() -> None:
+    from pyruntime.labels import with_mount_labels
+
+    label = "system_u:object_r:container_file_t:s0:c1,c2"
+    mounts = [{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+              {"destination": "/proc", "type": "proc", "source": "proc"},
+              {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"]},
+              {"destination": "/x", "type": "none", "source": "/srv", "options": ["bind"]},
+              {"destination": "/dev/pts", "type": "devpts", "source": "devpts"}]
+    doc = {"linux": {"mountLabel": label}, "mounts": mounts}
+    out = with_mount_labels(doc)
+    assert [m.get("options") for m in out["mounts"]] == [
+        ["nosuid", f'context="{label}"'], None, ["rbind"], ["bind"], [f'context="{label}"']]
+    assert doc["mounts"] is mounts and mounts[0]["options"] == ["nosuid"]  # state keeps the original
+    assert with_mount_labels({"mounts": mounts}) == {"mounts": mounts}
+
+
+def test_selinux_enabled_reads_selinuxfs(tmp_path: Path) -> None:
+    from pyruntime.labels import selinux_enabled
+
+    assert not selinux_enabled(str(tmp_path))
+    (tmp_path / "enforce").write_text("1")
+    assert selinux_enabled(str(tmp_path))
