@@ -332,3 +332,37 @@ def test_import_killed_midway_leaves_what_prune_cleans(root: Path) -> None:
     assert p.returncode != 0 and "no such image" in p.stderr
     dockee(root, "image", "prune", "-f", check=True)
     assert store_contents(root) == {"layers": [], "tmp": [], "images": []}
+
+
+def test_commit_of_a_real_overlay_upper_dir(root: Path, tmp_path: Path) -> None:
+    """The kernel writes the upper dir (whiteouts, opaque dirs); commit makes a layer of it."""
+    images = ImageStore(Store(root))
+    base = images.resolve("busybox")
+    upper, work, merged = (tmp_path / n for n in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        d.mkdir()
+    lower = ":".join(str(p) for p in reversed(base.layer_dirs))
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}",
+                    str(merged)], check=True)
+    try:
+        (merged / "etc/passwd").unlink()  # a whiteout
+        shutil.rmtree(merged / "usr/sbin")  # a directory removed, then made again: opaque
+        (merged / "usr/sbin").mkdir()
+        (merged / "usr/sbin/mine").write_text("mine\n")
+        (merged / "root/note").write_text("committed\n")
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    new = images.commit(upper, base, "committed:1", changes=["CMD cat /root/note"], message="from a test")
+    doc = json.loads(dockee(root, "image", "inspect", "committed:1", check=True).stdout)[0]
+    assert doc["Config"]["Cmd"] == ["/bin/sh", "-c", "cat /root/note"] and doc["Comment"] == "from a test"
+    assert len(doc["RootFS"]["Layers"]) == 2 and doc["Id"] == f"sha256:{new.id}"
+    with image_root(root, "committed:1", tmp_path) as r:
+        assert not (r / "etc/passwd").exists() and (r / "etc/group").exists()
+        assert os.listdir(r / "usr/sbin") == ["mine"]
+        assert (r / "root/note").read_text() == "committed\n"
+    archive = tmp_path / "c.tar"
+    dockee(root, "save", "-o", str(archive), "committed:1", check=True)
+    other = tmp_path / "other"
+    dockee(other, "load", "-i", str(archive), check=True)
+    assert json.loads(dockee(other, "image", "inspect", "committed:1", check=True).stdout)[0]["Id"] == doc["Id"], \
+        "layers made here save byte for byte: the id survives save and load"
