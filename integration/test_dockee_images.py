@@ -175,6 +175,16 @@ def test_save_is_loaded_and_run_by_podman(root: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         assert p.stdout.split() == ["/data:", "dir", "/data/dir:", "new", "new", "A=1"]
+        # and back: what podman saves, in both of its formats, loads here as the same image
+        for fmt in ("oci-archive", "docker-archive"):
+            back = tmp_path / f"from-podman-{fmt}.tar"
+            p = subprocess.run([*podman, "save", "--format", fmt, "-o", str(back), "localhost/app:1"],
+                               capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, p.stderr
+            other = tmp_path / f"store-{fmt}"
+            assert dockee(other, "load", "-i", str(back), check=True).stdout.strip() == "Loaded image: localhost/app:1"
+            with image_root(other, "localhost/app:1", tmp_path) as r:
+                assert sorted(os.listdir(r / "data/dir")) == ["new"] and not (r / "data/gone").exists()
     finally:
         subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True, timeout=120)
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
