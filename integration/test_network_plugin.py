@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,36 @@ def test_concurrent_adds_on_a_fresh_network(net: NetEnv) -> None:
     assert ipam_files(net) == []
     text = net.nft_table_text()
     assert not any(f"{hp + i} :" in text for i in range(6))
+
+
+@pytest.mark.parametrize("delay", [0.03, 0.08, 0.13, 0.18, 0.25])
+def test_add_killed_at_any_moment_is_cleaned_by_del(net: NetEnv, delay: float) -> None:
+    """A plugin SIGKILLed midway (a runtime timing out its hook) leaves what DEL removes entirely."""
+    import signal
+    import time
+
+    from netfix import PLUGIN
+
+    ns = net.add_netns()
+    hp = free_port()
+    conf = net.conf(runtimeConfig={"portMappings": [{"hostPort": hp, "containerPort": 80}]})
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "k1", "CNI_NETNS": f"/var/run/netns/{ns}",
+           "CNI_IFNAME": "eth0"}
+    p = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    assert p.stdin is not None
+    p.stdin.write(json.dumps(conf).encode())
+    p.stdin.close()
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    rc, out, err = net.cni("DEL", conf, ns, cid="k1")
+    assert rc == 0, (out, err)
+    from pyruntime.dockee.network.cniconf import host_veth_name
+
+    assert not link_exists(host_veth_name("k1", "eth0"))
+    assert [link["ifname"] for link in ns_json(ns, "link")] == ["lo"]
+    assert ipam_files(net) == []
+    d = net.data_dir / net.network / "attachments"
+    assert not d.exists() or os.listdir(d) == []
+    assert f"{hp} :" not in net.nft_table_text()

@@ -143,10 +143,14 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
         pool = ipam.Pool(record["dataDir"], record["network"], _dummy_range())
         pool.release(record["containerId"], record["ifname"],
                      _ipv4(ip))
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        import glob
+
+        # the record itself, and a temp file of a write that a kill interrupted
+        for leftover in [path, *glob.glob(glob.escape(path) + ".*.tmp")]:
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
     else:
         record["attached"] = False
         record.pop("result", None)
