@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -763,6 +764,9 @@ def volume_prune(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def container_prune(ctx: click.Context, force: bool) -> None:
     eng = engine(ctx)
+    if eng.store.containers.is_dir():  # what a create killed before its rename left
+        for d in eng.store.containers.glob(".new-*"):
+            shutil.rmtree(d, ignore_errors=True)
     for rec in eng.containers.all():
         if eng.status(rec)[0] in ("exited", "created"):
             with contextlib.suppress(DockeeError):

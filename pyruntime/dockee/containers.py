@@ -69,7 +69,8 @@ class Containers:
     def ids(self) -> list[str]:
         if not self.store.containers.is_dir():
             return []
-        return [d.name for d in self.store.containers.iterdir() if (d / "record.json").exists()]
+        return [d.name for d in self.store.containers.iterdir()
+                if not d.name.startswith(".") and (d / "record.json").exists()]
 
     def all(self) -> list[dict[str, Any]]:
         out = []
@@ -119,8 +120,11 @@ class Containers:
             for other in self.all():
                 if other.get("name") == name:
                     raise Conflict(f"the container name {name!r} is already in use by container {other['id'][:12]}")
-            self.dir(rec["id"]).mkdir(parents=True)
-            self.save(rec)
+            # the directory appears with its record in one rename: a kill leaves no nameless dir
+            tmp = self.store.containers / f".new-{rec['id']}"
+            tmp.mkdir(parents=True)
+            atomic_write_json(tmp / "record.json", rec)
+            os.rename(tmp, self.dir(rec["id"]))
 
     @contextlib.contextmanager
     def locked(self, cid: str) -> Iterator[None]:
