@@ -193,12 +193,12 @@ DEVNULL_PROBE = ("echo PWNED >&0; echo PWNED >> /proc/self/fd/0; cat <&0 >/tmp/l
                  "readlink /proc/self/fd/0 >/tmp/fd0-{n}; touch /done{n}")
 
 
-def _devnull_attack(rt: Runtime, tmp: Path) -> dict[str, Any]:
+def _devnull_attack(rt: Runtime, tmp: Path) -> dict[Any, Any]:
     host = host_dir(tmp, f"devnull-{Path(rt.binary).name}")
     other = host / "other"
     other.write_text(SECRET)
     cid, rootfs = running(rt)
-    obs: dict[str, Any] = {}
+    obs: dict[Any, Any] = {}
     # the container points its /dev/null at a descriptor the next exec will have: 3 is
     # preserved (given read-only), 9 is not given at all
     for n, fds in ((3, f"3<{host / 'secret'}"), (9, f"9<{other}")):
@@ -209,7 +209,7 @@ def _devnull_attack(rt: Runtime, tmp: Path) -> dict[str, Any]:
         if p.returncode != 0:
             obs[n] = f"exec refused ({p.returncode})"
             continue
-        assert wait_until(lambda n=n: (rootfs / f"done{n}").exists(), timeout=15)
+        assert wait_until((rootfs / f"done{n}").exists, timeout=15)
         obs[n] = {"stdin inside": (rootfs / "tmp" / f"fd0-{n}").read_text().strip(),
                   "leaked": (rootfs / "tmp" / f"leak{n}").read_text()}
     obs["host files"] = [(host / "secret").read_text(), other.read_text()]

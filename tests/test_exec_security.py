@@ -161,3 +161,14 @@ def test_await_gives_up_on_a_stopped_process() -> None:
         victim.wait()
         parent.close()
         child.close()
+
+
+def test_pipes_are_owned_by_the_containers_root() -> None:
+    """runc chowns the stdio pipes to the host uid/gid that the container's root maps to."""
+    from pyruntime.spec import IDMapping
+
+    maps = [IDMapping(container_id=1, host_id=200000, size=10),
+            IDMapping(container_id=0, host_id=100000, size=1)]
+    assert init._host_root(maps) == 100000
+    assert init._host_root([IDMapping(container_id=0, host_id=5000, size=65536)]) == 5000
+    assert init._host_root([]) == 0
