@@ -381,3 +381,9 @@ def test_save_then_load_round_trip(tmp_path: Path) -> None:
     assert tags == ["app:1"] and back.config == img.config
     assert (back.layer_dirs[0] / "etc/a").read_bytes() == b"1"
     assert os.readlink(back.layer_dirs[0] / "etc/s") == "/etc/a"
+
+
+def test_deep_paths_do_not_exhaust_the_stack(tmp_path: Path) -> None:
+    deep = "d/" * 1100 + "f"  # deeper than Python's recursion limit, shorter than PATH_MAX
+    out = unpack(tmp_path, tar_bytes([f(deep, b"deep")]))
+    assert (out / deep).read_bytes() == b"deep"

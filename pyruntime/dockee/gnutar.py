@@ -73,16 +73,15 @@ class Checker:
         self.size = 0
 
     def _parents(self, rel: str, entry: str) -> None:
-        parent = posixpath.dirname(rel)
-        if parent in self.good_dirs:
-            return
-        self._parents(parent, entry)
-        if parent in self.was_symlink:
-            raise Refused(entry, f"parent {parent!r} is a symlink")
-        kind = self.kinds.get(parent)
-        if kind is not None and kind != DIR:
-            raise Refused(entry, f"parent {parent!r} is not a directory")
-        self.good_dirs.add(parent)
+        from pyruntime.dockee.layers import unchecked_parents
+
+        for parent in unchecked_parents(rel, self.good_dirs):
+            if parent in self.was_symlink:
+                raise Refused(entry, f"parent {parent!r} is a symlink")
+            kind = self.kinds.get(parent)
+            if kind is not None and kind != DIR:
+                raise Refused(entry, f"parent {parent!r} is not a directory")
+            self.good_dirs.add(parent)
 
     def _record(self, rel: str, kind: str) -> None:
         if kind != DIR and rel in self.good_dirs:

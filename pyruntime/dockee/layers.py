@@ -83,6 +83,16 @@ def layer_path(name: str) -> str:
     return "" if norm == "." else norm
 
 
+def unchecked_parents(rel: str, checked: set[str]) -> list[str]:
+    """The parents of rel not yet in checked, outermost first ("" is the root, always checked)."""
+    out = []
+    parent = posixpath.dirname(rel)
+    while parent not in checked and parent:
+        out.append(parent)
+        parent = posixpath.dirname(parent)
+    return out[::-1]
+
+
 def symlink_escapes(rel: str, target: str) -> bool:
     """A relative symlink target that leads above the layer root (absolute ones are kept)."""
     if target.startswith("/"):
@@ -185,21 +195,18 @@ class _Extractor:
 
     def ensure_parents(self, rel: str, entry: str) -> None:
         """Make or verify every parent of rel as a real directory, never through a symlink."""
-        parent = posixpath.dirname(rel)
-        if parent in self.known_dirs:
-            return
-        self.ensure_parents(parent, entry)
-        full = self.path(parent)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            os.mkdir(full, 0o755)
-        else:
-            if stat.S_ISLNK(st.st_mode):
-                raise self.fail(entry, f"parent {parent!r} is a symlink")
-            if not stat.S_ISDIR(st.st_mode):
-                raise self.fail(entry, f"parent {parent!r} is not a directory")
-        self.known_dirs.add(parent)
+        for parent in unchecked_parents(rel, self.known_dirs):
+            full = self.path(parent)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                os.mkdir(full, 0o755)
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    raise self.fail(entry, f"parent {parent!r} is a symlink")
+                if not stat.S_ISDIR(st.st_mode):
+                    raise self.fail(entry, f"parent {parent!r} is not a directory")
+            self.known_dirs.add(parent)
 
     def clear(self, rel: str, keep_dir: bool) -> bool:
         """Remove what is at rel (a later entry wins); True if a directory stays."""
