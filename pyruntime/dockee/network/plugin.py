@@ -123,28 +123,35 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
 def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
     """Undo an ADD from its record; idempotent.  release_ip=False keeps the address (a stopped
     dockee container keeps its IP and name until it is removed)."""
-    from pyruntime.dockee.network import bridge, nat
+    from pyruntime.dockee.network import nat
 
     ip = record.get("ip")
     ports = _mappings(record)
+    first: BaseException | None = None
+
+    def step(fn: Any, *args: Any) -> None:
+        # every step runs even when an earlier one failed; the first failure is reported
+        nonlocal first
+        try:
+            fn(*args)
+        except Exception as e:
+            first = first or e
+
     if ip and ports:
-        nat.unpublish(record["table"], ip, ports)
+        step(nat.unpublish, record["table"], ip, ports)
     # a veth dies with its netns: after a container's exit there is nothing to delete, and
     # no reason to pay for loading netlink
     if os.path.exists(f"/sys/class/net/{record['hostVeth']}"):
-        ipr = bridge.iproute()
-        try:
-            bridge.delete_link(ipr, record["hostVeth"])  # its peer in the netns goes with it
-        finally:
-            ipr.close()
+        step(_delete_veth, record["hostVeth"])
+    if first is not None:
+        raise first  # keep the record (and the address): a later DEL finds what is left
     if release_ip:
+        import glob
+
         from pyruntime.dockee.network import ipam
 
         pool = ipam.Pool(record["dataDir"], record["network"], _dummy_range())
-        pool.release(record["containerId"], record["ifname"],
-                     _ipv4(ip))
-        import glob
-
+        pool.release(record["containerId"], record["ifname"], _ipv4(ip))
         # the record itself, and a temp file of a write that a kill interrupted
         for leftover in [path, *glob.glob(glob.escape(path) + ".*.tmp")]:
             try:
@@ -155,6 +162,13 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
         record["attached"] = False
         record.pop("result", None)
         _write_json(path, record)
+
+
+def _delete_veth(name: str) -> None:
+    from pyruntime.dockee.network import bridge
+
+    with bridge.iproute() as r:
+        bridge.delete_link(r, name)  # its peer in the netns goes with it
 
 
 def _dummy_range() -> cniconf.Range:
