@@ -388,3 +388,30 @@ def test_the_seeds_command_lines(dk: Dockee) -> None:
     assert "oom_kill_disable 1" in p.stdout
     p = dk("run", "--rm", "--net", "none", "--it", "--image", "busybox", "/bin/echo a b")
     assert p.returncode == 0 and p.stdout.strip() == "a b"
+
+
+def test_create_start_pause_wait_and_concurrent_names(dk: Dockee) -> None:
+    name = f"cw-{uuid.uuid4().hex[:6]}"
+    cid = dk("create", "--name", name, "--net", "none", "busybox", "sh", "-c", "sleep 1; exit 9",
+             check=True).stdout.strip()
+    assert dk.inspect(name)["State"]["Status"] == "created"
+    assert any(r.startswith(cid[:12]) and "Created" in r for r in dk("ps", "-a").stdout.splitlines())
+    dk("start", name, check=True)
+    dk("pause", name, check=True)
+    assert dk.inspect(name)["State"]["Status"] == "paused"
+    dk("unpause", name, check=True)
+    assert dk("wait", name, check=True).stdout == "9\n"
+    dk("rm", name, check=True)
+    # four runs racing for one name: exactly one gets it, the others leave nothing
+    same = f"same-{uuid.uuid4().hex[:6]}"
+    procs = [subprocess.Popen(dk.argv("run", "-d", "--name", same, "--net", "none", "busybox", "sleep", "100"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+             for _ in range(4)]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    for p in procs:
+        p.stdout.close()  # type: ignore[union-attr]
+        p.stderr.close()  # type: ignore[union-attr]
+    assert sorted(rc for rc, _ in results) == [0, 125, 125, 125], results
+    assert all("already in use" in err for rc, err in results if rc)
+    assert [r for r in dk("ps", "-a").stdout.splitlines() if r.endswith(same)] != []
+    dk("rm", "-f", same, check=True)
