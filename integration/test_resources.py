@@ -82,7 +82,9 @@ def test_cpu_quota_holds_a_busy_loop_to_half_a_cpu(pyrt: Runtime) -> None:
     time.sleep(3)
     u1, t1 = _cpu_usage_ns(acct), time.monotonic()
     share = (u1 - u0) / 1e9 / (t1 - t0)
-    assert 0.45 <= share <= 0.55, share
+    # the quota is a ceiling: never above half a CPU.  Below it the share depends on what
+    # else the machine runs (other tests, other users), so only "it ran" is required there
+    assert 0.05 <= share <= 0.55, share
 
 
 def test_cpu_shares_split_two_to_one_on_one_cpu(pyrt: Runtime) -> None:
