@@ -13,7 +13,7 @@ Before that, the union of the named tests runs once on an unmutated copy (the co
 a test that fails without any mutation shows nothing.  Prints a table; exits non-zero
 unless every control run passed and every mutated run failed.
 
-    .venv/bin/python scripts/mutation.py [--no-control] [-k SUBSTRING] [PATCH ...]
+    .venv/bin/python scripts/mutation.py [--no-control] [--ref HEAD] [-k SUBSTRING] [PATCH ...]
 """
 
 from __future__ import annotations
@@ -69,8 +69,15 @@ def parse(path: Path) -> Mutation:
     return Mutation(path, tests, diff)
 
 
-def copy_tree(dest: Path) -> None:
-    """The working tree as git sees it (tracked and untracked, not ignored) into `dest`."""
+def copy_tree(dest: Path, ref: str | None = None) -> None:
+    """The working tree as git sees it (tracked and untracked, not ignored) into `dest`;
+    or, with `ref`, that commit's tree (other people's uncommitted work left out)."""
+    if ref is not None:
+        dest.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=REPO, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
     for rel in files:
@@ -150,6 +157,8 @@ def main() -> int:
     ap.add_argument("-k", dest="substring", default="", help="only patches whose name contains this")
     ap.add_argument("--no-control", action="store_true", help="skip the run on the unmutated copy")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
+    ap.add_argument("--ref", default=None,
+                    help="copy this commit (e.g. HEAD) instead of the working tree")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("mutation: the integration tests need root", file=sys.stderr)
@@ -165,14 +174,14 @@ def main() -> int:
         if not args.no_control:
             tests = list(dict.fromkeys(t for m in muts for t in m.tests))
             copy = work / "control"
-            copy_tree(copy)
+            copy_tree(copy, args.ref)
             write_launcher(copy)
             print(f"mutation: control run of {len(tests)} tests on an unmutated copy", flush=True)
             control = run_tests(copy, tests, work / "control.xml", args.timeout)
             shutil.rmtree(copy, ignore_errors=True)
         for m in muts:
             copy = work / m.name
-            copy_tree(copy)
+            copy_tree(copy, args.ref)
             write_launcher(copy)
             m.note = apply(copy, m.diff)
             if m.note:
