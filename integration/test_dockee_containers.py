@@ -415,3 +415,25 @@ def test_create_start_pause_wait_and_concurrent_names(dk: Dockee) -> None:
     assert all("already in use" in err for rc, err in results if rc)
     assert [r for r in dk("ps", "-a").stdout.splitlines() if r.endswith(same)] != []
     dk("rm", "-f", same, check=True)
+
+
+def test_run_flags_reach_the_container(dk: Dockee, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# a comment\nFROMFILE=yes\n")
+    p = dk("run", "--rm", "--net", "host", "--read-only", "--pids-limit", "20", "--hostname", "hh", "-w", "/tmp",
+           "-u", "nobody", "--env-file", str(env_file), "-e", "X=1", "--cap-drop", "ALL", "--cap-add",
+           "NET_BIND_SERVICE", "--entrypoint", "/bin/sh", "busybox", "-c",
+           "echo $(hostname) $(pwd) $(id -u) $FROMFILE $X $(cat /sys/fs/cgroup/pids/pids.max);"
+           "grep CapBnd /proc/self/status; touch /x 2>&1; grep -c : /proc/net/dev")
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0, p.stderr
+    assert lines[0] == "hh /tmp 65534 yes 1 20"
+    assert lines[1].split() == ["CapBnd:", "0000000000000400"]  # CAP_NET_BIND_SERVICE only
+    assert "Read-only file system" in lines[2]
+    with open("/proc/net/dev") as f:
+        assert int(lines[3]) == sum(":" in line for line in f)  # --net host: the host's interfaces
+    p = dk("run", "--rm", "--net", "none", "busybox", "sh", "-c",
+           "grep -c : /proc/net/dev; grep Seccomp: /proc/self/status")
+    assert p.stdout.split() == ["1", "Seccomp:", "2"]  # lo only; podman's seccomp profile
+    p = dk("run", "--rm", "--privileged", "--net", "none", "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert p.returncode == 0 and p.stdout.split() == ["Seccomp:", "0"], p.stderr

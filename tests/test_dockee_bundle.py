@@ -201,3 +201,12 @@ def test_seccomp_filtered_by_arch_and_caps() -> None:
     assert ("mount", "SCMP_ACT_ALLOW") in [(r["names"][0], r["action"]) for r in admin["syscalls"]]
     spec_ = b.build_spec(BUSYBOX, b.RunFlags(), seccomp_profile=PROFILE)
     assert spec_["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+
+
+def test_privileged_gets_only_the_hosts_bounding_set() -> None:
+    host = b.caps_from_mask(0x1fffeffffff)  # CAP_SYS_RESOURCE (bit 24) missing, as on a restricted host
+    assert "CAP_SYS_RESOURCE" not in host and "CAP_SYS_ADMIN" in host and len(host) == 40
+    priv = spec(privileged=True, host_caps=host)["process"]["capabilities"]["bounding"]
+    assert priv == host
+    assert spec(cap_add=["ALL"], host_caps=host)["process"]["capabilities"]["bounding"] == host
+    assert spec(host_caps=host)["process"]["capabilities"]["bounding"] == b.DEFAULT_CAPS

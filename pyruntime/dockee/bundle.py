@@ -76,6 +76,7 @@ class RunFlags:
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)  # from the network plan
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # from the network plan
     cgroups_path: str = ""
+    host_caps: list[str] | None = None  # the caller's bounding set: --privileged and ALL get no more
 
 
 # ---- flag parsers ---------------------------------------------------------------------------
@@ -261,17 +262,23 @@ def seccomp_from_profile(profile: dict[str, Any], caps: list[str], machine: str 
 
 # ---- the spec -------------------------------------------------------------------------------
 
+def caps_from_mask(mask: int) -> list[str]:
+    """A CapBnd bit mask (/proc/self/status) -> names; bit n is ALL_CAPS[n]."""
+    return [name for bit, name in enumerate(ALL_CAPS) if mask >> bit & 1]
+
+
 def _capabilities(flags: RunFlags) -> list[str]:
+    every = [c for c in ALL_CAPS if flags.host_caps is None or c in flags.host_caps]
     if flags.privileged:
-        return list(ALL_CAPS)
-    caps = list(DEFAULT_CAPS)
+        return every
+    caps = [c for c in DEFAULT_CAPS if flags.host_caps is None or c in flags.host_caps]
     if "ALL" in flags.cap_drop:
         caps = []
     for c in flags.cap_drop:
         if c in caps:
             caps.remove(c)
     if "ALL" in flags.cap_add:
-        caps = list(ALL_CAPS)
+        caps = list(every)
     for c in flags.cap_add:
         if c != "ALL" and c not in caps:
             caps.append(c)

@@ -49,6 +49,18 @@ def load_seccomp_profile(path: Path = SECCOMP_PROFILE) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def host_capabilities() -> list[str] | None:
+    """Our own bounding set: a container cannot be given more (a restricted host lacks some)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return bundlemod.caps_from_mask(int(line.split()[1], 16))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class Engine:
     def __init__(self, store: Store, runtime: str, runtime_root: str | None) -> None:
         self.store = store
@@ -126,6 +138,7 @@ class Engine:
                     rec["ip"] = plan.ip
                     rec["ports"] = plan.ports
             flags.net = "host" if network == "host" else "private"
+            flags.host_caps = host_capabilities()
             spec = bundlemod.build_spec(img.config, flags, seccomp_profile=load_seccomp_profile(),
                                         machine=platform.machine())
             atomic_write_json(cdir / "config.json", spec)
