@@ -139,6 +139,8 @@ class ImageStore:
             doc = read_json(self.images_dir / "tags.json")
         except FileNotFoundError:
             return {}
+        except ValueError as e:
+            raise DockeeError(f"{self.images_dir / 'tags.json'}: corrupt: {e}") from None
         return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
 
     def _ids(self) -> list[str]:
@@ -181,7 +183,7 @@ class ImageStore:
         tags = self._tags()
         out = []
         for i in self._ids():
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(DockeeError):  # a corrupt record hides one image, not all
                 out.append(self.get(i, tags))
         return out
 
@@ -254,6 +256,11 @@ class ImageStore:
         self.store.ensure()
         try:
             with self.store.lock("images"):
+                coming = {ex.diff_id for _, ex in staged}
+                for data, _ in configs:  # all checked before anything moves: no orphans on failure
+                    for d in (json.loads(data).get("rootfs") or {}).get("diff_ids") or []:
+                        if d not in coming and not self.has_layer(d):
+                            raise DockeeError(f"image config names layer {d} that is not in the store")
                 for staging, ex in staged:
                     target = self.layers_dir / ex.diff_id.removeprefix("sha256:")
                     if target.exists():
@@ -263,10 +270,6 @@ class ImageStore:
                 tags = self._tags()
                 ids = []
                 for data, new_tags in configs:
-                    raw = json.loads(data)
-                    for d in (raw.get("rootfs") or {}).get("diff_ids") or []:
-                        if not self.has_layer(d):
-                            raise DockeeError(f"image config names layer {d} that is not in the store")
                     image_id = hashlib.sha256(data).hexdigest()
                     path = self.images_dir / f"{image_id}.json"
                     if not path.exists():
