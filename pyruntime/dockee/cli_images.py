@@ -26,9 +26,9 @@ def _images(ctx: click.Context) -> ImageStore:
 
 
 @contextlib.contextmanager
-def progress(label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+def progress(label: str, total: int | None, quiet: bool = False) -> Iterator[Callable[[int], None] | None]:
     """A callback advancing a rich progress bar on stderr, or None when stderr is no terminal."""
-    if not sys.stderr.isatty():
+    if quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
@@ -186,7 +186,7 @@ def do_load(ctx: click.Context, file: str | None, quiet: bool) -> None:
     if src == "-" and sys.stdin.isatty():
         raise DockeeError("load: no archive: use -i FILE or pipe one to stdin")
     total = _size_of(src) if src != "-" else None
-    with progress(f"load {src}", total) as tick:
+    with progress(f"load {src}", total, quiet) as tick:
         loaded = archives.load(imgs, src, on_bytes=tick)
     for img, tags in loaded:
         if tags:
