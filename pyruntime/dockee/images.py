@@ -17,6 +17,11 @@ The API the container verbs use:
         # an overlay upper dir becomes a new layer (0/0 char devices -> .wh.NAME, opaque
         # dirs -> .wh..wh..opq); the new image = base's layers + it, base's config + changes
     images.in_use(img) -> list[str]   # ids of containers whose record.json names the image
+                                      # (key "image_id", with or without "sha256:")
+Also: img.diff_ids, img.raw (the whole image config), img.size, img.short_id;
+images.all(), import_tar(src, ref, changes=, message=), tag(img, ref), remove(ref, force)
+(rmi's output lines), prune(all_unused), inspect(img) (docker's JSON), resolve_existing(ref)
+(resolve without building busybox); archives.load/save for docker-save and OCI archives.
 
 Store layout (under Store.root):
     images/<id>.json        the image config itself, byte for byte, so id = sha256(file)
