@@ -188,3 +188,12 @@ def test_plugin_start_does_not_load_netlink_or_nft_code() -> None:
             "if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert p.stdout.strip() == "[]", p.stderr
+
+
+def test_lean_pyroute2_import_still_serves_the_whole_package() -> None:
+    """rtnl loads only pyroute2's message classes; other code of the same process may want more."""
+    code = ("import sys; from pyruntime.dockee.network import rtnl; rtnl._pyroute2_messages(); "
+            "assert 'pyroute2.iproute' not in sys.modules; from pyroute2 import IPRoute, NetlinkError; "
+            "print(IPRoute.__name__, NetlinkError.__name__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "IPRoute NetlinkError", p.stderr

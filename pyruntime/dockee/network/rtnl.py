@@ -45,6 +45,18 @@ def _pyroute2_messages() -> tuple[Any, Any, Any]:
         pkg.__path__ = list(spec.submodule_search_locations)
         pkg.__spec__ = spec
         pkg.__file__ = spec.origin
+
+        def complete(name: str) -> Any:
+            # a later `from pyroute2 import IPRoute` in this process gets the whole package after all;
+            # `from pyroute2 import config` (a submodule) goes on to the import system as usual
+            if name.startswith("__") or importlib.util.find_spec(f"pyroute2.{name}") is not None:
+                raise AttributeError(name)
+            del pkg.__dict__["__getattr__"]
+            assert spec is not None and spec.loader is not None
+            spec.loader.exec_module(pkg)
+            return getattr(pkg, name)
+
+        pkg.__dict__["__getattr__"] = complete
         sys.modules["pyroute2"] = pkg
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
