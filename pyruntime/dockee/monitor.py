@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pyruntime.dockee.errors import CommandError, DockeeError
+from pyruntime.dockee.runtime import wait_blocking
 
 CONMON = "conmon"
 ATTACH_BUF = 8192 + 1
@@ -113,8 +114,8 @@ def launch(s: ConmonSpec, timeout: float = 60) -> int:
             sync_c.close()
             start_c.close()
             start_p.send(b"0")
-            rc = proc.wait(timeout)
             msg = _read_sync(sync_p, timeout)
+            rc = wait_blocking(proc, timeout)  # conmon's parent exits once its child is on its own
             if msg is None:
                 err.seek(0)
                 detail = err.read().strip().splitlines()

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from typing import Any
 
 from pyruntime.dockee.errors import DockeeError
@@ -32,6 +33,24 @@ def last_line(text: str) -> str:
     return line
 
 
+def wait_blocking(proc: subprocess.Popen[Any], timeout: float) -> int | None:
+    """Popen.wait(timeout) polls with sleeps (up to 50 ms late); a blocking wait with a killer timer
+    returns the moment the child exits. None when the timer had to kill it."""
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        proc.kill()
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    try:
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    return None if fired.is_set() else rc
+
+
 class OCIRuntime:
     def __init__(self, binary: str, root: str | None = None) -> None:
         found = shutil.which(binary)
@@ -50,14 +69,13 @@ class OCIRuntime:
     def call(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         # output through files, not pipes: a runtime may leave children holding inherited fds
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            try:
-                p = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise RuntimeFailure(f"runtime {args[0]}: timed out after {timeout:.0f}s") from None
+            proc = subprocess.Popen(self.argv(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
+            rc = wait_blocking(proc, timeout)
+            if rc is None:
+                raise RuntimeFailure(f"runtime {args[0]}: timed out after {timeout:.0f}s")
             out.seek(0)
             err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
+            p = subprocess.CompletedProcess(proc.args, rc, out.read(), err.read())
         if check and p.returncode != 0:
             msg = last_line(p.stderr) or last_line(p.stdout) or f"exit status {p.returncode}"
             raise RuntimeFailure(f"runtime {args[0]}: {msg}")
