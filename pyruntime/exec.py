@@ -267,10 +267,11 @@ def _wait(pid: int, master: int | None, pipes: Any) -> int:
 
     with forwarding_signals(pid):
         if pipes:
-            pipes.start()
+            pipes.copy_until_exit(pid)
         code = attend(pid, master, lambda: _alive(pid))
         if pipes:
-            pipes.wait()  # as runc: not before the container closed its ends
+            pipes.drain()  # as runc: not before the container closed its ends
+            pipes.close()
         return code
 
 

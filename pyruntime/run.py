@@ -38,15 +38,14 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
     except BaseException:
         pipes.close()
         raise
-    copying = False
+    copying = not (st.config.get("process") or {}).get("terminal")
     try:
-        if (st.config.get("process") or {}).get("terminal"):
+        if not copying:
             pipes.close()
         with forwarding_signals(st.pid):
             _start_or_destroy(rt, cid)
-            if pipes.child is not None:
-                pipes.start()
-                copying = True
+            if copying:
+                pipes.copy_until_exit(st.pid)
             return attend(st.pid, master, lambda: is_alive(st))
     finally:
         # also when the terminal proxy or our own stdout fails: a foreground container
@@ -57,9 +56,8 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
             except RuntimeErr as e:
                 rt.warn(str(e))
         if copying:
-            pipes.wait()  # as runc: the container is gone, its last output still to copy
-        else:
-            pipes.close()
+            pipes.drain()  # as runc: the container is gone, its last output still to copy
+        pipes.close()
 
 
 @contextmanager

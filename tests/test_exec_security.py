@@ -105,8 +105,8 @@ def test_listen_fds_only_for_our_own_pid(env: dict[str, str], want: int,
 
 
 def test_pipes_copy_both_ways_and_wait_for_every_holder() -> None:
-    """In a subprocess (the copy threads use our fds 0-2): a child holds the pipes'
-    stdout after the first writer exits; wait() returns only when it is done too."""
+    """In a subprocess (the copy uses our fds 0-2): a child holds the pipes' stdout after
+    the first writer exits; drain() returns only when it is done too."""
     code = r'''
 import os, sys, time
 from pyruntime.stdio import Pipes
@@ -115,21 +115,25 @@ in_r, out_w, err_w = p.child
 pid = os.fork()
 if pid == 0:
     os.dup2(in_r, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
-    line = os.read(0, 100)
-    os.write(1, b"got " + line)
+    data = b""
+    while not data.endswith(b"END\n"):
+        data += os.read(0, 1 << 20)
+    os.write(1, b"got %d bytes\n" % len(data))
     os.write(2, b"to stderr\n")
     if os.fork() == 0:          # a straggler that keeps stdout open for a while
         time.sleep(0.5); os.write(1, b"late\n"); os._exit(0)
     os._exit(3)
-p.start()
+p.copy_until_exit(pid)
 _, status = os.waitpid(pid, 0)
-p.wait()
+p.drain()
+p.close()
 sys.stdout.write("status %d\n" % os.waitstatus_to_exitcode(status))
 '''
-    p = subprocess.run([sys.executable, "-c", code], input="hello\n", capture_output=True,
+    big = "x" * 300_000 + "END\n"  # more than a pipe holds: the copy must not block on it
+    p = subprocess.run([sys.executable, "-c", code], input=big, capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "got hello\nlate\nstatus 3\n"
+    assert p.stdout == f"got {len(big)} bytes\nlate\nstatus 3\n"
     assert p.stderr == "to stderr\n"
 
 
