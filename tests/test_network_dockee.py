@@ -1,5 +1,5 @@
 """dockee's side of networking without root: records, -p/--add-host parsing, hosts files, the plan
-(hooks, mounts, reservations) and its release, and the bridge code against pyroute2's mock netlink."""
+(hooks, mounts, reservations) and its release, and rtnl (pyroute2 messages) against a fake netlink socket."""
 
 from __future__ import annotations
 
