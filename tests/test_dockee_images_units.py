@@ -387,3 +387,18 @@ def test_deep_paths_do_not_exhaust_the_stack(tmp_path: Path) -> None:
     deep = "d/" * 1100 + "f"  # deeper than Python's recursion limit, shorter than PATH_MAX
     out = unpack(tmp_path, tar_bytes([f(deep, b"deep")]))
     assert (out / deep).read_bytes() == b"deep"
+
+
+def test_docker_sizes_and_ages() -> None:
+    import datetime
+
+    from pyruntime.dockee.cli_images import human_ago, human_size
+
+    assert [human_size(n) for n in (0, 999, 1982374, 124296555, 1_200_000_000)] == \
+        ["0B", "999B", "1.982MB", "124.3MB", "1.2GB"]
+    now = datetime.datetime(2026, 11, 30, 12, 0, 0, tzinfo=datetime.UTC)
+    ages = {"2026-11-30T11:59:59.5Z": "Less than a second ago", "2026-11-30T11:59:30Z": "30 seconds ago",
+            "2026-11-30T11:58:30Z": "About a minute ago", "2026-11-30T11:00:00+00:00": "About an hour ago",
+            "2026-11-30T09:00:00Z": "3 hours ago", "2026-11-20T12:00:00Z": "10 days ago",
+            "2026-05-07T20:33:45Z": "6 months ago", "bogus": "N/A"}
+    assert {t: human_ago(t, now) for t in ages} == ages
