@@ -437,3 +437,29 @@ def test_run_flags_reach_the_container(dk: Dockee, tmp_path: Path) -> None:
     assert p.stdout.split() == ["1", "Seccomp:", "2"]  # lo only; podman's seccomp profile
     p = dk("run", "--rm", "--privileged", "--net", "none", "busybox", "grep", "Seccomp:", "/proc/self/status")
     assert p.returncode == 0 and p.stdout.split() == ["Seccomp:", "0"], p.stderr
+
+
+def test_cli_killed_at_any_moment_then_ps_and_rm_f(dk: Dockee) -> None:
+    before = dk.ids()
+    for delay in (0.05, 0.15, 0.25, 0.4):
+        p = subprocess.Popen(dk.argv("run", "--net", "none", "busybox", "sleep", "100"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+    time.sleep(0.3)
+    rows = {r.split()[0]: r for r in dk("ps", "-a", check=True).stdout.splitlines()[1:]}
+    made = dk.ids() - before
+    for cid in made:
+        row = rows[cid[:12]]
+        state = dk.inspect(cid)["State"]
+        # whatever the moment, ps and inspect agree with the runtime: running means a live process
+        if state["Running"]:
+            assert " Up " in row and os.path.exists(f"/proc/{state['Pid']}")
+        else:
+            assert "Created" in row or "Exited" in row
+    for cid in made:
+        dk("rm", "-f", cid, check=True)
+        assert leftovers(dk, cid) == []
+    assert dk.ids() == before
+    assert not list((dk.root / "containers").glob(".new-*")) or dk("container", "prune", "-f").returncode == 0
