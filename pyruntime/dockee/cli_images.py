@@ -13,15 +13,19 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from pyruntime.dockee.errors import DockeeError
-from pyruntime.dockee.images import Image, ImageStore
+
+if TYPE_CHECKING:  # images loads when a verb runs, not when dockee-shim registers its verbs
+    from pyruntime.dockee.images import Image, ImageStore
 
 
 def _images(ctx: click.Context) -> ImageStore:
+    from pyruntime.dockee.images import ImageStore
+
     return ImageStore(ctx.obj.store)
 
 

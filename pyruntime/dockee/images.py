@@ -49,19 +49,20 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pyruntime.dockee.changes import apply_changes
 from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
-from pyruntime.dockee.layers import Extracted, extract, write_tar
 from pyruntime.dockee.store import Store, atomic_write_bytes, atomic_write_json, read_json
+
+if TYPE_CHECKING:  # layers (tarfile, the tar reader) loads only for verbs that unpack or pack
+    from pyruntime.dockee.layers import Extracted
 
 DEFAULT_TAG = "latest"
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -75,7 +76,7 @@ def now_rfc3339() -> str:
 
 
 def goarch() -> str:
-    m = platform.machine()
+    m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
 
 
@@ -238,6 +239,8 @@ class ImageStore:
     def stage_layer(self, src: IO[bytes], *, what: str,
                     on_bytes: Callable[[int], None] | None = None) -> tuple[Path, Extracted]:
         """Unpack a layer tar into a private staging dir under tmp/ (install with finish())."""
+        from pyruntime.dockee.layers import extract
+
         self.store.ensure()
         staging = Path(tempfile.mkdtemp(prefix=f"layer-{os.getpid()}-", dir=self.store.tmp))
         try:
@@ -333,6 +336,8 @@ class ImageStore:
 
     def commit(self, upper_dir: Path, base: Image, ref: str | None, *, changes: Sequence[str] = (),
                author: str = "", message: str = "") -> Image:
+        from pyruntime.dockee.layers import write_tar
+
         tag = normalize_ref(ref) if ref else None
         config = apply_changes(base.config, list(changes))
         self.store.ensure()
