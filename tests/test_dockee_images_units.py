@@ -402,3 +402,13 @@ def test_docker_sizes_and_ages() -> None:
             "2026-11-30T09:00:00Z": "3 hours ago", "2026-11-20T12:00:00Z": "10 days ago",
             "2026-05-07T20:33:45Z": "6 months ago", "bogus": "N/A"}
     assert {t: human_ago(t, now) for t in ages} == ages
+
+
+@pytest.mark.parametrize("pax", [{"uid": "x"}, {"size": "-1"}, {"mtime": "soon"}, {"path": "a\0/../../x"},
+                                 {"linkpath": "b\0c"}], ids=["uid", "size", "mtime", "nul-path", "nul-link"])
+def test_bad_pax_values_are_one_line_errors(tmp_path: Path, pax: dict[str, str]) -> None:
+    ti = _ti("f", tarfile.SYMTYPE if "linkpath" in pax else tarfile.REGTYPE, linkname="t")
+    ti.pax_headers = pax
+    data = tar_bytes([(ti, None if "linkpath" in pax else b"x")])
+    with pytest.raises(BadArchive, match="pax"):
+        unpack(tmp_path, data)

@@ -68,6 +68,15 @@ def _num(field: bytes) -> int:
         raise TarFormatError(f"bad number {field!r} in a header") from None
 
 
+def _pax_int(pax: dict[str, bytes], key: str, default: int) -> int:
+    if key not in pax:
+        return default
+    text = pax[key]
+    if not text.isdigit():
+        raise TarFormatError(f"bad pax {key} {text[:20]!r}")
+    return int(text)
+
+
 def _pax_time_ns(value: bytes) -> int:
     """A pax time ("1700000000.123456789", maybe negative) in nanoseconds, exactly."""
     text = value.decode("ascii")
@@ -271,12 +280,15 @@ class TarReader:
             if long_name is not None:
                 name = long_name
             link = long_link if long_link is not None else block[157:257].split(b"\0", 1)[0]
+            for key in ("path", "linkpath"):
+                if b"\0" in pax.get(key, b""):  # C readers would stop at the NUL, we would not
+                    raise TarFormatError(f"NUL in a pax {key} after entry {self.last!r}")
             e.name = _str(pax["path"]) if "path" in pax else _str(name)
             e.linkname = _str(pax["linkpath"]) if "linkpath" in pax else _str(link)
             e.mode = _num(block[100:108])
-            e.uid = int(pax["uid"]) if "uid" in pax else _num(block[108:116])
-            e.gid = int(pax["gid"]) if "gid" in pax else _num(block[116:124])
-            e.size = int(pax["size"]) if "size" in pax else size
+            e.uid = _pax_int(pax, "uid", _num(block[108:116]))
+            e.gid = _pax_int(pax, "gid", _num(block[116:124]))
+            e.size = _pax_int(pax, "size", size)
             try:
                 e.mtime_ns = _pax_time_ns(pax["mtime"]) if "mtime" in pax else _num(block[136:148]) * 10**9
             except ValueError:
