@@ -255,7 +255,7 @@ def _load(images: ImageStore, tmp: Path, data: bytes) -> list[Any]:
 
 
 def _leftovers(images: ImageStore) -> list[str]:
-    s = images.store
+    s = images.store.ensure()
     found = [str(p) for p in s.layers.iterdir()] + [str(p) for p in s.tmp.iterdir()]
     return found + [p.name for p in s.images.iterdir() if p.name != "tags.json"]
 
@@ -412,3 +412,30 @@ def test_bad_pax_values_are_one_line_errors(tmp_path: Path, pax: dict[str, str])
     data = tar_bytes([(ti, None if "linkpath" in pax else b"x")])
     with pytest.raises(BadArchive, match="pax"):
         unpack(tmp_path, data)
+
+
+@pytest.mark.parametrize("manifest", ['{"a": 1}', '[1]', '[{"Config": "c.json", "Layers": [], "RepoTags": "x:1"}]',
+                                      '[{"Config": "c.json", "Layers": [7], "RepoTags": [3]}]', "[]", "nonsense"],
+                         ids=["object", "number", "tags-str", "ints", "empty", "not-json"])
+def test_odd_manifests_are_one_line_errors(tmp_path: Path, manifest: str) -> None:
+    images = _store(tmp_path)
+    data = tar_bytes([f("c.json", b'{"rootfs": {"type": "layers", "diff_ids": []}}'),
+                      f("manifest.json", manifest.encode())])
+    with pytest.raises(DockeeError):
+        _load(images, tmp_path, data)
+    assert _leftovers(images) == []
+
+
+@pytest.mark.parametrize("index", ['{"manifests": [{"digest": "sha256:%s", "annotations": 5}]}',
+                                   '{"manifests": "x"}', '[]'], ids=["annotations", "manifests-str", "list"])
+def test_odd_oci_indexes_are_one_line_errors(tmp_path: Path, index: str) -> None:
+    images = _store(tmp_path)
+    layout = tmp_path / "layout"
+    (layout / "blobs/sha256").mkdir(parents=True)
+    blob = b"[1, 2]"
+    (layout / "blobs/sha256" / sha(blob)[7:]).write_bytes(blob)
+    (layout / "oci-layout").write_text("{}")
+    (layout / "index.json").write_text(index.replace("%s", sha(blob)[7:]))
+    with pytest.raises(DockeeError):
+        archives.load(images, str(layout))
+    assert _leftovers(images) == []

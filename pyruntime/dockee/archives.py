@@ -232,7 +232,9 @@ def _diff_ids(raw: Any, what: str) -> list[str]:
     return ids
 
 
-def _tags(names: list[str], what: str) -> list[str]:
+def _tags(names: Any, what: str) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadArchive(f"{what}: RepoTags must be a list of names")
     out = []
     for n in names:
         try:
@@ -283,7 +285,7 @@ def _load_docker(images: ImageStore, source: _Source, pending: _Pending, on_byte
             raise BadArchive(f"{where}: {len(layer_names)} layers for {len(diff_ids)} diff_ids in the config")
         _add_layers(images, source, pending, [(n, d, None) for n, d in zip(layer_names, diff_ids, strict=True)],
                     on_bytes)
-        pending.configs.append((data, _tags(list(entry.get("RepoTags") or []), where)))
+        pending.configs.append((data, _tags(entry.get("RepoTags") or [], where)))
 
 
 def _blob_name(desc: Any, what: str) -> tuple[str, str]:
@@ -321,7 +323,8 @@ def _load_oci(images: ImageStore, source: _Source, pending: _Pending, on_bytes: 
         for desc in idx.get("manifests") or []:
             if not isinstance(desc, dict):
                 raise BadArchive(f"{source.what}: index.json: bad descriptor")
-            ann = desc.get("annotations") or {}
+            ann = desc.get("annotations")
+            ann = ann if isinstance(ann, dict) else {}
             own = names
             name = ann.get(ANNOTATION_NAME) or ann.get(ANNOTATION_REF)
             if isinstance(name, str) and (":" in name or "/" in name or ann.get(ANNOTATION_NAME)):
@@ -329,6 +332,8 @@ def _load_oci(images: ImageStore, source: _Source, pending: _Pending, on_bytes: 
             mt = desc.get("mediaType")
             data = _read_blob(source, desc, f"{source.what}: index.json")
             doc = _json(data, f"{source.what}: {desc.get('digest')}")
+            if not isinstance(doc, dict):
+                raise BadArchive(f"{source.what}: {desc.get('digest')}: not a manifest or index")
             mt = mt or doc.get("mediaType")
             if mt in (MT_OCI_INDEX, MT_DOCKER_LIST) or (mt is None and "manifests" in doc):
                 picked = [d for d in doc.get("manifests") or [] if isinstance(d, dict) and _platform_ok(d)]
@@ -375,6 +380,11 @@ def load(images: ImageStore, src: str, *, on_bytes: OnBytes = None) -> list[tupl
         if not pending.configs:
             raise BadArchive(f"{source.what}: no image for this platform")
         loaded = images.finish(pending.staged, pending.configs)
+    except (TypeError, AttributeError, KeyError) as e:
+        # JSON of an unexpected shape that slipped past the checks: still one line, no traceback
+        for staging, _ in pending.staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise BadArchive(f"{source.what}: malformed metadata ({type(e).__name__}: {e})") from None
     except BaseException:
         for staging, _ in pending.staged:
             shutil.rmtree(staging, ignore_errors=True)
