@@ -7,6 +7,7 @@ arriving, one readable error line.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import pids_matching, run_captured, wait_until
+from harness import PODMAN_PROFILE, pids_matching, run_captured, wait_until
 
 from conftest import Runtime, base_config
 
@@ -105,22 +106,34 @@ def test_rlimit_of_2_64_minus_1_is_unlimited(request: pytest.FixtureRequest, nam
 TRAPS_TERM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]
 
 
-def _deny_close_range(cfg: dict[str, Any]) -> dict[str, Any]:
+def _with_profile(cfg: dict[str, Any], profile: str) -> dict[str, Any]:
     cfg["process"]["noNewPrivileges"] = True  # the filter is loaded after the fifo
-    cfg["linux"]["seccomp"] = {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
-    }
+    if profile == "podman":
+        from pyruntime import seccomp
+
+        cfg["linux"]["seccomp"] = seccomp.containers_profile_to_oci(
+            json.loads(PODMAN_PROFILE.read_text()),
+            caps=cfg["process"]["capabilities"]["effective"])
+    else:  # CPython's closerange then falls back to a close() per possible descriptor
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        }
     return cfg
 
 
+@pytest.mark.parametrize("profile", ["no-close_range", "podman"])
 @pytest.mark.parametrize("name", RUNTIMES)
-def test_term_right_after_start_reaches_the_process(request: pytest.FixtureRequest, name: str) -> None:
+def test_term_right_after_start_reaches_the_process(request: pytest.FixtureRequest, name: str,
+                                                    profile: str) -> None:
     """Between the fifo's release and execve, the container's pid 1 is the runtime without a
     TERM handler, and the kernel drops TERM for a pid-namespace init: that window must be
-    too short for a `kill` run right after `start` to land in it."""
+    too short for a `kill` run right after `start` to land in it (no fd closing and no
+    filter generation left in it)."""
+    if profile == "podman" and not PODMAN_PROFILE.exists():
+        pytest.skip("podman's seccomp profile missing")
     rt = _rt(request, name)
-    bundle = rt.bundle(_deny_close_range(base_config(TRAPS_TERM)))
+    bundle = rt.bundle(_with_profile(base_config(TRAPS_TERM), profile))
     stopped = 0
     for _ in range(10):
         cid = rt.new_id()
@@ -130,7 +143,9 @@ def test_term_right_after_start_reaches_the_process(request: pytest.FixtureReque
         if wait_until(lambda c=cid: rt.state(c)["status"] == "stopped", timeout=5):  # type: ignore[misc]
             stopped += 1
         rt("delete", "--force", cid, check=True)
-    assert stopped == 10
+    # runc's `kill` is quick enough to arrive now and then before sh has set its trap (a
+    # window of the shell's, not the runtime's); pyruntime's is not, so any miss is ours
+    assert stopped == 10 if name == "pyrt" else stopped >= 8
 
 
 # --- 5. start of a command that exits at once --------------------------------------------

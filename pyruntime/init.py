@@ -392,6 +392,7 @@ class _Prepared:
             from . import seccomp
 
             self.seccomp = seccomp.compile_filter(seccomp_doc)
+            self.seccomp.prepare()  # the BPF program is generated now, not after `start`
             # the listener only matters when a rule notifies; connect before pivot_root
             if self.seccomp.uses_notify and self.seccomp.listener_path:
                 self.listener = seccomp.connect_listener(self.seccomp.listener_path)
@@ -439,6 +440,11 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
     # after the cwd and the user are set (./start.sh is relative to process.cwd), before
     # READY, so that a missing executable fails `create` as in runc
     path = _look_path(proc.args[0], env)
+    # Every signal at its default now, not in the window between `start` and execve; only
+    # SIGPIPE stays ignored until execve, so that writing to a closed socket (READY, the
+    # seccomp notify fd) fails with EPIPE instead of killing init without a word.
+    _at("resetting signals")
+    _unblock_signals(sys, keep_ignored=(signal.SIGPIPE,))
 
     _at("reporting ready")
     chan.send(sync.READY)
@@ -462,7 +468,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
         _load_seccomp(flt, prepared.listener, state, spec)
     # (no fd work here: stage 1 closed what we inherited, the rest is close-on-exec)
     _at("starting the container's process")
-    _unblock_signals(sys)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.execve(path, list(proc.args), env)
 
 
@@ -651,11 +657,11 @@ def _setup_process(proc: Any, caps: CapabilityPlan, sys: LinuxSyscalls) -> None:
         raise ChildError(f"process.cwd: {proc.cwd}: outside the container's root")
 
 
-def _unblock_signals(sys: LinuxSyscalls) -> None:
+def _unblock_signals(sys: LinuxSyscalls, keep_ignored: tuple[int, ...] = ()) -> None:
     """Ignored dispositions survive execve: CPython ignores SIGPIPE and SIGXFSZ, a caller may
     ignore more, and the container must start with every signal at its default."""
     for sig in range(1, signal.NSIG):
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+        if sig in (signal.SIGKILL, signal.SIGSTOP) or sig in keep_ignored:
             continue
         try:
             signal.signal(sig, signal.SIG_DFL)

@@ -245,6 +245,50 @@ class LibSeccomp:
             raise _fail(rc, "seccomp_export_pfc")
 
 
+# seccomp(2) itself, for a program generated ahead of time (libseccomp generates it inside
+# seccomp_load, tens of milliseconds for podman's profile: too long for the moment between
+# `start` and execve).  The flags are the ones seccomp_load would pass for the same context.
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
+_SECCOMP_NR = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Program:
+    """A generated BPF program (struct sock_filter[]) ready for one seccomp(2) call."""
+
+    def __init__(self, bpf: bytes, flags: int) -> None:
+        if not bpf or len(bpf) % 8 or len(bpf) // 8 > 0xFFFF:
+            raise ValueError(f"not a BPF program: {len(bpf)} bytes")
+        nr = _SECCOMP_NR.get(os.uname().machine)
+        if nr is None:
+            raise OSError(errno.ENOSYS, f"seccomp: unknown syscall number on {os.uname().machine}")
+        self._nr = nr
+        self._buf = ctypes.create_string_buffer(bpf, len(bpf))
+        self._fprog = _SockFprog(len(bpf) // 8, ctypes.cast(self._buf, ctypes.c_void_p))
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._syscall = libc.syscall
+        self._syscall.restype = ctypes.c_long
+        self.flags = flags
+
+    def install(self) -> int:
+        """Load it into the calling thread: the listener fd with NEW_LISTENER, else 0."""
+        rc = self._syscall(ctypes.c_long(self._nr), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_ulong(self.flags), ctypes.byref(self._fprog))
+        if rc < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"seccomp(SECCOMP_SET_MODE_FILTER): {os.strerror(err)}")
+        return int(rc)
+
+
 _loaded: LibSeccomp | None = None
 
 
