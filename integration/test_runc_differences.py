@@ -83,6 +83,47 @@ def test_loopback_is_up_for_a_container_joining_the_namespace(pyrt: Runtime) -> 
     _assert_localhost_works(p.stdout)
 
 
+def _skip_unless(module: Any) -> None:
+    mark = getattr(module, "pytestmark", None)
+    if mark is not None and mark.args and mark.args[0]:
+        pytest.skip(mark.kwargs.get("reason", "tool missing"))
+
+
+# the module-scoped podman and containerd of those files (their own skips apply here too)
+from test_containerd import Containerd  # noqa: E402
+from test_containerd import containerd as containerd  # noqa: E402,F401
+from test_podman import Podman  # noqa: E402
+from test_podman import podman as podman  # noqa: E402,F401
+
+
+def test_loopback_is_up_under_podman_network_none(podman: Podman) -> None:
+    import test_podman as tp
+
+    _skip_unless(tp)
+    seen = {}
+    for name, binary in tp.RUNTIMES.items():
+        p = podman(binary, "run", "--rm", *tp.RUN_FLAGS, tp.IMAGE, "sh", "-c", LOCALHOST_PROBE)
+        assert p.returncode == 0, p.stderr
+        seen[name] = p.stdout
+    _assert_localhost_works(seen["pyruntime"])
+    assert seen["pyruntime"] == seen["runc"]
+
+
+def test_loopback_is_up_under_ctr_run(containerd: Containerd) -> None:
+    import test_containerd as tc
+
+    _skip_unless(tc)
+    seen = {}
+    for name, binary in tc.RUNTIMES.items():
+        cid = containerd.new_id(f"lo-{name}")
+        p = containerd.ctr("run", "--rm", "--runc-binary", binary, tc.IMAGE, cid, "sh", "-c",
+                           LOCALHOST_PROBE)
+        assert p.returncode == 0, p.stderr
+        seen[name] = p.stdout
+    _assert_localhost_works(seen["pyruntime"])
+    assert seen["pyruntime"] == seen["runc"]
+
+
 # --- 2. unlimited rlimits ----------------------------------------------------------------
 
 
