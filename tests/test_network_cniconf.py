@@ -182,9 +182,10 @@ def test_check_needs_prev_result_and_version() -> None:
 
 
 def test_plugin_start_does_not_load_netlink_or_nft_code() -> None:
-    """VERSION and the config parse must stay cheap: no pyroute2, asyncio or subprocess at import."""
+    """VERSION must stay cheap: no netlink, nft, config-parsing or dataclass code at import."""
     code = ("import sys; from pyruntime.dockee.network import plugin; "
-            "print(sorted(m for m in ('pyroute2', 'asyncio', 'subprocess', 'pyruntime.dockee.store') "
+            "print(sorted(m for m in ('pyroute2', 'asyncio', 'subprocess', 'pyruntime.dockee.store', 'dataclasses', "
+            "'ipaddress', 'pyruntime.dockee.network.cniconf') "
             "if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert p.stdout.strip() == "[]", p.stderr

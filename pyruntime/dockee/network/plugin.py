@@ -15,21 +15,27 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
-from pyruntime.dockee.network import cniconf
-from pyruntime.dockee.network.cniconf import (
+from pyruntime.dockee.network.cniversion import (
     CHECK_MIN,
     E_ATTACHED,
     E_CONFIG,
+    E_ENV,
     E_PLUGIN,
     E_UNAVAILABLE,
     E_UNKNOWN_CONTAINER,
+    E_VERSION,
+    SUPPORTED_VERSIONS,
     CNIError,
-    Env,
-    NetConf,
-    PortMapping,
+    config_version,
 )
+
+# VERSION must not pay for typing, dataclasses or ipaddress: those load only where used
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyruntime.dockee.network.cniconf import Env, NetConf, PortMapping, Range
 
 
 def _write_json(path: str, doc: Any) -> None:
@@ -44,7 +50,9 @@ def record_path(data_dir: str, network: str, cid: str, ifname: str) -> str:
 
 
 def _mappings(record: dict[str, Any]) -> tuple[PortMapping, ...]:
-    return tuple(PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
+    from pyruntime.dockee.network import cniconf
+
+    return tuple(cniconf.PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
                  for p in record.get("ports") or [])
 
 
@@ -58,7 +66,7 @@ def load_record(path: str) -> dict[str, Any] | None:
 
 
 def add(env: Env, conf: NetConf) -> dict[str, Any]:
-    from pyruntime.dockee.network import bridge, ipam, nat
+    from pyruntime.dockee.network import bridge, cniconf, ipam, nat
 
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -171,15 +179,19 @@ def _delete_veth(name: str) -> None:
         bridge.delete_link(r, name)  # its peer in the netns goes with it
 
 
-def _dummy_range() -> cniconf.Range:
+def _dummy_range() -> Range:
     # release needs only the directory; the range matters for allocation
     import ipaddress
+
+    from pyruntime.dockee.network import cniconf
 
     z = ipaddress.IPv4Address("0.0.0.0")
     return cniconf.Range(ipaddress.IPv4Network("0.0.0.0/32"), z, z, z)
 
 
 def delete(env: Env, conf: NetConf) -> None:
+    from pyruntime.dockee.network import cniconf
+
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
     record = load_record(path)
     if record is None:
@@ -196,10 +208,10 @@ def delete(env: Env, conf: NetConf) -> None:
 
 
 def check(env: Env, conf: NetConf) -> None:
-    from pyruntime.dockee.network import bridge, ipam, nat
+    from pyruntime.dockee.network import bridge, cniconf, ipam, nat
 
     if cniconf.version_tuple(conf.cni_version) < CHECK_MIN:
-        raise CNIError(cniconf.E_VERSION, f"CHECK is not defined for cniVersion {conf.cni_version}")
+        raise CNIError(E_VERSION, f"CHECK is not defined for cniVersion {conf.cni_version}")
     if conf.prev_result is None:
         raise CNIError(E_CONFIG, "CHECK needs prevResult")
     want = cniconf.result_address(conf.prev_result, env.ifname)
@@ -251,9 +263,15 @@ def status(conf: NetConf) -> None:
         raise CNIError(E_UNAVAILABLE, f"IPAM directory {conf.data_dir}: {e.strerror}")
 
 
+def version(raw: bytes) -> dict[str, Any]:
+    return {"cniVersion": config_version(raw), "supportedVersions": list(SUPPORTED_VERSIONS)}
+
+
 def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
     if env.command == "VERSION":
-        return {"cniVersion": cniconf.config_version(raw), "supportedVersions": list(cniconf.SUPPORTED_VERSIONS)}
+        return version(raw)
+    from pyruntime.dockee.network import cniconf
+
     conf = cniconf.parse_config(raw, env)
     if env.command == "ADD":
         return add(env, conf)
@@ -266,11 +284,13 @@ def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
     if env.command == "STATUS":
         status(conf)
         return None
-    raise CNIError(cniconf.E_ENV, f"CNI_COMMAND {env.command!r} is not ADD, DEL, CHECK, VERSION or STATUS")
+    raise CNIError(E_ENV, f"CNI_COMMAND {env.command!r} is not ADD, DEL, CHECK, VERSION or STATUS")
 
 
 def oci_hook(argv: list[str]) -> int:
     """createRuntime (`add FILE`) and poststop (`del FILE`) hook of a dockee container."""
+    from pyruntime.dockee.network import cniconf
+
     if len(argv) != 2 or argv[0] not in ("add", "del"):
         print("usage: dockee-cni-bridge oci-hook add|del FILE (OCI state on stdin)", file=sys.stderr)
         return 2
@@ -295,13 +315,13 @@ def oci_hook(argv: list[str]) -> int:
             return 0
         pid = int(state.get("pid") or 0)
         if pid <= 0:
-            raise CNIError(cniconf.E_ENV, "the OCI state on stdin has no pid")
+            raise CNIError(E_ENV, "the OCI state on stdin has no pid")
         netns = f"/proc/{pid}/ns/net"
         if os.stat(netns).st_ino == os.stat("/proc/self/ns/net").st_ino:
-            raise CNIError(cniconf.E_ENV, "the container shares the host's network namespace")
+            raise CNIError(E_ENV, "the container shares the host's network namespace")
         if record is not None:
             os.unlink(path)  # kept only for its address, which conf asks for again
-        result = add(Env("ADD", cid, netns, ifname, {}, ""), conf)
+        result = add(cniconf.Env("ADD", cid, netns, ifname, {}, ""), conf)
         if plan.get("resultPath"):
             _write_json(plan["resultPath"], result)
         return 0
@@ -318,17 +338,22 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] == "oci-hook":
         sys.exit(oci_hook(args[1:]))
     raw = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-    version = cniconf.config_version(raw)
+    cni_version = config_version(raw)
+    out: dict[str, Any] | None
     try:
-        env = cniconf.parse_env(dict(os.environ))
-        out = dispatch(env, raw)
+        if os.environ.get("CNI_COMMAND") == "VERSION":
+            out = version(raw)  # before any other import: callers ask this of every plugin, every time
+        else:
+            from pyruntime.dockee.network import cniconf
+
+            out = dispatch(cniconf.parse_env(dict(os.environ)), raw)
     except CNIError as e:
-        sys.stdout.write(json.dumps(e.to_json(version)) + "\n")
+        sys.stdout.write(json.dumps(e.to_json(cni_version)) + "\n")
         sys.exit(1)
     except Exception as e:  # a bug or an unexpected kernel answer: still the CNI error shape
         if os.environ.get("DOCKEE_CNI_DEBUG"):
             raise
-        sys.stdout.write(json.dumps(CNIError(E_PLUGIN, f"{type(e).__name__}: {e}").to_json(version)) + "\n")
+        sys.stdout.write(json.dumps(CNIError(E_PLUGIN, f"{type(e).__name__}: {e}").to_json(cni_version)) + "\n")
         sys.exit(1)
     if out is not None:
         sys.stdout.write(json.dumps(out) + "\n")
