@@ -48,6 +48,7 @@ lint: setup
 bench: setup
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_dockee.py
+	$(PY) scripts/bench_network.py
 
 conformance: setup
 	bash integration/conformance/run.sh
