@@ -158,6 +158,7 @@ def test_save_is_loaded_and_run_by_podman(root: Path, tmp_path: Path) -> None:
     layout = umoci_layout(tmp_path)
     dockee(root, "load", "-i", str(layout), check=True)
     image_id = dockee(root, "images", "-q", check=True).stdout.strip()
+    image_id_full = dockee(root, "images", "-q", "--no-trunc", check=True).stdout.strip()
     dockee(root, "tag", image_id, "app:1", check=True)
     archive = tmp_path / "saved.tar"
     dockee(root, "save", "-o", str(archive), "app:1", "busybox", check=True)
@@ -175,6 +176,9 @@ def test_save_is_loaded_and_run_by_podman(root: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         assert p.stdout.split() == ["/data:", "dir", "/data/dir:", "new", "new", "A=1"]
+        p = subprocess.run([*podman, "images", "--no-trunc", "--format", "{{.ID}}", "localhost/app:1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.stdout.strip() == image_id_full, "podman sees the same image id"
         # and back: what podman saves, in both of its formats, loads here as the same image
         for fmt in ("oci-archive", "docker-archive"):
             back = tmp_path / f"from-podman-{fmt}.tar"

@@ -379,8 +379,22 @@ def test_save_then_load_round_trip(tmp_path: Path) -> None:
     other = ImageStore(Store(tmp_path / "other"))
     (back, tags), = archives.load(other, str(out))
     assert tags == ["app:1"] and back.config == img.config
+    assert back.id == img.id, "the layer's tar is rebuilt byte for byte from its tar-split record"
     assert (back.layer_dirs[0] / "etc/a").read_bytes() == b"1"
     assert os.readlink(back.layer_dirs[0] / "etc/s") == "/etc/a"
+
+
+def test_save_packs_a_layer_anew_when_its_files_changed(tmp_path: Path) -> None:
+    images = _store(tmp_path)
+    layer = tar_bytes([d("etc"), f("etc/a", b"1")], fmt=tarfile.GNU_FORMAT)
+    (img, _), = _load(images, tmp_path, _docker_save([layer], ["app:1"]))
+    (img.layer_dirs[0] / "etc/a").write_bytes(b"2")  # the record no longer matches the files
+    out = tmp_path / "saved.tar"
+    archives.save(images, [(img, "app:1")], str(out))
+    other = ImageStore(Store(tmp_path / "other"))
+    (back, _), = archives.load(other, str(out))
+    assert back.id != img.id and back.config == img.config
+    assert (back.layer_dirs[0] / "etc/a").read_bytes() == b"2"
 
 
 def test_deep_paths_do_not_exhaust_the_stack(tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ Every layer and image of the archive is staged first and installed together at t
 
 save writes the classic docker-save layout (`<chainid>/layer.tar` with VERSION and json,
 `<config-id>.json`, `manifest.json`, `repositories`), which `docker load`, `podman load`
-and `ctr images import` read.  Layer tars are regenerated from the unpacked layers
-(layers.write_tar, deterministic).  A layer that came from someone else's tar rarely
-regenerates byte for byte; the saved config then carries the regenerated DiffIDs, so the
-saved image id differs from the local one while names, config and content stay the same.
+and `ctr images import` read.  Each layer's tar is rebuilt byte for byte from its tar-split
+record and unpacked files (layers.rebuild_tar), so image ids survive save and load.  A
+layer without a usable record is packed anew (layers.write_tar, deterministic); the saved
+config then carries the new DiffIDs, so that image's saved id differs from the local one
+while names, config and content stay the same.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from pyruntime.dockee.images import (
     goarch,
     normalize_ref,
 )
-from pyruntime.dockee.layers import BadArchive, Extracted, chain_ids, decompressed, write_tar
+from pyruntime.dockee.layers import BadArchive, Extracted, chain_ids, decompressed, rebuild_tar, write_tar
 
 OnBytes = Callable[[int], None] | None
 _DIGEST = re.compile(r"^(sha256|sha512):([0-9a-f]{64,128})$")
@@ -447,7 +448,14 @@ def save(images: ImageStore, picked: list[tuple[Image, str]], output: str | None
                 if d in regenerated:
                     continue
                 path = work / f"{len(regenerated)}.tar"
+                split = images.layer_dir(d).parent / "tarsplit.gz"
                 with open(path, "wb") as f:
+                    w = _HashingWriter(f, on_bytes)
+                    if split.exists() and rebuild_tar(split, images.layer_dir(d), w) \
+                            and "sha256:" + w.sha.hexdigest() == d:
+                        regenerated[d] = (d, path)
+                        continue
+                with open(path, "wb") as f:  # no record, or the files changed: pack anew
                     w = _HashingWriter(f, on_bytes)
                     write_tar(images.layer_dir(d), w)  # type: ignore[arg-type]
                 regenerated[d] = ("sha256:" + w.sha.hexdigest(), path)

@@ -139,7 +139,7 @@ def list_images(ctx: click.Context, quiet: bool, fmt: str | None, no_trunc: bool
         for img in sorted(imgs, key=lambda i: i.created, reverse=True):
             if img.id not in seen:
                 seen.append(img.id)
-                click.echo(img.id if no_trunc else img.short_id)
+                click.echo(f"sha256:{img.id}" if no_trunc else img.short_id)
         return
     rows = _rows(imgs)
     if no_trunc:

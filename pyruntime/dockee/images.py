@@ -29,6 +29,8 @@ Store layout (under Store.root):
     images/tags.json        {"name:tag": id}; docker.io/library/ and docker.io/ are dropped
     layers/<diffhex>/diff/  one layer unpacked in overlay form (layers.py), an overlay lowerdir
     layers/<diffhex>/layer.json   {"diff_id", "size"}
+    layers/<diffhex>/tarsplit.gz  every byte of the layer's tar but file content (tarstream),
+                            so `save` writes the very tar that was loaded and ids survive
 Layers are keyed by DiffID (sha256 of the uncompressed layer tar), not ChainID: with
 whiteouts kept as overlay whiteouts a layer's unpacked form depends on its own tar alone,
 so one directory serves every image with that layer whatever lies below it.
@@ -246,7 +248,7 @@ class ImageStore:
         try:
             os.chmod(staging, 0o755)
             (staging / "diff").mkdir()
-            ex = extract(src, staging / "diff", what=what, on_bytes=on_bytes)
+            ex = extract(src, staging / "diff", what=what, on_bytes=on_bytes, split=staging / "tarsplit.gz")
             atomic_write_json(staging / "layer.json", {"diff_id": ex.diff_id, "size": ex.size})
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

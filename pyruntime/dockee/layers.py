@@ -26,6 +26,7 @@ cross the archive boundary in either direction: a layer cannot smuggle in a redi
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -41,7 +42,20 @@ from typing import IO, Protocol
 
 from pyruntime.dockee import gnutar
 from pyruntime.dockee.errors import DockeeError
-from pyruntime.dockee.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
+from pyruntime.dockee.tarstream import (
+    BLK,
+    CHR,
+    DIR,
+    FIFO,
+    LNK,
+    REG,
+    SYM,
+    Entry,
+    TarFormatError,
+    TarReader,
+    Writable,
+    rebuild,
+)
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -333,15 +347,58 @@ class _Extractor:
 
 
 def extract(src: Readable, dest: Path, *, what: str = "layer",
-            on_bytes: Callable[[int], None] | None = None) -> Extracted:
-    """Unpack the layer tar read from src into the empty directory dest (see module doc)."""
+            on_bytes: Callable[[int], None] | None = None, split: Path | None = None) -> Extracted:
+    """Unpack the layer tar read from src into the empty directory dest (see module doc).
+
+    split: where to keep the layer's tar-split record (gzip), from which rebuild_tar() makes
+    the very same tar again; removed when the tar cannot be rebuilt (content not unpacked,
+    megabytes after the end block).
+    """
+    with contextlib.ExitStack() as stack:
+        split_out = stack.enter_context(gzip.open(split, "wb", compresslevel=1)) if split else None
+        ex, reader = _extract(src, dest, what, on_bytes, split_out)
+    if split and not reader.split_ok:
+        split.unlink()
+    return ex
+
+
+def rebuild_tar(split: Path, root: Path, out: Writable) -> bool:
+    """The layer's original tar from its split record and its unpacked files in root."""
+
+    def content(name: str) -> IO[bytes] | None:
+        try:
+            fd = os.open(os.path.join(root, layer_path(name)), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            return None
+        return os.fdopen(fd, "rb")
+
+    opened: list[IO[bytes]] = []
+
+    def tracked(name: str) -> IO[bytes] | None:
+        f = content(name)
+        if f is not None:
+            opened.append(f)
+        return f
+
+    try:
+        with gzip.open(split, "rb") as rec:
+            return rebuild(rec, tracked, out)
+    except (OSError, EOFError, TarFormatError):
+        return False
+    finally:
+        for f in opened:
+            f.close()
+
+
+def _extract(src: Readable, dest: Path, what: str, on_bytes: Callable[[int], None] | None,
+             split_out: Writable | None) -> tuple[Extracted, TarReader]:
     outer = _Hashing(src, on_bytes)
     ex = _Extractor(dest, what)
     tar = None if os.environ.get("DOCKEE_EXTRACTOR") == "python" else gnutar.gnu_tar()
     reader: TarReader | None = None
     try:
         plain = _Hashing(decompressed(outer))
-        reader = TarReader(plain, keep_raw=tar is not None)
+        reader = TarReader(plain, keep_raw=tar is not None, split=split_out)
         if tar is not None:
             size = gnutar.extract(reader, dest, tar)
         else:
@@ -366,7 +423,7 @@ def extract(src: Readable, dest: Path, *, what: str = "layer",
         raise BadArchive(f"{what}: truncated or corrupt archive ({e})") from None
     except RuntimeError as e:  # tar failed on an archive that passed the checks
         raise BadArchive(f"{what}: {e}") from None
-    return Extracted(plain.digest(), outer.digest(), size)
+    return Extracted(plain.digest(), outer.digest(), size), reader
 
 
 def _rmtree(path: str) -> None:

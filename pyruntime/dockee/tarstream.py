@@ -31,6 +31,10 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class TarFormatError(Exception):
     pass
 
@@ -153,8 +157,14 @@ class _Feed:
 
 
 class TarReader:
-    def __init__(self, src: Readable, threaded: bool = True, keep_raw: bool = False) -> None:
+    def __init__(self, src: Readable, threaded: bool = True, keep_raw: bool = False,
+                 split: Writable | None = None) -> None:
         self.keep_raw = keep_raw
+        # The tar-split record (see write_split): every byte that is not file content, so
+        # the layer's exact tar can be rebuilt from it and the unpacked files.
+        self.split = split
+        self.split_ok = split is not None
+        self._meta: list[bytes] = []
         self.feed = _Feed(src) if threaded else None
         self.src = src
         self.buf = memoryview(b"")
@@ -188,21 +198,27 @@ class TarReader:
         after = f" after entry {self.last!r}" if self.last else ""
         return TarFormatError(f"truncated archive{after}")
 
-    def data(self, size: int) -> Iterator[memoryview]:
+    def data(self, size: int, meta: bool = False) -> Iterator[memoryview]:
         """The next size bytes (an entry's content) in pieces; then skips the padding."""
         remaining = size
         while remaining > 0:
             if len(self.buf) - self.pos == 0 and not self._fill(1):
                 raise self._truncated()
             n = min(remaining, len(self.buf) - self.pos)
-            yield self.buf[self.pos:self.pos + n]
+            view = self.buf[self.pos:self.pos + n]
+            if meta and self.split is not None:
+                self._meta.append(bytes(view))
+            yield view
             self.pos += n
             remaining -= n
         pad = -size % BLOCK
         if pad:
-            self._take(pad)
+            padding = self._take(pad)
+            if self.split is not None:
+                self._meta.append(padding)  # as found, zero or not
 
     def _skip_raw(self, n: int) -> None:
+        self.split_ok = False  # content nobody unpacked cannot be rebuilt from the layer
         while n > 0:
             if len(self.buf) - self.pos == 0 and not self._fill(1):
                 raise self._truncated()
@@ -211,7 +227,7 @@ class TarReader:
             n -= k
 
     def _skip(self, size: int) -> None:
-        for _ in self.data(size):
+        for _ in self.data(size, meta=True):
             pass
 
     def _header(self) -> bytes | None:
@@ -222,6 +238,8 @@ class TarReader:
             raise self._truncated()
         block = bytes(self.buf[self.pos:self.pos + BLOCK])
         self.pos += BLOCK
+        if self.split is not None:
+            self._meta.append(block)
         if block.count(0) == BLOCK:
             return None
         chk = _num(block[148:156])
@@ -247,7 +265,7 @@ class TarReader:
             if t in (b"x", b"g", b"L", b"K"):
                 if size > 64 << 20:
                     raise TarFormatError(f"metadata header of {size} bytes after entry {self.last!r}")
-                body = b"".join(bytes(v) for v in self.data(size))
+                body = b"".join(bytes(v) for v in self.data(size, meta=True))
                 if t == b"g":
                     # Dropped, never passed on; but one that would rename what follows is refused,
                     # since another reader may apply it.
@@ -302,29 +320,87 @@ class TarReader:
             if kind == REG and e.name.endswith("/"):
                 kind = DIR  # old tars mark directories by the name only
             e.type = kind
-            if kind != REG:
-                e.size = 0  # only regular files have content; a size in other headers is noise
+            if kind != REG and e.size:
+                # GNU tar reads data after some such headers (dumpdirs), others do not: refused
+                raise TarFormatError(f"entry {e.name!r}: a size on a non-file entry")
             if self.keep_raw:
                 raw.append(block)
                 e.raw = b"".join(raw)
             pax, long_name, long_link, raw = {}, None, None, []
             self.last = e.name
             end = self.base + self.pos + e.size + (-e.size % BLOCK)
+            if self.split is not None and e.size:
+                self._flush_meta()
+                name = e.name.encode("utf-8", "surrogateescape")
+                self.split.write(b"C" + e.size.to_bytes(8, "big") + len(name).to_bytes(4, "big") + name)
             yield e
             left = end - (self.base + self.pos)  # content the caller did not read
             if left > 0:
                 self._skip_raw(left)
 
+    def _flush_meta(self) -> None:
+        assert self.split is not None
+        if self._meta:
+            data = b"".join(self._meta)
+            self.split.write(b"R" + len(data).to_bytes(4, "big") + data)
+            self._meta = []
+
     def drain(self) -> None:
         """Read the rest of the source (the padding after the end block), for its digest."""
-        while self._more():
-            pass
+        tail = len(self.buf) - self.pos
+        if self.split is not None:
+            self._meta.append(bytes(self.buf[self.pos:]))
+        while True:
+            data = self._more()
+            if not data:
+                break
+            tail += len(data)
+            if self.split is not None and tail <= 1 << 20:
+                self._meta.append(data)
+            else:
+                self.split_ok = False  # a megabyte of junk after the end is not worth keeping
         self.base += len(self.buf)
         self.buf, self.pos = memoryview(b""), 0
+        if self.split is not None:
+            self._flush_meta()
 
     def close(self) -> None:
         if self.feed:
             self.feed.close()
+
+
+def rebuild(split: Readable, content: Callable[[str], Readable | None], out: Writable) -> bool:
+    """Write the original tar from its split record and the entries' content (opened by
+    name); False when a file is missing or shorter than recorded (then the caller packs
+    the layer anew)."""
+
+    def exactly(n: int) -> bytes:
+        data = split.read(n)
+        if len(data) != n:
+            raise TarFormatError("truncated tar-split record")
+        return data
+
+    while True:
+        kind = split.read(1)
+        if not kind:
+            return True
+        if kind == b"R":
+            out.write(exactly(int.from_bytes(exactly(4), "big")))
+        elif kind == b"C":
+            size = int.from_bytes(exactly(8), "big")
+            name = _str(exactly(int.from_bytes(exactly(4), "big")))
+            src = content(name)
+            if src is None:
+                return False
+            remaining = size
+            while remaining:
+                chunk = src.read(min(remaining, CHUNK))
+                if not chunk:
+                    return False
+                out.write(chunk)
+                remaining -= len(chunk)
+        else:
+            raise TarFormatError(f"bad tar-split record {kind!r}")
 
 
 def read_all(src: Readable, on_entry: Callable[[Entry, TarReader], None]) -> None:
