@@ -72,12 +72,22 @@ class Engine:
     def runtime_for(self, rec: dict[str, Any]) -> OCIRuntime:
         return OCIRuntime(rec.get("runtime") or self.runtime_name, rec.get("runtime_root"))
 
-    def status(self, rec: dict[str, Any]) -> tuple[str, int | None, float | None]:
+    def status(self, rec: dict[str, Any], settle: bool = True) -> tuple[str, int | None, float | None]:
+        """Derived status; `settle` records an end nobody else will (never while holding its lock)."""
         cid = rec["id"]
         if not rec.get("started_at") or (rec.get("finished_at") is not None
                                          and rec.get("finished_generation") == rec.get("generation")):
             return derive_status(rec, None, None)
-        return derive_status(rec, self.runtime_for(rec).state(cid), self.containers.read_exit(cid))
+        info = self.containers.read_exit(cid)
+        status = derive_status(rec, self.runtime_for(rec).state(cid), info)
+        if settle and status[0] == "exited" and info is None \
+                and not monitor.conmon_alive(self.containers.dir(cid)):
+            # it ended without its monitor (killed, or a reboot): nobody else will record that, so
+            # record it now, which also frees its mount and runtime state
+            done = self.finish(cid)
+            if done is not None and done.get("finished_at") is not None:
+                return derive_status(done, None, None)
+        return status
 
     def resolve(self, ref: str) -> dict[str, Any]:
         return self.containers.load(self.containers.resolve(ref))
@@ -190,7 +200,7 @@ class Engine:
         cid = self.containers.resolve(ref)
         with self.containers.locked(cid):
             rec = self.containers.load(cid)
-            status, _, _ = self.status(rec)
+            status, _, _ = self.status(rec, settle=False)
             if status in ("running", "paused"):
                 if attach:
                     raise Conflict(f"container {rec['name']} is already running")
@@ -281,6 +291,11 @@ class Engine:
                     if state is not None and state.get("status") in ("running", "paused", "created") \
                             and rec.get("started_at"):
                         return rec  # not over: a stale exit command, or asked too early
+                if info is None and monitor.conmon_alive(self.containers.dir(cid)):
+                    # the monitor is about to write the real exit status: never record a guess first
+                    monitor.wait_for_file(self.containers.exit_file(cid), 10,
+                                          alive=lambda: monitor.conmon_alive(self.containers.dir(cid)))
+                    info = self.containers.read_exit(cid)
                 rec["exit_code"], rec["finished_at"] = info if info else (-1, time.time())
                 rec["finished_generation"] = rec.get("generation")
                 rec["oom_killed"] = self.containers.oom_killed(cid)
@@ -338,7 +353,7 @@ class Engine:
                     raise
                 rec = {"id": cid}
             if "name" in rec:
-                status, _, _ = self.status(rec)
+                status, _, _ = self.status(rec, settle=False)
                 if status in ("running", "paused") and not force:
                     raise Conflict(f"container {rec['name']} is {status}: stop it first or use rm -f")
             self._teardown(rec, volumes=volumes)
