@@ -283,6 +283,8 @@ class Engine:
                 return None
             if rec.get("finished_at") is not None and rec.get("finished_generation") == rec.get("generation"):
                 done = rec
+            elif not rec.get("started_at"):
+                return rec  # never started: nothing ended
             else:
                 rt = self.runtime_for(rec)
                 info = self.containers.read_exit(cid)
