@@ -292,7 +292,9 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | N
     eng = engine(ctx)
     now = time.time()
     rows = []
-    for rec in eng.containers.all():
+    recs = eng.containers.all()
+    eng.prefetch(recs)
+    for rec in recs:
         row = _row(eng, rec, now)
         if not all_ and row["State"] not in ("running", "paused"):
             continue

@@ -67,6 +67,25 @@ class Engine:
         self.containers = Containers(store)
         self.runtime_name = runtime
         self.runtime_root = runtime_root
+        self._listed: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
+
+    def prefetch(self, recs: list[dict[str, Any]]) -> None:
+        """One `list` per runtime instead of one `state` per container (ps, stats, prune)."""
+        keys = {(r.get("runtime") or self.runtime_name, r.get("runtime_root")) for r in recs
+                if r.get("started_at") and r.get("finished_generation") != r.get("generation")}
+        for binary, root in keys:
+            try:
+                listed = OCIRuntime(binary, root).states()
+            except DockeeError:
+                listed = None
+            if listed is not None:
+                self._listed[(binary, root)] = listed
+
+    def runtime_state(self, rec: dict[str, Any]) -> dict[str, Any] | None:
+        listed = self._listed.get((rec.get("runtime") or self.runtime_name, rec.get("runtime_root")))
+        if listed is not None:
+            return listed.get(rec["id"])
+        return self.runtime_for(rec).state(rec["id"])
 
     # ---- helpers ----
     def runtime_for(self, rec: dict[str, Any]) -> OCIRuntime:
@@ -79,7 +98,7 @@ class Engine:
                                          and rec.get("finished_generation") == rec.get("generation")):
             return derive_status(rec, None, None)
         info = self.containers.read_exit(cid)
-        status = derive_status(rec, self.runtime_for(rec).state(cid), info)
+        status = derive_status(rec, self.runtime_state(rec), info)
         if settle and status[0] == "exited" and info is None \
                 and not monitor.conmon_alive(self.containers.dir(cid)):
             # it ended without its monitor (killed, or a reboot): nobody else will record that, so

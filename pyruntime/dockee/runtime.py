@@ -92,6 +92,19 @@ class OCIRuntime:
             return None
         return doc if isinstance(doc, dict) else None
 
+    def states(self) -> dict[str, dict[str, Any]] | None:
+        """Every container this runtime knows under its root, in one call (None if it cannot say)."""
+        p = self.call("list", "--format", "json", check=False, timeout=30)
+        if p.returncode != 0:
+            return None
+        try:
+            docs = json.loads(p.stdout or "null") or []
+        except ValueError:
+            return None
+        if not isinstance(docs, list):
+            return None
+        return {d["id"]: d for d in docs if isinstance(d, dict) and "id" in d}
+
     def start(self, cid: str) -> None:
         self.call("start", cid)
 
