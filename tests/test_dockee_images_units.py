@@ -183,7 +183,7 @@ def test_extract_keeps_owners_modes_links_and_absolute_symlinks(tmp_path: Path) 
     ([f("/abs/evil")], "absolute"),
     ([sym("esc", "../../..")], "symlink target"),
     ([d("a"), sym("a/up", "../../x")], "symlink target"),
-    ([sym("link", "/tmp"), f("link/evil")], "is a symlink"),
+    ([sym("link", "@OUTSIDE@"), f("link/evil")], "is a symlink"),
     ([sym("link", "."), f("link/evil")], "is a symlink"),
     ([hard("h", "../../../etc/passwd")], "outside"),
     ([hard("h", "/etc/passwd")], "absolute"),
@@ -195,11 +195,15 @@ def test_extract_keeps_owners_modes_links_and_absolute_symlinks(tmp_path: Path) 
         "file-as-parent"])
 def test_escaping_entries_are_refused_naming_the_entry(tmp_path: Path, entries: list[Any], word: str) -> None:
     outside = tmp_path / "evil"
+    elsewhere = tmp_path / "elsewhere"  # where an absolute symlink of the archive points
+    elsewhere.mkdir()
+    for ti, _ in entries:
+        ti.linkname = ti.linkname.replace("@OUTSIDE@", str(elsewhere))
     data = tar_bytes(entries)
     with pytest.raises(BadArchive, match=word) as e:
         unpack(tmp_path, data)
     assert "entry" in str(e.value)
-    assert not outside.exists() and not (tmp_path.parent / "evil").exists()
+    assert not outside.exists() and not (tmp_path.parent / "evil").exists() and not list(elsewhere.iterdir())
 
 
 def test_compressed_layers_and_digests(tmp_path: Path) -> None:
