@@ -392,8 +392,9 @@ def inspect(ctx: click.Context, fmt: str | None, kind: str | None, refs: tuple[s
 
 def _emit(e: logsmod.Entry, timestamps: bool) -> None:
     stream = sys.stdout.buffer if e.stream == "stdout" else sys.stderr.buffer
-    if timestamps:
-        stream.write(e.time.encode() + b" ")
+    if timestamps:  # docker prints UTC as Z; conmon writes +00:00
+        ts = e.time[:-6] + "Z" if e.time.endswith("+00:00") else e.time
+        stream.write(ts.encode() + b" ")
     stream.write(e.data)
     stream.flush()
 
