@@ -24,8 +24,11 @@ ALLOWED = [
     # identity texts: the name and version lines say "runc"
     r"^version: ",
     r"^help: ",
-    # runc's internal debug messages (nsexec/init log lines) that tests grep for
+    # runc's internal debug messages that tests grep for: "nsexec container setup",
+    # "child process in init()", "setns_init: about to exec" (pyruntime's --debug lines
+    # say what it does in its own words)
     r"^debug: ",
+    r"^exec: runc --debug (--log )?exec$",
 ]
 
 PLAN = re.compile(r"^1\.\.(\d+)")
