@@ -93,6 +93,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     yield d
     for cid in d.ids():
         d("rm", "-f", cid)
+    d("network", "rm", "dockee0")  # the default network's bridge and nft table, made on first use
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mp = line.split()[4]

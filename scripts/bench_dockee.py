@@ -151,6 +151,7 @@ def run_vs_podman(dockee: str, repeat: int) -> None:
     finally:
         for cid in subprocess.run([*dk, "ps", "-aq"], capture_output=True, text=True).stdout.split():
             subprocess.run([*dk, "rm", "-f", cid], capture_output=True)
+        subprocess.run([*dk, "network", "rm", "dockee0"], capture_output=True)  # its bridge and nft table
         if shutil.which("podman"):
             subprocess.run([*pm, "rm", "-af"], capture_output=True)
             subprocess.run([*pm, "system", "reset", "-f"], capture_output=True)
