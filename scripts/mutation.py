@@ -105,10 +105,17 @@ def write_launcher(copy: Path) -> Path:
 
 
 def apply(copy: Path, diff: str) -> str:
-    """Apply the diff in the copy; return git apply's complaint, or '' on success."""
-    p = subprocess.run(["git", "apply", "--whitespace=nowarn", "-"], cwd=copy, input=diff,
-                       text=True, capture_output=True)
-    return "" if p.returncode == 0 else (p.stderr.strip() or "git apply failed")
+    """Apply the diff in the copy; return git apply's complaint, or '' on success.  A patch
+    whose outer context lines drifted (someone edited next to the protection) still
+    applies on one line of context: the removed lines themselves must match exactly."""
+    err = ""
+    for context in ([], ["-C1"]):
+        p = subprocess.run(["git", "apply", "--whitespace=nowarn", *context, "-"], cwd=copy, input=diff,
+                           text=True, capture_output=True)
+        if p.returncode == 0:
+            return ""
+        err = err or p.stderr.strip() or "git apply failed"
+    return err
 
 
 def run_tests(copy: Path, tests: list[str], report: Path, timeout: float) -> dict[str, str]:
