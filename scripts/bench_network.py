@@ -2,7 +2,9 @@
 """Network benchmark (root): dockee-cni-bridge against the reference plugins, in the same run.
 
 1. ADD and DEL time per container: ours vs /usr/lib/cni/bridge + host-local, same config, each on
-   a fresh `ip netns add` namespace (median of --iterations).
+   a fresh `ip netns add` namespace (median of --iterations), with where our time goes (the
+   plugin's DOCKEE_CNI_TIMING marks: interpreter start, imports, config, IPAM, netlink, nft...);
+   then ours with ipMasq and a published port (what `dockee run -p` asks), which needs nft.
 2. TCP throughput with iperf3: container <-> container over our bridge, and through a published
    port (DNAT), against a plain veth pair between two namespaces (the ceiling); ratios printed.
 
@@ -56,6 +58,20 @@ def free_subnet() -> ipaddress.IPv4Network:
             return net
 
 
+def breakdown(stderr: str, spawn: float, end: float) -> list[tuple[str, float]]:
+    """(step, ms) from the plugin's `dockee-cni-timing [[name, t], ...]` line: the time before its
+    first mark is the interpreter's start (exec, launcher), after its last one the process's exit."""
+    line = next((ln for ln in stderr.splitlines() if ln.startswith("dockee-cni-timing ")), None)
+    if line is None:
+        return []
+    marks = json.loads(line.split(" ", 1)[1])
+    out = [("interpreter start", (marks[0][1] - spawn) * 1000)]
+    out += [(name if name != "exit" else "output", (t - prev) * 1000)
+            for (_, prev), (name, t) in zip(marks, marks[1:], strict=False)]
+    out.append(("process exit", (end - marks[-1][1]) * 1000))
+    return out
+
+
 class Bench:
     def __init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
@@ -85,26 +101,38 @@ class Bench:
         doc.update(extra)
         return doc
 
-    def cni(self, plugin: str, command: str, conf: dict[str, object], ns: str, cid: str) -> tuple[float, dict]:
+    def cni(self, plugin: str, command: str, conf: dict[str, object], ns: str, cid: str,
+            steps: dict[str, list[float]] | None = None) -> tuple[float, dict]:
         env = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
                "CNI_NETNS": f"/var/run/netns/{ns}", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+        if steps is not None:
+            env["DOCKEE_CNI_TIMING"] = "1"
         t0 = time.perf_counter()
+        spawn = time.monotonic()  # CLOCK_MONOTONIC, the clock of the plugin's marks
         p = subprocess.run([plugin], input=json.dumps(conf), env=env, capture_output=True, text=True, timeout=60)
+        end = time.monotonic()
         dt = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"{plugin} {command}: {p.stdout.strip()} {p.stderr.strip()}")
+        if steps is not None:
+            for name, ms in breakdown(p.stderr, spawn, end):
+                steps.setdefault(name, []).append(ms)
         return dt, (json.loads(p.stdout) if p.stdout.strip() else {})
 
     def add_del(self, iterations: int) -> None:
         print(f"== CNI ADD/DEL per container (median of {iterations}; fresh netns each)")
         rows = {}
-        for label, plugin in (("reference bridge+host-local", REF), ("dockee-cni-bridge", OURS)):
-            conf = self.conf(f"dkb{self.tag}{label[0]}", free_subnet(), label[:3])
+        ports = {"portMappings": [{"hostPort": random.randint(40001, 50000), "containerPort": 80, "protocol": "tcp"}]}
+        cases = (("reference bridge+host-local", REF, {}), ("dockee-cni-bridge", OURS, {}),
+                 ("ours, ipMasq and -p", OURS, {"ipMasq": True, "runtimeConfig": ports}))
+        for n, (label, plugin, extra) in enumerate(cases):
+            conf = self.conf(f"dkb{self.tag}{n}", free_subnet(), f"c{n}", **extra)
             adds, dels = [], []
+            steps: dict[str, dict[str, list[float]]] = {"ADD": {}, "DEL": {}}
             for i in range(iterations):
                 ns = self.ns()
-                a, _ = self.cni(plugin, "ADD", conf, ns, f"b{i}")
-                d, _ = self.cni(plugin, "DEL", conf, ns, f"b{i}")
+                a, _ = self.cni(plugin, "ADD", conf, ns, f"b{i}", steps["ADD"] if plugin == OURS else None)
+                d, _ = self.cni(plugin, "DEL", conf, ns, f"b{i}", steps["DEL"] if plugin == OURS else None)
                 adds.append(a)
                 dels.append(d)
                 sh("ip", "netns", "del", ns)
@@ -112,6 +140,9 @@ class Bench:
             rows[label] = (statistics.median(adds) * 1000, statistics.median(dels) * 1000)
             print(f"  {label:30s} ADD {rows[label][0]:7.1f} ms   DEL {rows[label][1]:7.1f} ms   "
                   f"ADD+DEL {sum(rows[label]):7.1f} ms")
+            for command, table in steps.items():
+                for name, values in table.items():
+                    print(f"      {command} {name:58s} {statistics.median(values):6.1f} ms")
         ref, ours = rows["reference bridge+host-local"], rows["dockee-cni-bridge"]
         print(f"  ratio ours/reference ADD+DEL: {sum(ours) / sum(ref):.1f}x")
 
@@ -126,6 +157,8 @@ class Bench:
         return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
     def throughput(self, seconds: int, rounds: int) -> None:
+        if rounds <= 0:
+            return
         if shutil.which("iperf3") is None:
             print("== iperf3 not installed: throughput skipped")
             return

@@ -1,4 +1,5 @@
-"""Write .venv/bin/pyruntime: a launcher that starts faster than pip's console script.
+"""Write .venv/bin/pyruntime and .venv/bin/dockee-cni-bridge: launchers that start faster than pip's
+console scripts.
 
 pip's script imports `re` and runs `site` (venv .pth processing); together that is most of
 `pyruntime state`'s budget.  This one runs the venv's interpreter isolated and without
@@ -18,16 +19,19 @@ venv = Path(sys.prefix)
 site_packages = sysconfig.get_paths()["purelib"]
 platlib = sysconfig.get_paths()["platlib"]
 paths = [str(repo), site_packages] + ([platlib] if platlib != site_packages else [])
-launcher = venv / "bin" / "pyruntime"
-text = (
-    f"#!{venv / 'bin' / 'python'} -IS\n"
-    "import sys\n"
-    f"sys.path[0:0] = {paths!r}\n"
-    "from pyruntime.main import main\n"
-    "main()\n"
-)
-tmp = launcher.with_suffix(".tmp")
-tmp.write_text(text)
-tmp.chmod(0o755)
-os.replace(tmp, launcher)
-print(f"launcher: {launcher}")
+# (console script, module whose main() it runs): dockee-cni-bridge runs at every container start
+# and stop (an OCI hook, a CNI caller's exec), so it gets the same lean start as pyruntime
+for name, module in (("pyruntime", "pyruntime.main"), ("dockee-cni-bridge", "pyruntime.dockee.network.plugin")):
+    launcher = venv / "bin" / name
+    text = (
+        f"#!{venv / 'bin' / 'python'} -IS\n"
+        "import sys\n"
+        f"sys.path[0:0] = {paths!r}\n"
+        f"from {module} import main\n"
+        "main()\n"
+    )
+    tmp = launcher.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, launcher)
+    print(f"launcher: {launcher}")

@@ -192,8 +192,8 @@ def test_plugin_start_does_not_load_netlink_or_nft_code() -> None:
 
 
 def test_lean_pyroute2_import_still_serves_the_whole_package() -> None:
-    """rtnl loads only pyroute2's message classes; other code of the same process may want more."""
-    code = ("import sys; from pyruntime.dockee.network import rtnl; rtnl._pyroute2_messages(); "
+    """rtnl loads only pyroute2.netns; other code of the same process may want more."""
+    code = ("import sys; from pyruntime.dockee.network import rtnl; rtnl._setns(); "
             "assert 'pyroute2.iproute' not in sys.modules; from pyroute2 import IPRoute, NetlinkError; "
             "print(IPRoute.__name__, NetlinkError.__name__)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

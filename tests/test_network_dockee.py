@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,17 +238,28 @@ def error_reply(code: int) -> bytes:
     return struct.pack("=IHHIIi", 20, 2, 0, 0, 0, -code)
 
 
+def pyroute2_messages() -> tuple[Any, Any, Any]:
+    """pyroute2's own message classes: the independent decoder of what rtnl packs by hand."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    return ifinfmsg, ifaddrmsg, rtmsg
+
+
 def test_rtnl_encodes_a_veth_born_in_the_netns() -> None:
     from pyruntime.dockee.network import rtnl
 
+    ifinfmsg, _, _ = pyroute2_messages()
     sock = FakeSocket()
     r = rtnl.Rtnl(sock)  # type: ignore[arg-type]
-    r.add_veth("vethabc", 1400, "eth0", 7)
-    msg = r.ifinfmsg(sock.sent[0])
+    r.add_veth("vethabc", 1400, "eth0", 7, master=9, up=True)
+    msg = ifinfmsg(sock.sent[0])
     msg.decode()
     assert msg["header"]["type"] == rtnl.RTM_NEWLINK
     assert msg["header"]["flags"] & (rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL | rtnl.NLM_F_ACK)
     assert msg.get_attr("IFLA_IFNAME") == "vethabc" and msg.get_attr("IFLA_MTU") == 1400
+    assert msg.get_attr("IFLA_MASTER") == 9 and msg["flags"] & msg["change"] & 1
     info = msg.get_attr("IFLA_LINKINFO")
     assert info.get_attr("IFLA_INFO_KIND") == "veth"
     peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
@@ -257,20 +269,21 @@ def test_rtnl_encodes_a_veth_born_in_the_netns() -> None:
 def test_rtnl_address_route_and_up() -> None:
     from pyruntime.dockee.network import rtnl
 
+    ifinfmsg, ifaddrmsg, rtmsg = pyroute2_messages()
     sock = FakeSocket()
     r = rtnl.Rtnl(sock)  # type: ignore[arg-type]
     r.add_address(3, "10.1.2.3", 24, "10.1.2.255")
     r.add_route("0.0.0.0", 0, "10.1.2.1", 3)
     r.set_link(3, up=True, master=9)
-    addr = r.ifaddrmsg(sock.sent[0])
+    addr = ifaddrmsg(sock.sent[0])
     addr.decode()
     assert (addr["index"], addr["prefixlen"], addr.get_attr("IFA_LOCAL"), addr.get_attr("IFA_BROADCAST")) == (
         3, 24, "10.1.2.3", "10.1.2.255")
-    route = r.rtmsg(sock.sent[1])
+    route = rtmsg(sock.sent[1])
     route.decode()
     assert (route["dst_len"], route.get_attr("RTA_DST"), route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_OIF"),
             route["table"]) == (0, None, "10.1.2.1", 3, 254)
-    link = r.ifinfmsg(sock.sent[2])
+    link = ifinfmsg(sock.sent[2])
     link.decode()
     assert (link["index"], link["flags"] & 1, link["change"] & 1, link.get_attr("IFLA_MASTER")) == (3, 1, 1, 9)
 
@@ -293,8 +306,9 @@ def test_rtnl_errors() -> None:
 def test_rtnl_decodes_a_link_reply() -> None:
     from pyruntime.dockee.network import rtnl
 
+    ifinfmsg, _, _ = pyroute2_messages()
     r = rtnl.Rtnl(FakeSocket())  # type: ignore[arg-type]
-    msg = r.ifinfmsg()
+    msg = ifinfmsg()
     msg["index"], msg["flags"] = 5, 1
     msg["attrs"] = [["IFLA_IFNAME", "br9"], ["IFLA_ADDRESS", "aa:bb:cc:dd:ee:ff"], ["IFLA_OPERSTATE", "UP"],
                     ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "bridge"]]}]]
@@ -303,3 +317,34 @@ def test_rtnl_decodes_a_link_reply() -> None:
     r.sock = FakeSocket([bytes(msg.data)])  # type: ignore[assignment]
     assert r.link("br9") == {"index": 5, "flags": 1, "name": "br9", "mac": "aa:bb:cc:dd:ee:ff", "master": None,
                              "operstate": "UP", "kind": "bridge"}
+
+
+def test_rtnl_batch_is_one_send_and_reports_the_first_error() -> None:
+    import errno
+    import struct
+
+    from pyruntime.dockee.network import rtnl
+
+    class BatchSocket(FakeSocket):
+        def recv(self, size: int) -> bytes:
+            first = struct.unpack_from("=I", self.sent[-1], 8)[0]
+            codes = (0, errno.EEXIST, errno.EPERM)
+            return b"".join(struct.pack("=IHHIIi", 20, 2, 0, first + i, 0, -c) for i, c in enumerate(codes))
+
+    ifinfmsg, ifaddrmsg, rtmsg = pyroute2_messages()
+    sock = BatchSocket()
+    r = rtnl.Rtnl(sock)  # type: ignore[arg-type]
+    with pytest.raises(rtnl.NetlinkError) as e:
+        r.batch([r.add_address_msg(4, "10.9.0.2", 16, "10.9.255.255"), r.set_link_msg(rtnl.LOOPBACK_INDEX, up=True),
+                 r.add_route_msg("10.8.0.0", 16, "10.9.0.1", 4)])
+    assert e.value.errno == errno.EEXIST and len(sock.sent) == 1
+    data = sock.sent[0]
+    first_len = struct.unpack_from("=I", data, 0)[0]
+    addr = ifaddrmsg(data[:first_len])
+    addr.decode()
+    assert (addr["prefixlen"], addr.get_attr("IFA_BROADCAST")) == (16, "10.9.255.255")
+    assert addr["header"]["flags"] & rtnl.NLM_F_ACK
+    second_len = struct.unpack_from("=I", data, first_len)[0]
+    route = rtmsg(data[first_len + second_len:])
+    route.decode()
+    assert (route.get_attr("RTA_DST"), route["dst_len"], route.get_attr("RTA_OIF")) == ("10.8.0.0", 16, 4)

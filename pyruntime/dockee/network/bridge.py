@@ -6,10 +6,16 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any
 
-from pyruntime.dockee.network.cniconf import E_PLUGIN, CNIError, Route
-from pyruntime.dockee.network.rtnl import NetlinkError, Rtnl
+from pyruntime.dockee.network.cniversion import E_PLUGIN, CNIError
+from pyruntime.dockee.network.rtnl import LOOPBACK_INDEX, NetlinkError, Rtnl
+
+# typing and collections.abc only for the type checker: the plugin's start-up pays for every import
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyruntime.dockee.network.cniconf import Route
 
 
 def iproute(netns_fd: int | None = None) -> Rtnl:
@@ -50,9 +56,10 @@ def ensure_bridge(r: Rtnl, name: str, mtu: int, gateway_cidr: str | None) -> dic
 
 def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: int, mtu: int,
              hairpin: bool) -> dict[str, Any]:
-    """A veth pair whose peer is born inside the container's netns as `ifname`; host end on the bridge."""
+    """A veth pair whose peer is born inside the container's netns as `ifname`, both ends up, the host
+    end on the bridge: one request."""
     try:
-        r.add_veth(host_name, mtu, ifname, netns_fd)
+        r.add_veth(host_name, mtu, ifname, netns_fd, master=bridge_index, up=True)
     except NetlinkError as e:
         if e.errno == errno.EEXIST:
             raise CNIError(E_PLUGIN, f"an interface {ifname} exists in the container's netns already, "
@@ -61,16 +68,15 @@ def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: 
     link = r.link(host_name)
     if link is None:
         raise CNIError(E_PLUGIN, f"{host_name} vanished while being set up")
-    r.set_link(link["index"], up=True, master=bridge_index)
     if hairpin:
         # a container reaching its own published port: the frame leaves through the port it came in
         set_sysctl(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1")
-    return r.link(host_name) or link
+    return link
 
 
 def configure_container(netns_fd: int, ifname: str, address: str, routes: list[Route],
                         default_gw: str) -> str:
-    """Address, routes, lo and `ifname` up inside the netns; returns the container side's MAC."""
+    """Address, routes, lo and `ifname` up inside the netns (one batch); returns the container side's MAC."""
     try:
         with iproute(netns_fd) as ns:
             link = ns.link(ifname)
@@ -78,22 +84,23 @@ def configure_container(netns_fd: int, ifname: str, address: str, routes: list[R
                 raise CNIError(E_PLUGIN, f"{ifname} did not appear in the container's netns")
             idx = link["index"]
             addr, _, plen = address.partition("/")
-            ns.add_address(idx, addr, int(plen), _broadcast(addr, plen))
-            ns.set_link(idx, up=True)
-            lo = ns.link("lo")
-            if lo is not None:
-                ns.set_link(lo["index"], up=True)
-            for rt in routes:
-                ns.add_route(str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw), idx)
+            # the address before the routes that use it; `ifname` up again in case it was made down
+            batch = [ns.add_address_msg(idx, addr, int(plen), _broadcast(addr, plen)),
+                     ns.set_link_msg(idx, up=True), ns.set_link_msg(LOOPBACK_INDEX, up=True)]
+            batch += [ns.add_route_msg(str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw), idx)
+                      for rt in routes]
+            ns.batch(batch)
             return str(link["mac"])
     except NetlinkError as e:
         raise CNIError(E_PLUGIN, f"could not configure {ifname} in the container: {e.strerror}")
 
 
 def _broadcast(addr: str, plen: str) -> str:
-    import ipaddress
+    import socket
+    import struct
 
-    return str(ipaddress.IPv4Network(f"{addr}/{plen}", strict=False).broadcast_address)
+    host_bits = (1 << (32 - int(plen))) - 1
+    return socket.inet_ntoa(struct.pack("!I", struct.unpack("!I", socket.inet_aton(addr))[0] | host_bits))
 
 
 def wait_oper_up(r: Rtnl, index: int, timeout: float = 2.0) -> None:

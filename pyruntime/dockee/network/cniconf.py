@@ -1,6 +1,6 @@
 """The CNI contract at the JSON edge: the plugin's config and environment in, results and errors out.
 
-Pure functions and frozen dataclasses only (no netlink, no nft), so the whole contract is unit-tested
+Pure functions and frozen records only (no netlink, no nft), so the whole contract is unit-tested
 without root.  The config is a superset of the reference `bridge` plugin's with a built-in
 `host-local`-style IPAM: the same input that drives /usr/lib/cni/bridge + host-local drives us.
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: the contract in one place)
     CHECK_MIN,
@@ -33,21 +31,66 @@ from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: th
     version_tuple,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
-class PortMapping:
+
+class _Record:
+    """A frozen record with positional or keyword fields and defaults: what the dataclasses here did,
+    without importing dataclasses (inspect, ast: ~10 ms of every ADD and DEL)."""
+
+    __slots__: tuple[str, ...] = ()
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} fields, not {len(args)}")
+        values = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names or key in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated field {key}")
+            values[key] = value
+        for name in names:
+            if name not in values:
+                if name not in self._defaults:
+                    raise TypeError(f"{type(self).__name__}: field {name} is missing")
+                values[name] = self._defaults[name]
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class PortMapping(_Record):
+    __slots__ = ("host_port", "container_port", "protocol", "host_ip")
+    _defaults = {"protocol": "tcp", "host_ip": ""}
     host_port: int
     container_port: int
-    protocol: str = "tcp"  # tcp | udp
-    host_ip: str = ""  # "" = every local address
+    protocol: str  # tcp | udp
+    host_ip: str  # "" = every local address
 
     def describe(self) -> str:
         where = f"{self.host_ip}:" if self.host_ip else ""
         return f"{where}{self.host_port}/{self.protocol}"
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(_Record):
+    __slots__ = ("subnet", "gateway", "start", "end")
     subnet: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address
     start: ipaddress.IPv4Address
@@ -60,34 +103,40 @@ class Range:
         return f"{ip}/{self.subnet.prefixlen}"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(_Record):
+    __slots__ = ("dst", "gw")
+    _defaults = {"gw": None}
     dst: ipaddress.IPv4Network
-    gw: ipaddress.IPv4Address | None = None
+    gw: ipaddress.IPv4Address | None
 
 
-@dataclass(frozen=True)
-class NetConf:
+class NetConf(_Record):
+    __slots__ = ("cni_version", "name", "bridge", "range", "data_dir", "is_gateway", "is_default_gateway",
+                 "ip_masq", "hairpin_mode", "mtu", "nft_table", "routes", "dns", "port_mappings", "fixed_ip",
+                 "prev_result")
+    _defaults = {"is_gateway": False, "is_default_gateway": False, "ip_masq": False, "hairpin_mode": False,
+                 "mtu": 1500, "nft_table": "dockee", "routes": (), "dns": {}, "port_mappings": (),
+                 "fixed_ip": None, "prev_result": None}
     cni_version: str
     name: str
     bridge: str
     range: Range
     data_dir: str
-    is_gateway: bool = False
-    is_default_gateway: bool = False
-    ip_masq: bool = False
-    hairpin_mode: bool = False
-    mtu: int = 1500
-    nft_table: str = "dockee"
-    routes: tuple[Route, ...] = ()
-    dns: dict[str, Any] = field(default_factory=dict)
-    port_mappings: tuple[PortMapping, ...] = ()
-    fixed_ip: ipaddress.IPv4Address | None = None
-    prev_result: dict[str, Any] | None = None
+    is_gateway: bool
+    is_default_gateway: bool
+    ip_masq: bool
+    hairpin_mode: bool
+    mtu: int
+    nft_table: str
+    routes: tuple[Route, ...]
+    dns: dict[str, Any]  # shared default: never mutated
+    port_mappings: tuple[PortMapping, ...]
+    fixed_ip: ipaddress.IPv4Address | None
+    prev_result: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class Env:
+class Env(_Record):
+    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
     command: str
     container_id: str
     netns: str

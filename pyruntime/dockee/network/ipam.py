@@ -13,10 +13,14 @@ import errno
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from pyruntime.dockee.network.cniconf import E_NO_ADDRESS, CNIError, Range
+
+# typing and collections.abc only for the type checker: the plugin's start-up pays for every import
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LAST_RESERVED = "last_reserved_ip.0"
 LOCK = "lock"

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable
 
 from pyruntime.dockee.network.cniconf import E_PLUGIN, E_PORT, CNIError, PortMapping
+
+# typing and collections.abc only for the type checker: the plugin's start-up pays for every import
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 PROTOCOLS = ("tcp", "udp")
 

@@ -12,6 +12,9 @@ when the netns is gone.  Imports stay lean: this runs once per container start a
 
 from __future__ import annotations
 
+from pyruntime.dockee.network.timing import mark, report  # first: its import marks the start
+
+# isort: split
 import json
 import os
 import sys
@@ -68,6 +71,7 @@ def load_record(path: str) -> dict[str, Any] | None:
 def add(env: Env, conf: NetConf) -> dict[str, Any]:
     from pyruntime.dockee.network import bridge, cniconf, ipam, nat
 
+    mark("imports: netlink, ipam, nat")
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
@@ -89,25 +93,32 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
         ip = pool.allocate(env.container_id, env.ifname, conf.fixed_ip)
         record["ip"] = str(ip)
         _write_json(path, record)
+        mark("ipam: record, lock, allocate")
         nat.check_free(conf.port_mappings)
         netns_fd = bridge.open_netns(env.netns)
         ipr = bridge.iproute()
         try:
             gw = conf.range.prefixed(conf.range.gateway) if conf.is_gateway else None
             br = bridge.ensure_bridge(ipr, conf.bridge, conf.mtu, gw)
+            mark("netlink: bridge")
             hairpin = conf.hairpin_mode or bool(conf.port_mappings)
             host = bridge.add_veth(ipr, record["hostVeth"], netns_fd, env.ifname, br["index"], conf.mtu, hairpin)
+            mark("netlink: veth pair")
             cmac = bridge.configure_container(netns_fd, env.ifname, conf.range.prefixed(ip),
                                               cniconf.container_routes(conf), str(conf.range.gateway))
+            mark("netlink: container side (setns, address, routes, lo)")
             if conf.is_gateway:
                 bridge.set_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             if conf.port_mappings:
                 bridge.set_sysctl(f"/proc/sys/net/ipv4/conf/{conf.bridge}/route_localnet", "1")
+            mark("sysctl")
             if conf.port_mappings or conf.ip_masq:
                 nat.publish(conf.nft_table, str(conf.range.subnet), conf.bridge, conf.ip_masq, str(ip),
                             conf.port_mappings)
+            mark("nft")
             bridge.wait_oper_up(ipr, host["index"])
             br = bridge.lookup(ipr, conf.bridge) or br
+            mark("netlink: wait for the port, bridge MAC")
             result = cniconf.build_result(
                 conf, bridge_mac=br["mac"], host_veth=record["hostVeth"],
                 host_mac=host["mac"], ifname=env.ifname, container_mac=cmac,
@@ -116,6 +127,7 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             ipr.close()
         record["result"] = result
         _write_json(path, record)
+        mark("result, record")
         return result
     except BaseException:
         try:
@@ -145,12 +157,15 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
         except Exception as e:
             first = first or e
 
+    mark("imports: nat")
     if ip and ports:
         step(nat.unpublish, record["table"], ip, ports)
+    mark("nft")
     # a veth dies with its netns: after a container's exit there is nothing to delete, and
     # no reason to pay for loading netlink
     if os.path.exists(f"/sys/class/net/{record['hostVeth']}"):
         step(_delete_veth, record["hostVeth"])
+    mark("netlink: delete the veth")
     if first is not None:
         raise first  # keep the record (and the address): a later DEL finds what is left
     if release_ip:
@@ -166,6 +181,7 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
                 os.unlink(leftover)
             except FileNotFoundError:
                 pass
+        mark("ipam: release, record")
     else:
         record["attached"] = False
         record.pop("result", None)
@@ -194,6 +210,7 @@ def delete(env: Env, conf: NetConf) -> None:
 
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
     record = load_record(path)
+    mark("record")
     if record is None:
         # no record: ADD never got far, or another plugin made it; clean what our names point at
         from pyruntime.dockee.network import ipam
@@ -272,7 +289,9 @@ def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
         return version(raw)
     from pyruntime.dockee.network import cniconf
 
+    mark("imports: config")
     conf = cniconf.parse_config(raw, env)
+    mark("config")
     if env.command == "ADD":
         return add(env, conf)
     if env.command == "DEL":
@@ -334,6 +353,25 @@ def oci_hook(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The process's entry point.  It ends with os._exit once the output is flushed: the interpreter's
+    orderly teardown (finalizing every module and object) costs more than a whole DEL."""
+    mark("imports: plugin")
+    code = 1
+    try:
+        _main(argv)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        report()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1  # a result nobody could read is no success
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "oci-hook":
         sys.exit(oci_hook(args[1:]))
