@@ -312,8 +312,9 @@ class TarReader:
             except ValueError:
                 raise TarFormatError(f"bad pax mtime in entry {e.name!r}") from None
             e.mtime = e.mtime_ns // 10**9
-            e.devmajor = _num(block[329:337])
-            e.devminor = _num(block[337:345])
+            if t in (b"3", b"4"):
+                e.devmajor = _num(block[329:337])
+                e.devminor = _num(block[337:345])
             if any(k.startswith("GNU.sparse.") for k in pax):
                 raise TarFormatError(f"unsupported entry (GNU sparse file) {e.name!r}")
             e.xattrs = {k[13:]: v for k, v in pax.items() if k.startswith("SCHILY.xattr.")}
