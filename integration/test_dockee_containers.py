@@ -172,6 +172,8 @@ def test_exec_sees_the_containers_processes(dk: Dockee) -> None:
     assert (p.returncode, p.stdout) == (5, "hi /tmp\n")
     assert dk("exec", "-u", "nobody", cid, "id", "-u").stdout.strip() == "65534"
     assert dk("exec", "-i", cid, "cat", input="piped\n").stdout == "piped\n"
+    assert dk("exec", cid, "nosuchcommand").returncode == 127  # docker's codes, as for run
+    assert dk("exec", cid, "/etc/passwd").returncode == 126
     top = dk("top", cid, check=True).stdout
     assert "sleep 1000" in top and "PID" in top
     assert dk("rm", cid).returncode != 0  # running: refused without -f

@@ -470,8 +470,41 @@ def exec_(ctx: click.Context, interactive: bool, tty: bool, it: bool, detach: bo
         if p.returncode != 0:
             raise RuntimeFailure(f"exec: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
         return
-    p2 = subprocess.run(argv, stdin=stdin)
-    sys.exit(p2.returncode)
+    sys.exit(run_exec(argv, stdin))
+
+
+def run_exec(argv: list[str], stdin: int | None) -> int:
+    """Run the runtime's exec with our stdio; its stderr passes through a pipe so that a command
+    that cannot start (the runtime's `exec: "X": ...` words, exit 255) exits 126/127 like docker."""
+    import threading
+
+    from pyruntime.dockee.monitor import command_exit_code
+
+    proc = subprocess.Popen(argv, stdin=stdin, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    tail = bytearray()
+
+    def copy() -> None:
+        assert proc.stderr is not None
+        out = sys.stderr.buffer
+        while chunk := os.read(proc.stderr.fileno(), 65536):
+            out.write(chunk)
+            out.flush()
+            tail.extend(chunk)
+            del tail[:-4096]
+    t = threading.Thread(target=copy, daemon=True)
+    t.start()
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        rc = proc.wait()
+    t.join(5)
+    if rc == 255:
+        lines = tail.decode(errors="replace").strip().splitlines()
+        code = command_exit_code(lines[-1]) if lines else None
+        if code:
+            return code
+    return rc
 
 
 # ---- stop / kill / rm / pause / restart / wait ----------------------------------------------
