@@ -210,3 +210,26 @@ def test_privileged_gets_only_the_hosts_bounding_set() -> None:
     assert priv == host
     assert spec(cap_add=["ALL"], host_caps=host)["process"]["capabilities"]["bounding"] == host
     assert spec(host_caps=host)["process"]["capabilities"]["bounding"] == b.DEFAULT_CAPS
+
+
+@pytest.mark.parametrize("flags", [
+    {},
+    {"tty": True, "memory": 16 << 20, "cpu_quota": 50000, "cpuset_cpus": "0", "pids_limit": 10,
+     "cpu_shares": 512, "oom_kill_disable": True, "user": (33, 33, [50]), "read_only": True,
+     "binds": [b.bind_mount("/h", "/data", True)], "cgroups_path": "dockee-x", "hostname": "h"},
+    {"privileged": True, "net": "host", "memory": 8 << 20, "memory_swap": -1},
+], ids=["defaults", "limits", "privileged-host"])
+def test_spec_passes_pyruntimes_validation(flags: dict[str, Any], tmp_path: Any) -> None:
+    """What dockee writes must be a config.json the runtime accepts (schema and semantic checks)."""
+    import json
+    import os
+
+    from pyruntime.validate import validate_config
+
+    profile = None
+    if os.path.exists("/usr/share/containers/seccomp.json"):
+        with open("/usr/share/containers/seccomp.json") as f:
+            profile = json.load(f)
+    (tmp_path / "merged").mkdir()
+    doc = b.build_spec(BUSYBOX, b.RunFlags(**flags), seccomp_profile=profile or PROFILE)
+    validate_config(json.loads(json.dumps(doc)), tmp_path)
