@@ -18,10 +18,12 @@ DEFAULT_ROOT = "/run/pyruntime"
 
 
 class Ctx:
-    def __init__(self, root: str, log: Any, systemd_cgroup: bool) -> None:
+    def __init__(self, root: str, log: Any, systemd_cgroup: bool,
+                 rootless: bool | None = None) -> None:
         self.root = Path(root)
         self.log = log
         self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
 
     def runtime(self) -> Any:
         from .container import Runtime
@@ -31,7 +33,7 @@ class Ctx:
                 raise RuntimeErr("--systemd-cgroup: systemd is not running on this host")
             raise RuntimeErr("--systemd-cgroup: the systemd cgroup driver is not supported "
                              "(use cgroupfs paths)")
-        return Runtime(self.root, warn=self.log.warn, debug=self.log.debug)
+        return Runtime(self.root, warn=self.log.warn, debug=self.log.debug, rootless=self.rootless)
 
 
 VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"
@@ -48,21 +50,29 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version", message=VERSION_TEXT, prog_name="pyruntime")
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, help="state directory")
+@click.option("--root", default=None,
+              help=f"state directory [default: {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/pyruntime for a non-root user]")
 @click.option("--log", "log_path", default=None, help="log file (default: stderr only)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--debug", is_flag=True, help="debug logging and tracebacks")
 @click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver")
 @click.option("--criu", hidden=True, default=None)
-@click.option("--rootless", hidden=True, default=None)
+@click.option("--rootless", default=None, metavar="true|false|auto",
+              help="best-effort cgroups as an unprivileged user needs them [default: auto]")
 @click.pass_context
-def main(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
+def main(ctx: click.Context, root: str | None, log_path: str | None, log_format: str, debug: bool,
          systemd_cgroup: bool, criu: str | None, rootless: str | None) -> None:
     """pyruntime: an OCI container runtime, command-line compatible with runc."""
     from .log import Logger
+    from .main import state_root
 
-    ctx.obj = Ctx(root, Logger(log_path, log_format, debug), systemd_cgroup)
-    _LOGGER[:] = [ctx.obj.log]
+    log = Logger(log_path, log_format, debug)
+    _LOGGER[:] = [log]
+    if ctx.invoked_subcommand in ("spec", "features"):
+        root, flag = root or DEFAULT_ROOT, None  # they touch no state
+    else:
+        root, flag = state_root({"--root": root, "--rootless": rootless})
+    ctx.obj = Ctx(root, log, systemd_cgroup, flag)
 
 
 def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,

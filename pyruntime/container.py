@@ -79,11 +79,15 @@ def _listen_fds() -> int:
 
 class Runtime:
     def __init__(self, root: Path | str, sys: LinuxSyscalls = LINUX, warn: Any = None,
-                 debug: Any = None) -> None:
+                 debug: Any = None, rootless: bool | None = None) -> None:
         self.store = Store(root)
         self.sys = sys
         self.warn = warn or (lambda msg: None)
         self.debug = debug or (lambda msg: None)
+        # a non-root caller (rootless.py decides for it); --rootless true|false|auto says
+        # only whether cgroups are best-effort, as runc's flag does
+        self.unprivileged = os.geteuid() != 0
+        self.rootless_cgroups = self.unprivileged if rootless is None else rootless
 
     # --- create ------------------------------------------------------------------
 
@@ -107,10 +111,18 @@ class Runtime:
         rootfs = spec.root_path if os.path.isabs(spec.root_path) else str(bundle / spec.root_path)
         if not os.path.isdir(rootfs):
             raise ConfigError("root.path", f"{rootfs}: no such directory")
+        if self.unprivileged:
+            from .rootless import check_config
+
+            check_config(spec)
 
         from .cgroups import new_manager
 
         cgroup = new_manager(spec.linux.cgroups_path, cid)
+        if self.rootless_cgroups:
+            from .rootless import usable_cgroups
+
+            cgroup = usable_cgroups(cgroup, spec.linux.resources, self.warn)
         shared_cgroup = cgroup.exists()
         if shared_cgroup:
             # a frozen cgroup would freeze init halfway through setup; a busy one is shared
@@ -125,7 +137,8 @@ class Runtime:
             raise RuntimeErr(f"--root {self.store.root}: {e.strerror}") from e
         sdir = self.store.dir(cid)
         try:
-            sdir.mkdir(mode=0o711)
+            # a non-root owner's state, fifo and sockets are its alone
+            sdir.mkdir(mode=0o700 if self.unprivileged else 0o711)
         except FileExistsError:
             raise ContainerExists(cid)
         except OSError as e:
@@ -205,13 +218,22 @@ class Runtime:
                 from .defaults import effective_resources
 
                 resources = effective_resources(dict(spec.linux.resources))
+                if self.rootless_cgroups:
+                    from .rootless import without_devices
+
+                    resources = without_devices(resources)
                 cgroup.set(resources)
                 for name in cgroup.unenforced(resources):
                     self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
             parent.send(sync.GO)
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)
-                _write_id_maps(pid, spec)
+                if self.unprivileged:
+                    from .rootless import write_id_maps
+
+                    write_id_maps(pid, spec)
+                else:
+                    _write_id_maps(pid, spec)
                 parent.send(sync.USERNS_DONE)
             msg, _fds = parent.recv()
             if msg["type"] == sync.MOUNT_SOURCES:
@@ -351,7 +373,16 @@ class Runtime:
         st, stat = self.load(cid)
         if stat not in (CREATED, RUNNING, PAUSED) and not (all_procs and stat == STOPPED):
             raise ContainerNotRunning(cid)
-        if all_procs and st.cgroup:
+        if all_procs and stat != STOPPED and st.cgroup and not (st.cgroup.get("paths") or {}):
+            # rootless without a cgroup: the container's pid namespace holds its processes
+            from .rootless import pidns_members
+
+            for pid in pidns_members(st.pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        elif all_procs and st.cgroup:
             manager = _manager(st)
             if manager.exists():
                 manager.kill_all(sig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from . import OCI_VERSION
@@ -49,12 +50,31 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         },
     }
     if rootless:
-        doc["linux"]["namespaces"].append({"type": "user"})
-        doc["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-        doc["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-        doc["linux"].pop("resources")
-        doc["mounts"] = [m for m in doc["mounts"] if m["type"] != "cgroup"]
+        to_rootless(doc, os.geteuid(), os.getegid())
     return doc
+
+
+def to_rootless(doc: dict[str, Any], uid: int, gid: int) -> None:
+    """runc's ToRootless: a user namespace mapping the caller to root and no network
+    namespace (a user may not configure one), /sys bound from the host (sysfs cannot be
+    mounted without a network namespace of one's own), no uid=/gid= mount options (those
+    ids are not mapped), and no cgroup resources (nothing to enforce them with)."""
+    lx = doc["linux"]
+    lx["namespaces"] = [ns for ns in lx["namespaces"] if ns["type"] not in ("network", "user")]
+    lx["namespaces"].append({"type": "user"})
+    lx["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    lx["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    mounts = []
+    for m in doc["mounts"]:
+        if os.path.normpath(m["destination"]) == "/sys":
+            mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            continue
+        if "options" in m:
+            m = {**m, "options": [o for o in m["options"] if not o.startswith(("uid=", "gid="))]}
+        mounts.append(m)
+    doc["mounts"] = mounts
+    lx.pop("resources", None)
 
 
 # Devices every container may use whatever its config says, as runc grants them: mknod of

@@ -132,13 +132,20 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         keep = {chan.fileno(), *fds.values(), *prepared.own_fds()}
         close_inherited(3 + plan.extra_fds, keep)
         flags = plan.new_namespaces
+        unprivileged = os.geteuid() != 0  # rootless: the caller's own rights, no more
         if "user" in fds:
             sys.setns(fds.pop("user"), CLONE_NEWUSER)
             _become_root()
         elif flags & CLONE_NEWUSER:
             sys.unshare(CLONE_NEWUSER)
+            # an unprivileged parent (or newuidmap) opens our /proc/<pid>/*_map only while
+            # we are dumpable; nothing runs in the new namespace yet (runc does the same)
+            if unprivileged:
+                sys.prctl(PR_SET_DUMPABLE, 1)
             chan.send(sync.USERNS)
             chan.wait_for(sync.USERNS_DONE)
+            if unprivileged:
+                sys.prctl(PR_SET_DUMPABLE, 0)
             _become_root()
         for ns_type in JOIN_ORDER:
             if ns_type in fds:
@@ -159,7 +166,8 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
             _write_time_offsets(plan.spec.linux.time_offsets)
         if not plan.is_exec:
-            _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER))
+            # rootless: the namespace's root is the caller, so we reach what it reaches
+            _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER) and not unprivileged)
         # init shares our end of the channel: it must not speak before INIT_PID is sent
         barrier_r, barrier_w = os.pipe()
         pid = os.fork()

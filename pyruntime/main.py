@@ -133,9 +133,9 @@ def fast(argv: list[str]) -> int:
 
     log = Logger(gopts.get("--log"), str(gopts.get("--log-format", "text")),  # type: ignore[arg-type]
                  bool(gopts.get("--debug")))
-    root = str(gopts.get("--root", "/run/pyruntime"))
     try:
-        return _dispatch(root, log, verb, opts, pos)
+        root, rootless = state_root(gopts)
+        return _dispatch(root, log, verb, opts, pos, rootless)
     except RuntimeErr as e:
         if gopts.get("--debug"):
             import traceback
@@ -154,7 +154,24 @@ def fast(argv: list[str]) -> int:
         return 1
 
 
-def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str]) -> int:
+def state_root(gopts: dict[str, object]) -> tuple[str, bool | None]:
+    """--root (runc's default for root; rootless.py's rule for anyone else) and --rootless."""
+    root, flag = gopts.get("--root"), gopts.get("--rootless")
+    if root is not None and flag is None:
+        return str(root), None
+    if root is None and flag is None and os.geteuid() == 0:
+        return "/run/pyruntime", None
+    from . import rootless
+
+    if root is None:
+        root, own = rootless.default_root()
+        if own:
+            rootless.prepare_root(root)
+    return str(root), rootless.parse_flag(flag)
+
+
+def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str],
+              rootless: bool | None = None) -> int:
     if verb == "state":
         from .fastjson import dumps
         from .state import Store, oci_state, status
@@ -165,7 +182,7 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
         return 0
     from .container import CreateOptions, Runtime
 
-    rt = Runtime(root, warn=log.warn, debug=log.debug)
+    rt = Runtime(root, warn=log.warn, debug=log.debug, rootless=rootless)
     cid = pos[0]
     if verb == "start":
         rt.start(cid)

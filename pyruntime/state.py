@@ -108,6 +108,8 @@ class Store:
     def load(self, cid: str) -> State:
         validate_id(cid)
         d = os.path.join(self._root, cid)
+        if os.geteuid() != 0:
+            _check_owner(d, cid)
         try:
             with open(os.path.join(d, STATE_FILE), "rb") as f:
                 raw = f.read()
@@ -133,6 +135,17 @@ class Store:
                           if e.is_dir() and not e.name.startswith("."))
         except FileNotFoundError:
             return []
+
+
+def _check_owner(d: str, cid: str) -> None:
+    """A non-root caller acts only on its own containers, whatever --root it shares with
+    other users (their state dirs are 0700 anyway: this says so in one line)."""
+    try:
+        owner = os.stat(d).st_uid
+    except OSError:
+        return  # missing: "does not exist" below
+    if owner != os.geteuid():
+        raise RuntimeErr(f"container {cid}: permission denied (it belongs to another user)")
 
 
 def remove_state_dir(path: str | Path) -> None:
