@@ -287,16 +287,31 @@ def render_template(tmpl: str, doc: Any) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="ids only")
 @click.option("--no-trunc", is_flag=True)
 @click.option("--format", "fmt", help="json, table, or a template such as {{.Names}}")
+@click.option("-f", "--filter", "filters", multiple=True, help="status=exited, name=web, id=abc, ancestor=busybox")
+@click.option("-l", "--latest", is_flag=True, help="only the newest container")
+@click.option("-n", "--last", type=int, default=None, help="only the newest N containers")
 @click.pass_context
-def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | None, filters: tuple[str, ...],
+       latest: bool, last: int | None) -> None:
     eng = engine(ctx)
     now = time.time()
     rows = []
+    wanted: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in ("status", "name", "id", "ancestor"):
+            raise DockeeError(f"invalid filter {f!r}: use status=, name=, id= or ancestor=")
+        wanted.setdefault(key, []).append(value)
     recs = eng.containers.all()
+    if latest or last is not None:
+        recs = recs[:1 if latest else max(0, last or 0)]
+        all_ = True
     eng.prefetch(recs)
     for rec in recs:
         row = _row(eng, rec, now)
-        if not all_ and row["State"] not in ("running", "paused"):
+        if not all_ and "status" not in wanted and row["State"] not in ("running", "paused"):
+            continue
+        if not all(any(_matches(key, v, rec, row) for v in values) for key, values in wanted.items()):
             continue
         if no_trunc:
             row["ID"] = rec["id"]
@@ -319,6 +334,16 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | N
     click.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
     for r in rows:
         click.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+def _matches(key: str, value: str, rec: dict[str, Any], row: dict[str, Any]) -> bool:
+    if key == "status":
+        return row["State"] == value
+    if key == "name":
+        return value in rec.get("name", "")
+    if key == "id":
+        return str(rec["id"]).startswith(value)
+    return rec.get("image") == value or str(rec.get("image_id", "")).startswith(value.removeprefix("sha256:"))
 
 
 def _iso(t: float | None) -> str:
