@@ -63,10 +63,11 @@ def host_capabilities() -> list[str] | None:
 
 class Engine:
     def __init__(self, store: Store, runtime: str, runtime_root: str | None) -> None:
-        self.store = store
-        self.containers = Containers(store)
+        # absolute: conmon, the runtime it runs and the exit command all work from the bundle
+        self.store = store if store.root.is_absolute() else Store(store.root.absolute())
+        self.containers = Containers(self.store)
         self.runtime_name = runtime
-        self.runtime_root = runtime_root
+        self.runtime_root = os.path.abspath(runtime_root) if runtime_root else None
         self._listed: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
 
     def prefetch(self, recs: list[dict[str, Any]]) -> None:
