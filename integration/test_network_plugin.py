@@ -405,3 +405,17 @@ def test_add_killed_at_any_moment_is_cleaned_by_del(net: NetEnv, delay: float) -
     d = net.data_dir / net.network / "attachments"
     assert not d.exists() or os.listdir(d) == []
     assert f"{hp} :" not in net.nft_table_text()
+
+
+def test_masquerade_comes_back_after_the_table_is_deleted(net: NetEnv) -> None:
+    """An ADD without ports runs nft only while the table lacks the network's elements: it remembers
+    them by the table's kernel handle, so a table deleted (flushed ruleset, reboot) is filled again."""
+    a, b = net.add_netns(), net.add_netns()
+    assert net.cni("ADD", net.conf(), a, cid="a")[0] == 0
+    assert str(net.subnet) in net.nft_table_text()
+    sh("nft", "delete", "table", "ip", net.table)
+    assert net.cni("ADD", net.conf(), b, cid="b")[0] == 0
+    text = net.nft_table_text()
+    assert "masquerade" in text and str(net.subnet) in text and net.bridge in text
+    for ns, cid in ((a, "a"), (b, "b")):
+        assert net.cni("DEL", net.conf(), ns, cid=cid)[0] == 0

@@ -114,7 +114,7 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             mark("sysctl")
             if conf.port_mappings or conf.ip_masq:
                 nat.publish(conf.nft_table, str(conf.range.subnet), conf.bridge, conf.ip_masq, str(ip),
-                            conf.port_mappings)
+                            conf.port_mappings, os.path.join(conf.data_dir, conf.name, f"nft.{conf.nft_table}"))
             mark("nft")
             bridge.wait_oper_up(ipr, host["index"])
             br = bridge.lookup(ipr, conf.bridge) or br
@@ -143,8 +143,6 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
 def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
     """Undo an ADD from its record; idempotent.  release_ip=False keeps the address (a stopped
     dockee container keeps its IP and name until it is removed)."""
-    from pyruntime.dockee.network import nat
-
     ip = record.get("ip")
     ports = _mappings(record)
     first: BaseException | None = None
@@ -157,10 +155,11 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
         except Exception as e:
             first = first or e
 
-    mark("imports: nat")
     if ip and ports:
+        from pyruntime.dockee.network import nat
+
         step(nat.unpublish, record["table"], ip, ports)
-    mark("nft")
+        mark("nft")
     # a veth dies with its netns: after a container's exit there is nothing to delete, and
     # no reason to pay for loading netlink
     if os.path.exists(f"/sys/class/net/{record['hostVeth']}"):
@@ -169,14 +168,18 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
     if first is not None:
         raise first  # keep the record (and the address): a later DEL finds what is left
     if release_ip:
-        import glob
-
         from pyruntime.dockee.network import ipam
 
         pool = ipam.Pool(record["dataDir"], record["network"], _dummy_range())
         pool.release(record["containerId"], record["ifname"], _ipv4(ip))
         # the record itself, and a temp file of a write that a kill interrupted
-        for leftover in [path, *glob.glob(glob.escape(path) + ".*.tmp")]:
+        folder, name = os.path.split(path)
+        try:
+            temps = [os.path.join(folder, f) for f in os.listdir(folder)
+                     if f.startswith(name + ".") and f.endswith(".tmp")]
+        except FileNotFoundError:
+            temps = []
+        for leftover in [path, *temps]:
             try:
                 os.unlink(leftover)
             except FileNotFoundError:
@@ -189,10 +192,13 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
 
 
 def _delete_veth(name: str) -> None:
-    from pyruntime.dockee.network import bridge
+    from pyruntime.dockee.network.rtnl import NetlinkError, Rtnl
 
-    with bridge.iproute() as r:
-        bridge.delete_link(r, name)  # its peer in the netns goes with it
+    try:
+        with Rtnl() as r:
+            r.del_link(name)  # its peer in the netns goes with it
+    except NetlinkError as e:
+        raise CNIError(E_PLUGIN, f"could not delete {name}: {e.strerror}")
 
 
 def _dummy_range() -> Range:
