@@ -1,8 +1,10 @@
 """The on-disk store of dockee-shim: its layout, atomic record writes and file locks.
 
 Layout under the root (default /var/lib/dockee, `--root` or DOCKEE_ROOT):
-    layers/<sha256>/           one unpacked layer (an overlay lowerdir), shared by images
-    images/<id>.json           image record: config, ordered layer digests, tags
+    layers/<diffid hex>/       one layer: diff/ (an overlay lowerdir, shared by images), layer.json,
+                               tarsplit.gz (what `save` needs to rebuild the layer's tar byte for byte)
+    images/<id>.json           the image config, byte for byte (id = its sha256)
+    images/tags.json           NAME:TAG -> image id
     containers/<id>/           bundle (config.json), upper/ work/ merged/, logs, record.json
     volumes/<name>/_data       named volumes
     networks/<name>.json       network records
