@@ -21,10 +21,29 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-# the venv's console script; under `make mutation` (a copy without .venv) PYTHONPATH points it at the copy
-PLUGIN = str(next((p for p in (REPO / ".venv" / "bin" / "dockee-cni-bridge",
-                               Path(sys.executable).parent / "dockee-cni-bridge") if p.exists()),
-                  "dockee-cni-bridge"))
+
+
+def _plugin() -> str:
+    """The venv's launcher; under `make mutation` (a copy without .venv) one for the copy: the venv's
+    launcher runs -IS with this checkout's path built in, so PYTHONPATH cannot point it elsewhere."""
+    own = REPO / ".venv" / "bin" / "dockee-cni-bridge"
+    if own.exists():
+        return str(own)
+    import sysconfig
+
+    launcher = REPO / ".mutation-bin" / "dockee-cni-bridge"
+    if not launcher.exists():
+        launcher.parent.mkdir(exist_ok=True)
+        paths = [str(REPO), sysconfig.get_paths()["purelib"]]
+        tmp = launcher.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(f"#!{sys.executable} -IS\nimport sys\nsys.path[0:0] = {paths!r}\n"
+                       "from pyruntime.dockee.network.plugin import main\nmain()\n")
+        tmp.chmod(0o755)
+        os.replace(tmp, launcher)
+    return str(launcher)
+
+
+PLUGIN = _plugin()
 PY = sys.executable
 REF_DIR = "/usr/lib/cni"
 

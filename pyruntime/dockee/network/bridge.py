@@ -56,8 +56,8 @@ def ensure_bridge(r: Rtnl, name: str, mtu: int, gateway_cidr: str | None) -> dic
 
 def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: int, mtu: int,
              hairpin: bool) -> dict[str, Any]:
-    """A veth pair whose peer is born inside the container's netns as `ifname`, both ends up, the host
-    end on the bridge: one request."""
+    """A veth pair whose peer is born inside the container's netns as `ifname`, the host end up and on
+    the bridge: one request (configure_container brings the peer up)."""
     try:
         r.add_veth(host_name, mtu, ifname, netns_fd, master=bridge_index, up=True)
     except NetlinkError as e:

@@ -69,9 +69,9 @@ def load_record(path: str) -> dict[str, Any] | None:
 
 
 def add(env: Env, conf: NetConf) -> dict[str, Any]:
-    from pyruntime.dockee.network import bridge, cniconf, ipam, nat
+    from pyruntime.dockee.network import bridge, cniconf, ipam
 
-    mark("imports: netlink, ipam, nat")
+    mark("imports: netlink, ipam")
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
@@ -94,7 +94,10 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
         record["ip"] = str(ip)
         _write_json(path, record)
         mark("ipam: record, lock, allocate")
-        nat.check_free(conf.port_mappings)
+        if conf.port_mappings:
+            from pyruntime.dockee.network import nat  # subprocess and nft: only where needed
+
+            nat.check_free(conf.port_mappings)
         netns_fd = bridge.open_netns(env.netns)
         ipr = bridge.iproute()
         try:
@@ -113,6 +116,8 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
                 bridge.set_sysctl(f"/proc/sys/net/ipv4/conf/{conf.bridge}/route_localnet", "1")
             mark("sysctl")
             if conf.port_mappings or conf.ip_masq:
+                from pyruntime.dockee.network import nat
+
                 nat.publish(conf.nft_table, str(conf.range.subnet), conf.bridge, conf.ip_masq, str(ip),
                             conf.port_mappings, os.path.join(conf.data_dir, conf.name, f"nft.{conf.nft_table}"))
             mark("nft")
