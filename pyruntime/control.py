@@ -23,10 +23,23 @@ def _manager(st: st_mod.State) -> Any:
     return manager_from_record(st.cgroup)
 
 
+def _no_cgroup(st: st_mod.State) -> bool:
+    """Rootless without a delegated cgroup: the record holds no hierarchy at all."""
+    return bool(st.cgroup) and not st.cgroup.get("paths")
+
+
+def _need_freezer(st: st_mod.State, verb: str) -> None:
+    paths = st.cgroup.get("paths") or {}
+    if st.cgroup and "freezer" not in paths and "unified" not in paths:
+        raise RuntimeErr(f"{verb}: container {st.id} has no writable freezer cgroup "
+                         "(rootless without a delegated cgroup)")
+
+
 def pause(rt: Any, cid: str) -> None:
     st, stat = rt.load(cid)
     if stat not in (RUNNING, CREATED):
         raise ContainerNotRunning(cid)
+    _need_freezer(st, "pause")
     _manager(st).freeze()
 
 
@@ -34,13 +47,19 @@ def resume(rt: Any, cid: str) -> None:
     st, stat = rt.load(cid)
     if stat != PAUSED:
         raise RuntimeErr("container not paused")
+    _need_freezer(st, "resume")
     _manager(st).thaw()
 
 
 def ps(rt: Any, cid: str, fmt: str, ps_args: list[str]) -> str:
     st, stat = rt.load(cid)
-    manager = _manager(st)
-    pids = sorted(manager.pids()) if stat != STOPPED and manager.exists() else []
+    if _no_cgroup(st):
+        from .rootless import pidns_members
+
+        pids = pidns_members(st.pid) if stat != STOPPED else []
+    else:
+        manager = _manager(st)
+        pids = sorted(manager.pids()) if stat != STOPPED and manager.exists() else []
     if fmt == "json":
         return json.dumps(pids) + "\n"
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)

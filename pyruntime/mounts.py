@@ -285,6 +285,32 @@ def cgroup_bind_dirs(cgroup_paths: Mapping[str, str], hierarchies: Iterable[Cgro
 # --- before pivot_root ------------------------------------------------------------
 
 
+# what a user namespace's root may mount, and on what condition (the kernel's FS_USERNS_MOUNT
+# filesystems; anything else needs the host's root)
+_USERNS_MOUNT_NEEDS = {
+    "sysfs": ("network", "bind /sys instead (rbind), as `spec --rootless` writes"),
+    "proc": ("pid", ""),
+    "mqueue": ("ipc", ""),
+    "cgroup2": ("cgroup", ""),
+}
+_USERNS_MOUNTABLE = {"tmpfs", "devpts", "overlay", "fuse", "ramfs", "binfmt_misc", "bind", "none"}
+
+
+def userns_mount_hint(fstype: str, spec: Spec) -> str:
+    """Why a user namespace could not make this mount, in words a user can act on."""
+    need = _USERNS_MOUNT_NEEDS.get(fstype)
+    if need is not None:
+        ns, alt = need
+        own = spec.linux.namespace(ns)
+        if own is None or own.path:
+            return (f"a user namespace mounts {fstype} only with a {ns} namespace of its own"
+                    + (f"; {alt}" if alt else ""))
+        return f"the kernel refused {fstype} in this user namespace (a locked or masked mount over it)"
+    if fstype in _USERNS_MOUNTABLE:
+        return "the source is not reachable or its mount flags are locked in a user namespace"
+    return f"{fstype} can only be mounted by the host's root, not from a user namespace"
+
+
 def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
                    cgroup_paths: Mapping[str, str] | None = None, console_path: str | None = None,
                    new_cgroupns: bool = False, mountinfo: str = MOUNTINFO) -> None:
@@ -328,6 +354,9 @@ def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
                 raise MountError(f"{where} on {m.destination}: {e}") from e
             except OSError as e:
                 what = m.type or "bind"
+                if e.errno == errno.EPERM and spec.linux.namespace("user") is not None:
+                    raise MountError(f"{where} ({what}) on {m.destination}: {os.strerror(e.errno)}: "
+                                     f"{userns_mount_hint(what, spec)}") from e
                 raise MountError(wrap(f"{where} ({what}) on {m.destination}", e)) from e
     finally:
         os.close(root_fd)
