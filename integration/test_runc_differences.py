@@ -142,6 +142,19 @@ def test_rlimit_of_2_64_minus_1_is_unlimited(request: pytest.FixtureRequest, nam
     assert (p.returncode, p.stdout.split()) == (0, ["unlimited", "unlimited", "512", "1024"]), p.stderr
 
 
+def test_unlimited_ulimit_under_podman(podman: Podman) -> None:
+    """`podman run --ulimit core=-1` writes 2^64-1 for soft and hard."""
+    import test_podman as tp
+
+    _skip_unless(tp)
+    seen = {}
+    for name, binary in tp.RUNTIMES.items():
+        p = podman(binary, "run", "--rm", *tp.RUN_FLAGS, "--ulimit", "core=-1", tp.IMAGE, "sh", "-c",
+                   "ulimit -c; ulimit -Hc")
+        seen[name] = (p.returncode, p.stdout, p.stderr)
+    assert seen["pyruntime"] == seen["runc"] == (0, "unlimited\nunlimited\n", "")
+
+
 # --- 4. a signal right after start -------------------------------------------------------
 
 TRAPS_TERM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]
