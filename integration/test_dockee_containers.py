@@ -59,12 +59,16 @@ class Dockee:
 
 
 def own_cgroup(controller: str) -> Path:
+    """Our cgroup in a v1 controller's hierarchy, or ("unified") in the hybrid cgroup2 tree."""
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if controller in ctrls.split(","):
+            if controller in ctrls.split(",") or (controller == "unified" and ctrls == ""):
                 return Path("/sys/fs/cgroup") / controller / path.lstrip("/")
     return Path("/sys/fs/cgroup") / controller
+
+
+CGROUP_TREES = ("memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio", "unified")
 
 
 def leftovers(d: Dockee, cid: str) -> list[str]:
@@ -77,7 +81,7 @@ def leftovers(d: Dockee, cid: str) -> list[str]:
             found.append("mount")
     if (d.runtime_root / cid).exists():
         found.append("runtime state")
-    for ctrl in ("memory", "pids", "cpu"):
+    for ctrl in CGROUP_TREES:
         if (own_cgroup(ctrl) / f"dockee-{cid[:12]}").exists():
             found.append(f"{ctrl} cgroup")
     return found
@@ -338,7 +342,7 @@ def test_after_a_reboot_ps_shows_exited_and_start_works(dk: Dockee) -> None:
         time.sleep(0.02)
     shutil.rmtree(dk.runtime_root / cid)
     subprocess.run(["umount", str(cdir / "merged")], check=True)
-    for ctrl in ("memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio"):
+    for ctrl in CGROUP_TREES:  # a reboot empties /sys/fs/cgroup too
         with contextlib.suppress(OSError):
             (own_cgroup(ctrl) / f"dockee-{cid[:12]}").rmdir()
     row = next(r for r in dk("ps", "-a").stdout.splitlines() if r.startswith(cid[:12]))
