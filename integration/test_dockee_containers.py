@@ -471,3 +471,13 @@ def test_cli_killed_at_any_moment_then_ps_and_rm_f(dk: Dockee) -> None:
         assert leftovers(dk, cid) == []
     assert dk.ids() == before
     assert not list((dk.root / "containers").glob(".new-*")) or dk("container", "prune", "-f").returncode == 0
+
+
+def test_long_lines_come_back_whole_in_logs(dk: Dockee) -> None:
+    name = f"long-{uuid.uuid4().hex[:6]}"
+    p = dk("run", "--name", name, "--net", "none", "busybox", "sh", "-c",
+           "head -c 30000 /dev/zero | tr '\\0' x; echo; echo end")
+    assert p.stdout == "x" * 30000 + "\nend\n"
+    assert dk("logs", name).stdout == p.stdout  # conmon wrote it in 8 KiB partial chunks
+    assert dk("logs", "--tail", "1", name).stdout == "end\n"
+    dk("rm", name, check=True)
