@@ -224,7 +224,7 @@ def test_memory_limit_kills_a_hog(dk: Dockee) -> None:
 
 
 def test_cpus_holds_a_busy_loop_near_half_a_cpu(dk: Dockee) -> None:
-    cid = dk("run", "-d", "--net", "none", "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done",
+    cid = dk("run", "-d", "--net", "none", "--cpus", "0.5", "-m", "64m", "busybox", "sh", "-c", "while :; do :; done",
              check=True).stdout.strip()
     pid = dk.inspect(cid)["State"]["Pid"]
     with open(f"/proc/{pid}/cgroup") as f:
@@ -246,6 +246,9 @@ def test_cpus_holds_a_busy_loop_near_half_a_cpu(dk: Dockee) -> None:
     # In each throttled period the loop used its whole quota; a period it was not throttled in means
     # a busy host starved it. On a quiet machine (all periods throttled) this is 0.45 <= cpus.
     assert periods > 20 and cpus >= 0.45 * throttled / periods, (cpus, throttled, periods)
+    row = next(r for r in dk("stats", "--no-stream", cid, check=True).stdout.splitlines() if r.startswith(cid[:12]))
+    pct = float(re.search(r"([\d.]+)%", row).group(1))  # type: ignore[union-attr]
+    assert 0 < pct <= 60 and "/ 64.0MiB" in row, row  # a delta of two samples, not the lifetime average
     dk("rm", "-f", cid, check=True)
 
 
