@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +199,48 @@ def test_lean_pyroute2_import_still_serves_the_whole_package() -> None:
             "print(IPRoute.__name__, NetlinkError.__name__)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "IPRoute NetlinkError", p.stderr
+
+
+@pytest.mark.parametrize("doc", [
+    {"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24", "interface": 2}], "dns": {}},
+    [1, 2.5, None, True, False, "tab\there, quote \" and é"], "plain", 7, {}, [],
+])
+def test_cnijson_matches_the_json_package(doc: Any) -> None:
+    from pyruntime.dockee.network import cnijson
+
+    assert cnijson.dumps(doc) == json.dumps(doc)
+    assert cnijson.loads(json.dumps(doc)) == doc
+    assert cnijson.loads(b"\n " + json.dumps(doc).encode() + b"\n") == doc
+
+
+@pytest.mark.parametrize("bad", ["", "{", "{} x", "[1,]", "nul", b"\xff"])
+def test_cnijson_refuses_what_is_not_json(bad: str | bytes) -> None:
+    from pyruntime.dockee.network import cnijson
+
+    with pytest.raises(ValueError):
+        cnijson.loads(bad)
+
+
+def test_del_with_a_record_loads_no_heavy_module(tmp_path: Path) -> None:
+    """A DEL is one process per container stop: it reads its record and frees the address without
+    json's regular expressions, ipaddress, pathlib, socket.py, subprocess or pyroute2 (no root: the
+    record's veth does not exist, so no netlink either)."""
+    conf = {"cniVersion": "1.0.0", "name": "n1", "type": "dockee-cni-bridge", "bridge": "dkx0",
+            "ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": str(tmp_path)}}
+    (tmp_path / "n1" / "attachments").mkdir(parents=True)
+    (tmp_path / "n1" / "10.9.0.2").write_text("c1\r\neth0")
+    record = {"containerId": "c1", "ifname": "eth0", "network": "n1", "dataDir": str(tmp_path),
+              "table": "dockee", "ip": "10.9.0.2", "hostVeth": "vethnotthere0", "ports": []}
+    (tmp_path / "n1" / "attachments" / "c1-eth0.json").write_text(json.dumps(record))
+    repo = Path(__file__).resolve().parent.parent
+    code = (f"import sys; sys.path[0:0] = [{str(repo)!r}]; "
+            "from pyruntime.dockee.network.plugin import main; main()")
+    env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0", "CNI_NETNS": ""}
+    p = subprocess.run([sys.executable, "-IS", "-X", "importtime", "-c", code], input=json.dumps(conf),
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    loaded = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    heavy = {"re", "json", "ipaddress", "pathlib", "socket", "subprocess", "typing", "dataclasses", "pyroute2"}
+    assert loaded & heavy == set()
+    assert sorted(os.listdir(tmp_path / "n1")) == ["attachments", "lock"]  # address and record freed
+    assert os.listdir(tmp_path / "n1" / "attachments") == []

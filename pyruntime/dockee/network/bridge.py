@@ -96,11 +96,11 @@ def configure_container(netns_fd: int, ifname: str, address: str, routes: list[R
 
 
 def _broadcast(addr: str, plen: str) -> str:
-    import socket
+    import _socket
     import struct
 
     host_bits = (1 << (32 - int(plen))) - 1
-    return socket.inet_ntoa(struct.pack("!I", struct.unpack("!I", socket.inet_aton(addr))[0] | host_bits))
+    return _socket.inet_ntoa(struct.pack("!I", struct.unpack("!I", _socket.inet_aton(addr))[0] | host_bits))
 
 
 def wait_oper_up(r: Rtnl, index: int, timeout: float = 2.0) -> None:

@@ -8,7 +8,6 @@ without root.  The config is a superset of the reference `bridge` plugin's with 
 from __future__ import annotations
 
 import ipaddress
-import json
 
 from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: the contract in one place)
     CHECK_MIN,
@@ -27,53 +26,18 @@ from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: th
     E_VERSION,
     SUPPORTED_VERSIONS,
     CNIError,
+    Env,
+    _Record,
     config_version,
+    data_dir,
+    parse_env,
+    parse_head,
     version_tuple,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-class _Record:
-    """A frozen record with positional or keyword fields and defaults: what the dataclasses here did,
-    without importing dataclasses (inspect, ast: ~10 ms of every ADD and DEL)."""
-
-    __slots__: tuple[str, ...] = ()
-    _defaults: dict[str, Any] = {}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        names = self.__slots__
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__} takes {len(names)} fields, not {len(args)}")
-        values = dict(zip(names, args, strict=False))
-        for key, value in kwargs.items():
-            if key not in names or key in values:
-                raise TypeError(f"{type(self).__name__}: unexpected or repeated field {key}")
-            values[key] = value
-        for name in names:
-            if name not in values:
-                if name not in self._defaults:
-                    raise TypeError(f"{type(self).__name__}: field {name} is missing")
-                values[name] = self._defaults[name]
-            object.__setattr__(self, name, values[name])
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is frozen")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, n) for n in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"{type(self).__name__}({fields})"
 
 
 class PortMapping(_Record):
@@ -133,42 +97,6 @@ class NetConf(_Record):
     port_mappings: tuple[PortMapping, ...]
     fixed_ip: ipaddress.IPv4Address | None
     prev_result: dict[str, Any] | None
-
-
-class Env(_Record):
-    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
-    command: str
-    container_id: str
-    netns: str
-    ifname: str
-    args: dict[str, str]
-    path: str
-
-
-def parse_env(environ: dict[str, str]) -> Env:
-    command = environ.get("CNI_COMMAND", "")
-    if not command:
-        raise CNIError(E_ENV, "CNI_COMMAND is not set")
-    args: dict[str, str] = {}
-    for item in environ.get("CNI_ARGS", "").split(";"):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise CNIError(E_ENV, f"CNI_ARGS: {item!r} is not KEY=VALUE")
-        args[key] = value
-    env = Env(command, environ.get("CNI_CONTAINERID", ""), environ.get("CNI_NETNS", ""),
-              environ.get("CNI_IFNAME", ""), args, environ.get("CNI_PATH", ""))
-    if command in ("ADD", "DEL", "CHECK"):
-        if not env.container_id:
-            raise CNIError(E_ENV, "CNI_CONTAINERID is not set")
-        if not env.ifname:
-            raise CNIError(E_ENV, "CNI_IFNAME is not set")
-        if len(env.ifname) > 15 or "/" in env.ifname or env.ifname in (".", ".."):
-            raise CNIError(E_ENV, f"CNI_IFNAME {env.ifname!r} is not a valid interface name")
-        if command in ("ADD", "CHECK") and not env.netns:
-            raise CNIError(E_ENV, "CNI_NETNS is not set")
-    return env
 
 
 def _ip(value: Any, what: str) -> ipaddress.IPv4Address:
@@ -249,21 +177,8 @@ def _port_mappings(items: Any) -> tuple[PortMapping, ...]:
 
 def parse_config(raw: bytes, env: Env | None = None) -> NetConf:
     """The network config from stdin (a conflist entry with name/cniVersion/runtimeConfig merged in)."""
-    try:
-        doc = json.loads(raw)
-    except ValueError as e:
-        raise CNIError(E_DECODE, f"network config is not JSON: {e}")
-    if not isinstance(doc, dict):
-        raise CNIError(E_DECODE, "network config must be a JSON object")
-    version = str(doc.get("cniVersion", ""))
-    if not version:
-        raise CNIError(E_CONFIG, "cniVersion is missing")
-    if version not in SUPPORTED_VERSIONS:
-        raise CNIError(E_VERSION, f"cniVersion {version} is not supported",
-                       f"supported: {', '.join(SUPPORTED_VERSIONS)}")
-    name = doc.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise CNIError(E_CONFIG, f"name {name!r} is not a network name")
+    doc = parse_head(raw)
+    version, name = doc["cniVersion"], doc["name"]
     bridge = doc.get("bridge") or "cni0"
     if not isinstance(bridge, str) or len(bridge) > 15 or "/" in bridge or " " in bridge:
         raise CNIError(E_CONFIG, f"bridge {bridge!r} is not an interface name (at most 15 characters)")
@@ -323,7 +238,7 @@ def parse_config(raw: bytes, env: Env | None = None) -> NetConf:
     dns = doc.get("dns") or {}
     return NetConf(
         cni_version=version, name=name, bridge=bridge, range=rng,
-        data_dir=str(ipam.get("dataDir") or "/var/lib/cni/networks"),
+        data_dir=data_dir(doc),
         is_gateway=_bool(doc, "isGateway") or is_default_gw, is_default_gateway=is_default_gw,
         ip_masq=_bool(doc, "ipMasq"), hairpin_mode=_bool(doc, "hairpinMode"), mtu=mtu, nft_table=table,
         routes=tuple(routes), dns=dns if isinstance(dns, dict) else {},

@@ -8,19 +8,20 @@ stopped; `lock` is flocked around every change.  Being the same format as the re
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
-import ipaddress
 import os
-from pathlib import Path
 
-from pyruntime.dockee.network.cniconf import E_NO_ADDRESS, CNIError, Range
+from pyruntime.dockee.network.cniversion import E_NO_ADDRESS, CNIError
 
-# typing and collections.abc only for the type checker: the plugin's start-up pays for every import
+# pathlib, contextlib, ipaddress (and typing) cost a DEL more than its IPAM work: paths are strings,
+# addresses are parsed where allocation needs them
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import ipaddress
+    from pathlib import Path
+
+    from pyruntime.dockee.network.cniconf import Range
 
 LAST_RESERVED = "last_reserved_ip.0"
 LOCK = "lock"
@@ -29,32 +30,37 @@ LOCK = "lock"
 class Pool:
     """The allocations of one network within one range."""
 
-    def __init__(self, data_dir: str | Path, network: str, rng: Range) -> None:
-        self.dir = Path(data_dir) / network
+    def __init__(self, data_dir: str | Path, network: str, rng: Range | None) -> None:
+        """`rng` may be None for release, find and owner (they need only the directory)."""
+        self.dir = os.path.join(data_dir, network)
         self.network = network
-        self.range = rng
+        self._range = rng
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    @property
+    def range(self) -> Range:
+        assert self._range is not None, "allocation needs the range"
+        return self._range
 
-    def owner(self, ip: ipaddress.IPv4Address) -> tuple[str, str] | None:
+    def _path(self, name: object) -> str:
+        return os.path.join(self.dir, str(name))
+
+    def locked(self) -> _Lock:
+        return _Lock(self)
+
+    def owner(self, ip: ipaddress.IPv4Address | str) -> tuple[str, str] | None:
         try:
-            text = (self.dir / str(ip)).read_text()
+            with open(self._path(ip)) as f:
+                text = f.read()
         except FileNotFoundError:
             return None
         cid, _, ifname = text.partition("\n")
         return cid.strip(), ifname.strip()
 
     def allocations(self) -> dict[ipaddress.IPv4Address, tuple[str, str]]:
+        import ipaddress
+
         out: dict[ipaddress.IPv4Address, tuple[str, str]] = {}
-        if not self.dir.is_dir():
+        if not os.path.isdir(self.dir):
             return out
         for entry in os.listdir(self.dir):
             try:
@@ -68,7 +74,7 @@ class Pool:
 
     def _reserve(self, ip: ipaddress.IPv4Address, cid: str, ifname: str) -> bool:
         try:
-            fd = os.open(self.dir / str(ip), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(self._path(ip), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
@@ -97,13 +103,17 @@ class Pool:
                 raise CNIError(E_NO_ADDRESS, f"IP {fixed} is already allocated in network {self.network}"
                                + (f" (container {who[0][:12]})" if who else ""))
             ip = self._next_free(cid, ifname)
-            (self.dir / LAST_RESERVED).write_text(str(ip))
+            with open(self._path(LAST_RESERVED), "w") as f:
+                f.write(str(ip))
             return ip
 
     def _next_free(self, cid: str, ifname: str) -> ipaddress.IPv4Address:
+        import ipaddress
+
         start, end = int(self.range.start), int(self.range.end)
         try:
-            last = int(ipaddress.IPv4Address((self.dir / LAST_RESERVED).read_text().strip()))
+            with open(self._path(LAST_RESERVED)) as f:
+                last = int(ipaddress.IPv4Address(f.read().strip()))
             if not start <= last <= end:
                 last = end
         except (FileNotFoundError, ValueError):
@@ -118,10 +128,10 @@ class Pool:
         raise CNIError(E_NO_ADDRESS, f"no IP addresses available in network {self.network} "
                        f"(range {self.range.start}-{self.range.end})")
 
-    def release(self, cid: str, ifname: str, ip: ipaddress.IPv4Address | None = None) -> list[str]:
+    def release(self, cid: str, ifname: str, ip: ipaddress.IPv4Address | str | None = None) -> list[str]:
         """Free what (cid, ifname) holds; idempotent.  `ip` is a hint that spares a directory scan."""
         freed: list[str] = []
-        if not self.dir.is_dir():
+        if not os.path.isdir(self.dir):
             return freed
         with self.locked():
             candidates = [ip] if ip is not None and self.owner(ip) == (cid.strip(), ifname) else None
@@ -129,9 +139,30 @@ class Pool:
                 candidates = [a for a, who in self.allocations().items() if who == (cid.strip(), ifname)]
             for a in candidates:
                 try:
-                    os.unlink(self.dir / str(a))
+                    os.unlink(self._path(a))
                     freed.append(str(a))
                 except OSError as e:
                     if e.errno != errno.ENOENT:
                         raise
         return freed
+
+
+class _Lock:
+    """flock on the network's `lock` file around a change (a class, not contextlib: its import costs)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        os.makedirs(self.pool.dir, mode=0o755, exist_ok=True)
+        fd = os.open(self.pool._path(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

@@ -196,14 +196,12 @@ NETLINK_NETFILTER, NFPROTO_IPV4 = 12, 2
 
 def table_handle(table: str) -> int | None:
     """The kernel's handle of `ip <table>` (unique per table made), None if there is no such table."""
-    import socket
     import struct
 
-    from pyruntime.dockee.network.rtnl import NetlinkError, Rtnl, attr_str, attrs
+    from pyruntime.dockee.network.rtnl import NetlinkError, Rtnl, attr_str, attrs, netlink_socket
 
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
-        with Rtnl(sock) as nl:
+        with Rtnl(netlink_socket(NETLINK_NETFILTER)) as nl:
             replies = nl._request((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, 0,
                                   struct.pack("=BBH", NFPROTO_IPV4, 0, 0) + attr_str(NFTA_TABLE_NAME, table))
     except (NetlinkError, OSError):

@@ -15,10 +15,10 @@ from __future__ import annotations
 from pyruntime.dockee.network.timing import mark, report  # first: its import marks the start
 
 # isort: split
-import json
 import os
 import sys
 
+from pyruntime.dockee.network import cnijson as json  # the json package costs re, enum, collections
 from pyruntime.dockee.network.cniversion import (
     CHECK_MIN,
     E_ATTACHED,
@@ -31,6 +31,9 @@ from pyruntime.dockee.network.cniversion import (
     SUPPORTED_VERSIONS,
     CNIError,
     config_version,
+    data_dir,
+    parse_env,
+    parse_head,
 )
 
 # VERSION must not pay for typing, dataclasses or ipaddress: those load only where used
@@ -38,13 +41,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyruntime.dockee.network.cniconf import Env, NetConf, PortMapping, Range
+    from pyruntime.dockee.network.cniconf import Env, NetConf, PortMapping
 
 
 def _write_json(path: str, doc: Any) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump(doc, f)
+        f.write(json.dumps(doc))
     os.replace(tmp, path)
 
 
@@ -53,6 +56,8 @@ def record_path(data_dir: str, network: str, cid: str, ifname: str) -> str:
 
 
 def _mappings(record: dict[str, Any]) -> tuple[PortMapping, ...]:
+    if not record.get("ports"):
+        return ()
     from pyruntime.dockee.network import cniconf
 
     return tuple(cniconf.PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
@@ -62,7 +67,7 @@ def _mappings(record: dict[str, Any]) -> tuple[PortMapping, ...]:
 def load_record(path: str) -> dict[str, Any] | None:
     try:
         with open(path) as f:
-            doc = json.load(f)
+            doc = json.loads(f.read())
         return doc if isinstance(doc, dict) else None
     except (FileNotFoundError, ValueError):
         return None
@@ -175,8 +180,7 @@ def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
     if release_ip:
         from pyruntime.dockee.network import ipam
 
-        pool = ipam.Pool(record["dataDir"], record["network"], _dummy_range())
-        pool.release(record["containerId"], record["ifname"], _ipv4(ip))
+        ipam.Pool(record["dataDir"], record["network"], None).release(record["containerId"], record["ifname"], ip)
         # the record itself, and a temp file of a write that a kill interrupted
         folder, name = os.path.split(path)
         try:
@@ -206,26 +210,17 @@ def _delete_veth(name: str) -> None:
         raise CNIError(E_PLUGIN, f"could not delete {name}: {e.strerror}")
 
 
-def _dummy_range() -> Range:
-    # release needs only the directory; the range matters for allocation
-    import ipaddress
-
-    from pyruntime.dockee.network import cniconf
-
-    z = ipaddress.IPv4Address("0.0.0.0")
-    return cniconf.Range(ipaddress.IPv4Network("0.0.0.0/32"), z, z, z)
-
-
-def delete(env: Env, conf: NetConf) -> None:
-    from pyruntime.dockee.network import cniconf
-
-    path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
+def delete(env: Env, raw: bytes) -> None:
+    """DEL from the attachment record; only without one (ADD never got far, or another plugin made
+    it) is the whole config parsed, to clean what our names point at."""
+    head = parse_head(raw)
+    path = record_path(data_dir(head), head["name"], env.container_id, env.ifname)
     record = load_record(path)
-    mark("record")
+    mark("config head, record")
     if record is None:
-        # no record: ADD never got far, or another plugin made it; clean what our names point at
-        from pyruntime.dockee.network import ipam
+        from pyruntime.dockee.network import cniconf, ipam
 
+        conf = cniconf.parse_config(raw, env)
         found = ipam.Pool(conf.data_dir, conf.name, conf.range).find(env.container_id, env.ifname)
         record = {"containerId": env.container_id, "ifname": env.ifname, "network": conf.name,
                   "dataDir": conf.data_dir, "table": conf.nft_table, "ip": str(found) if found else None,
@@ -298,6 +293,9 @@ def version(raw: bytes) -> dict[str, Any]:
 def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
     if env.command == "VERSION":
         return version(raw)
+    if env.command == "DEL":
+        delete(env, raw)
+        return None
     from pyruntime.dockee.network import cniconf
 
     mark("imports: config")
@@ -305,9 +303,6 @@ def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
     mark("config")
     if env.command == "ADD":
         return add(env, conf)
-    if env.command == "DEL":
-        delete(env, conf)
-        return None
     if env.command == "CHECK":
         check(env, conf)
         return None
@@ -327,7 +322,7 @@ def oci_hook(argv: list[str]) -> int:
     verb, plan_path = argv
     try:
         with open(plan_path) as f:
-            plan = json.load(f)
+            plan = json.loads(f.read())
         state = json.loads(sys.stdin.read() or "{}")
         raw = json.dumps(plan["config"]).encode()
         cid, ifname = plan["containerId"], plan.get("ifname", "eth0")
@@ -393,9 +388,7 @@ def _main(argv: list[str] | None) -> None:
         if os.environ.get("CNI_COMMAND") == "VERSION":
             out = version(raw)  # before any other import: callers ask this of every plugin, every time
         else:
-            from pyruntime.dockee.network import cniconf
-
-            out = dispatch(cniconf.parse_env(dict(os.environ)), raw)
+            out = dispatch(parse_env(dict(os.environ)), raw)
     except CNIError as e:
         sys.stdout.write(json.dumps(e.to_json(cni_version)) + "\n")
         sys.exit(1)
@@ -409,7 +402,3 @@ def _main(argv: list[str] | None) -> None:
     sys.exit(0)
 
 
-def _ipv4(ip: str | None) -> Any:
-    import ipaddress
-
-    return ipaddress.IPv4Address(ip) if ip else None

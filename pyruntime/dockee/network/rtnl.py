@@ -12,9 +12,9 @@ borrows pyroute2.netns.setns (imported alone, without pyroute2/__init__.py; only
 
 from __future__ import annotations
 
+import _socket  # socket.py's enums and selectors cost a DEL more than its netlink work
 import errno
 import os
-import socket
 import struct
 import sys
 
@@ -69,7 +69,7 @@ def attr_u32(kind: int, value: int) -> bytes:
 
 
 def attr_ip(kind: int, value: str) -> bytes:
-    return attr(kind, socket.inet_aton(value))
+    return attr(kind, _socket.inet_aton(value))
 
 
 def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
@@ -99,7 +99,7 @@ def _str(v: bytes | None) -> str | None:
 
 
 def _ip(v: bytes | None) -> str | None:
-    return socket.inet_ntoa(v) if v is not None and len(v) == 4 else None
+    return _socket.inet_ntoa(v) if v is not None and len(v) == 4 else None
 
 
 def decode_link(msg: bytes) -> dict[str, Any]:
@@ -115,9 +115,13 @@ def decode_link(msg: bytes) -> dict[str, Any]:
             "kind": _str(info.get(IFLA_INFO_KIND))}
 
 
+def netlink_socket(protocol: int) -> _socket.socket:
+    return _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, protocol)
+
+
 class Rtnl:
-    def __init__(self, sock: socket.socket | None = None) -> None:
-        self.sock = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    def __init__(self, sock: _socket.socket | None = None) -> None:
+        self.sock = sock or netlink_socket(NETLINK_ROUTE)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -128,7 +132,7 @@ class Rtnl:
         try:
             setns(netns_fd)
             try:
-                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+                sock = netlink_socket(NETLINK_ROUTE)
             finally:
                 setns(host)
         finally:
