@@ -87,7 +87,16 @@ class Runtime:
         # a non-root caller (rootless.py decides for it); --rootless true|false|auto says
         # only whether cgroups are best-effort, as runc's flag does
         self.unprivileged = os.geteuid() != 0
-        self.rootless_cgroups = self.unprivileged if rootless is None else rootless
+        self._rootless = rootless
+
+    @property
+    def rootless_cgroups(self) -> bool:
+        """runc's rule: a non-root caller, or root of a user namespace (rootless podman)."""
+        if self._rootless is None:
+            from .rootless import in_user_namespace
+
+            self._rootless = self.unprivileged or in_user_namespace()
+        return self._rootless
 
     # --- create ------------------------------------------------------------------
 
@@ -122,7 +131,10 @@ class Runtime:
         if self.rootless_cgroups:
             from .rootless import usable_cgroups
 
-            cgroup = usable_cgroups(cgroup, spec.linux.resources, self.warn)
+            # root of a caller's user namespace (rootless podman) knows it has no cgroups:
+            # only a user running us directly is told
+            cgroup = usable_cgroups(cgroup, spec.linux.resources,
+                                    self.warn if self.unprivileged else self.debug)
         shared_cgroup = cgroup.exists()
         if shared_cgroup:
             # a frozen cgroup would freeze init halfway through setup; a busy one is shared

@@ -159,7 +159,7 @@ def state_root(gopts: dict[str, object]) -> tuple[str, bool | None]:
     root, flag = gopts.get("--root"), gopts.get("--rootless")
     if root is not None and flag is None:
         return str(root), None
-    if root is None and flag is None and os.geteuid() == 0:
+    if root is None and flag is None and os.geteuid() == 0 and _host_root():
         return "/run/pyruntime", None
     from . import rootless
 
@@ -168,6 +168,16 @@ def state_root(gopts: dict[str, object]) -> tuple[str, bool | None]:
         if own:
             rootless.prepare_root(root)
     return str(root), rootless.parse_flag(flag)
+
+
+def _host_root() -> bool:
+    """Root of the host's user namespace, not of one like rootless podman's (the few lines
+    of rootless.in_user_namespace, kept here so that root's verbs import nothing more)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
 
 
 def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str],

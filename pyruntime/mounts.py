@@ -311,6 +311,12 @@ def userns_mount_hint(fstype: str, spec: Spec) -> str:
     return f"{fstype} can only be mounted by the host's root, not from a user namespace"
 
 
+def _caller_in_userns() -> bool:
+    from .rootless import in_user_namespace
+
+    return in_user_namespace()
+
+
 def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
                    cgroup_paths: Mapping[str, str] | None = None, console_path: str | None = None,
                    new_cgroupns: bool = False, mountinfo: str = MOUNTINFO) -> None:
@@ -360,7 +366,8 @@ def prepare_rootfs(spec: Spec, rootfs: str, *, sys: MountSyscalls = LINUX,
                 raise MountError(wrap(f"{where} ({what}) on {m.destination}", e)) from e
     finally:
         os.close(root_fd)
-    in_userns = spec.linux.namespace("user") is not None
+    # also in a user namespace made by our caller (rootless podman's): mknod is refused there
+    in_userns = spec.linux.namespace("user") is not None or _caller_in_userns()
     devices.create_devices(spec, rootfs, sys=sys, in_userns=in_userns, console_path=console_path)
 
 

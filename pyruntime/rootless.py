@@ -20,14 +20,14 @@ Nothing here is imported when the euid is 0 (the hot verbs pay for one geteuid()
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from .errors import ChildError, ConfigError, RuntimeErr
+
+TYPE_CHECKING = False  # imported on every verb of a user in a user namespace: keep it light
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from pathlib import Path
+    from typing import Any
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -46,6 +46,16 @@ _FIELD_CONTROLLERS: dict[str, tuple[str, ...]] = {
     "rdma": ("rdma",),
     "unified": ("unified",),
 }
+
+
+def in_user_namespace(uid_map: str = "/proc/self/uid_map") -> bool:
+    """Whether we run in a user namespace other than the host's (rootless podman runs the
+    runtime as root of its own): root there is not the host's root."""
+    try:
+        with open(uid_map) as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def parse_flag(value: object) -> bool | None:
@@ -69,7 +79,8 @@ def default_root(env: Mapping[str, str] | None = None, euid: int | None = None,
     the directory is not pruned)."""
     env = os.environ if env is None else env
     euid = os.geteuid() if euid is None else euid
-    if euid == 0:
+    # root of a user namespace that is not "root" by name (rootless podman's) is its user
+    if euid == 0 and (not in_user_namespace() or env.get("USER", "") == "root"):
         return ROOT_DEFAULT, False
     xdg = env.get("XDG_RUNTIME_DIR", "")
     if xdg:
@@ -103,10 +114,17 @@ def root_hint(root: str) -> str:
 # --- id mappings ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Range:
-    start: int
-    count: int
+    __slots__ = ("start", "count")
+
+    def __init__(self, start: int, count: int) -> None:
+        self.start, self.count = start, count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Range) and (self.start, self.count) == (other.start, other.count)
+
+    def __repr__(self) -> str:
+        return f"Range({self.start}, {self.count})"
 
     def covers(self, start: int, count: int) -> bool:
         return self.start <= start and start + count <= self.start + self.count
@@ -172,10 +190,12 @@ def check_mappings(field_name: str, maps: Sequence[Any], own: int, subs: Iterabl
 
 def check_config(spec: Any, *, euid: int | None = None, egid: int | None = None,
                  subuid: str = SUBUID, subgid: str = SUBGID,
-                 which: Any = shutil.which) -> None:
+                 which: Any = None) -> None:
     """Everything a non-root caller cannot do, refused before any side effect."""
     euid = os.geteuid() if euid is None else euid
     egid = os.getegid() if egid is None else egid
+    if which is None:
+        from shutil import which
     lx = spec.linux
     userns = lx.namespace("user")
     if userns is None:
@@ -207,10 +227,12 @@ def check_config(spec: Any, *, euid: int | None = None, egid: int | None = None,
 
 
 def write_id_maps(pid: int, spec: Any, *, euid: int | None = None, egid: int | None = None,
-                  run: Any = subprocess.run) -> None:
+                  run: Any = None) -> None:
     """Write the child's maps as an unprivileged parent may (see the module docstring)."""
     euid = os.geteuid() if euid is None else euid
     egid = os.getegid() if egid is None else egid
+    if run is None:
+        from subprocess import run
     lx = spec.linux
     for field_name, name, maps, own, helper in (
             ("uidMappings", "uid_map", lx.uid_mappings, euid, "newuidmap"),
@@ -268,6 +290,8 @@ def writable_cgroup(target: Path, mount: Path, unified: bool, self_dir: Path | N
     The nearest existing ancestor must be writable (to mkdir), or `target` exist with a
     writable cgroup.procs; on cgroup2, moving a process also needs write access to
     cgroup.procs of the common ancestor of where it is and where it goes."""
+    from pathlib import Path
+
     cur = target
     while not os.path.isdir(cur):
         if cur == mount or mount not in cur.parents:
@@ -287,6 +311,8 @@ def writable_cgroup(target: Path, mount: Path, unified: bool, self_dir: Path | N
 
 def _self_dirs(mounts: Mapping[str, str], proc_self_cgroup: str) -> dict[str, Path]:
     """Where this process sits in each hierarchy (for the cgroup2 common-ancestor rule)."""
+    from pathlib import Path
+
     out: dict[str, Path] = {}
     for line in proc_self_cgroup.splitlines():
         parts = line.split(":", 2)
@@ -299,6 +325,8 @@ def usable_cgroups(manager: Any, resources: Mapping[str, Any], warn: Any,
                    *, access: Any = os.access, proc_self_cgroup: str | None = None) -> Any:
     """The manager restricted to the hierarchies this user may use; an error when a
     limit asked for needs one of the others (runc's --rootless auto)."""
+    from pathlib import Path
+
     from .cgroups import manager_from_record
 
     record = manager.record()
