@@ -405,3 +405,60 @@ def test_terminal_through_console_socket(user: User) -> None:
     assert "/dev/pts/0" in out and "END" in out
     user.pyrt("delete", "--force", cid)
 
+
+
+# --- rootless podman -------------------------------------------------------------------
+
+IMAGE = "localhost/pyrt-rootless/busybox:1"
+
+
+def _podman_obs(user: User, runtime: str) -> dict[str, Any]:
+    conf = user.top / "containers.conf"
+    env = {**user.env(), "CONTAINERS_CONF": str(conf)}
+    base = ["podman", "--runtime", runtime]
+
+    def pm(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return user.run("env", *[f"{k}={v}" for k, v in env.items()], *base, *args, timeout=timeout)
+
+    obs: dict[str, Any] = {}
+    p = pm("run", "--rm", "--network", "none", IMAGE, "echo", "hi")
+    obs["run --rm"] = (p.returncode, p.stdout)
+    p = pm("run", "-d", "--network", "none", IMAGE, "sleep", "300")
+    cid = p.stdout.strip()
+    obs["run -d"] = p.returncode
+    p = pm("exec", cid, "sh", "-c", "id -u; wc -l < /proc/self/uid_map")
+    obs["exec"] = (p.returncode, p.stdout.split())
+    p = pm("rm", "-f", "-t", "0", cid)
+    obs["rm -f"] = (p.returncode, p.stdout.strip() == cid)
+    p = pm("run", "--rm", "--network", "none", "--userns=keep-id", IMAGE, "id", "-u")
+    obs["keep-id"] = (p.returncode, p.stdout.split())
+    line = " ".join([*base, "run", "--rm", "-it", "--network", "none", IMAGE, "sh", "-c", "'tty; exit 3'"])
+    p = user.run("env", *[f"{k}={v}" for k, v in env.items()], "script", "-qec", line, "/dev/null")
+    obs["-it"] = (p.returncode, [ln for ln in p.stdout.replace("^@", "").splitlines() if ln.strip()])
+    return obs
+
+
+def test_rootless_podman_with_pyruntime_as_with_runc(user: User) -> None:
+    """podman 4.3 as the user (cgroupfs, file events, no systemd): run --rm, -d + exec +
+    rm -f, --userns=keep-id and -it on a pty, with --runtime pyruntime as with runc."""
+    if shutil.which("podman") is None or shutil.which("script") is None:
+        pytest.skip("needs podman and script")
+    from images import write_layer_tar
+
+    (user.top / "containers.conf").write_text(
+        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+        f'events_logfile_path = "{user.top}/events.log"\n')
+    layer = write_layer_tar(user.top / "busybox.tar")
+    os.chown(layer, user.uid, user.gid)
+    env = [f"{k}={v}" for k, v in {**user.env(), "CONTAINERS_CONF": str(user.top / "containers.conf")}.items()]
+    try:
+        p = user.run("env", *env, "podman", "import", "--change", "CMD=sh", str(layer), IMAGE)
+        assert p.returncode == 0, p.stderr
+        runc = _podman_obs(user, "runc")
+        pyrt = _podman_obs(user, PYRUNTIME)
+    finally:
+        user.run("env", *env, "podman", "rm", "-af", "-t", "0", timeout=120)
+        user.run("env", *env, "podman", "system", "reset", "-f", timeout=120)
+    assert runc == {"run --rm": (0, "hi\n"), "run -d": 0, "exec": (0, ["0", "2"]),
+                    "rm -f": (0, True), "keep-id": (0, [str(user.uid)]), "-it": (3, ["/dev/pts/0"])}
+    assert pyrt == runc
