@@ -4,6 +4,7 @@ and compared with the reference bridge + host-local plugins of /usr/lib/cni on t
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -419,3 +420,27 @@ def test_masquerade_comes_back_after_the_table_is_deleted(net: NetEnv) -> None:
     assert "masquerade" in text and str(net.subnet) in text and net.bridge in text
     for ns, cid in ((a, "a"), (b, "b")):
         assert net.cni("DEL", net.conf(), ns, cid=cid)[0] == 0
+
+
+def test_nfnetlink_elements_are_what_nft_shows_and_a_batch_is_all_or_nothing(net: NetEnv) -> None:
+    """Ports go into the table over nfnetlink (nftnl.py): nft must read back exactly those elements,
+    and a batch with one taken key must change nothing."""
+    from pyruntime.dockee.network import nat, nftnl
+    from pyruntime.dockee.network.rtnl import NetlinkError
+
+    nat.ensure_table(net.table)
+    with nftnl.Nftnl() as n:
+        n.transaction([("create", net.table, "ports_tcp", nftnl.port_key(8081), nftnl.addr_port("10.1.2.3", 80)),
+                       ("create", net.table, "addrports_udp", nftnl.addr_port("127.0.0.1", 5353),
+                        nftnl.addr_port("10.1.2.4", 53))])
+        want = {("tcp", "", 8081): ("10.1.2.3", 80), ("udp", "127.0.0.1", 5353): ("10.1.2.4", 53)}
+        assert nat.published(net.table) == want
+        assert n.get(net.table, "ports_tcp", nftnl.port_key(8081)) == nftnl.addr_port("10.1.2.3", 80)
+        assert n.get(net.table, "ports_tcp", nftnl.port_key(8082)) is None
+        with pytest.raises(NetlinkError) as e:
+            n.transaction([("create", net.table, "ports_tcp", nftnl.port_key(8082), nftnl.addr_port("10.1.2.5", 80)),
+                           ("create", net.table, "ports_tcp", nftnl.port_key(8081), nftnl.addr_port("10.1.2.5", 80))])
+        assert e.value.errno == errno.EEXIST
+        assert nat.published(net.table) == want
+        n.transaction([("delete", net.table, "ports_tcp", nftnl.port_key(8081), None)])
+        assert nat.published(net.table) == {("udp", "127.0.0.1", 5353): ("10.1.2.4", 53)}

@@ -16,9 +16,8 @@ our bridges (moby#41872), so containers cannot reach the host's loopback service
 
 from __future__ import annotations
 
-import json
+import errno
 import os
-import subprocess
 
 from pyruntime.dockee.network.cniconf import E_PLUGIN, E_PORT, CNIError, PortMapping
 
@@ -107,6 +106,8 @@ def nft_binary() -> str:
 
 
 def run_batch(batch: str) -> None:
+    import subprocess
+
     if not batch:
         return
     try:
@@ -162,11 +163,13 @@ def publish(table: str, subnet: str, bridge: str, masquerade: bool, ip: str,
     another handle; `network rm` removes the directory, marker included."""
     line = f"{subnet} {bridge} {int(masquerade)}"
     known = marker is not None and _marked(marker, table, line)
-    batch = ("" if known else network_batch(table, subnet, bridge, masquerade)) + publish_batch(table, ip, mappings)
-    if not batch:
-        return
+    if known:
+        if mappings and not _publish_netlink(table, ip, mappings):
+            known = False  # the table went away since: nft makes it again
+        else:
+            return
     try:
-        apply(table, batch)
+        apply(table, network_batch(table, subnet, bridge, masquerade) + publish_batch(table, ip, mappings))
     except NftError as e:
         if e.exists and mappings:
             taken = ", ".join(m.describe() for m in mappings)
@@ -179,6 +182,34 @@ def publish(table: str, subnet: str, bridge: str, masquerade: bool, ip: str,
             with open(tmp, "w") as f:
                 f.write(f"{handle} {line}\n")
             os.replace(tmp, marker)
+
+
+def _nl_element(m: PortMapping, ip: str) -> tuple[str, bytes, bytes]:
+    """(map, key, data) of one mapping as nfnetlink carries them (see nftnl.py)."""
+    from pyruntime.dockee.network import nftnl
+
+    if m.host_ip:
+        return f"addrports_{m.protocol}", nftnl.addr_port(m.host_ip, m.host_port), nftnl.addr_port(ip, m.container_port)
+    return f"ports_{m.protocol}", nftnl.port_key(m.host_port), nftnl.addr_port(ip, m.container_port)
+
+
+def _publish_netlink(table: str, ip: str, mappings: tuple[PortMapping, ...]) -> bool:
+    """This container's ports as one nfnetlink transaction; False when the table or a map is missing."""
+    from pyruntime.dockee.network import nftnl
+    from pyruntime.dockee.network.rtnl import NetlinkError
+
+    ops: list[tuple[str, str, str, bytes, bytes | None]] = [("create", table, *_nl_element(m, ip)) for m in mappings]
+    try:
+        with nftnl.Nftnl() as n:
+            n.transaction(ops)
+    except NetlinkError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        if e.errno == errno.EEXIST:
+            taken = ", ".join(m.describe() for m in mappings)
+            raise CNIError(E_PORT, f"host port already published: one of {taken}")
+        raise CNIError(E_PLUGIN, f"nftables: {e.strerror}")
+    return True
 
 
 def _marked(marker: str, table: str, line: str) -> bool:
@@ -214,6 +245,9 @@ def table_handle(table: str) -> int | None:
 
 def published(table: str) -> dict[tuple[str, str, int], tuple[str, int]]:
     """(proto, hostIP or "", hostPort) -> (containerIP, containerPort), read from the kernel."""
+    import json
+    import subprocess
+
     p = subprocess.run([nft_binary(), "-j", "list", "table", "ip", table], capture_output=True, text=True)
     if p.returncode != 0:
         return {}
@@ -238,13 +272,40 @@ def unpublish(table: str, ip: str, mappings: tuple[PortMapping, ...]) -> None:
     must not take another container's port)."""
     if not mappings:
         return
-    current = published(table)
-    mine = [m for m in mappings if current.get((m.protocol, m.host_ip, m.host_port), ("",))[0] == ip]
+    import _socket
+    import struct
+
+    from pyruntime.dockee.network import nftnl
+    from pyruntime.dockee.network.rtnl import NetlinkError
+
     try:
-        run_batch(unpublish_batch(table, mine))
-    except NftError as e:
-        if not e.missing:
-            raise
+        with nftnl.Nftnl() as n:
+            current: dict[tuple[str, str, int], tuple[str, int]] = {}
+            for m in mappings:
+                name, key, _ = _nl_element(m, "0.0.0.0")
+                data = n.get(table, name, key)
+                if data is not None and len(data) >= 6:
+                    current[(m.protocol, m.host_ip, m.host_port)] = (_socket.inet_ntoa(data[:4]),
+                                                                    struct.unpack(">H", data[4:6])[0])
+            mine = [m for m in mappings if current.get((m.protocol, m.host_ip, m.host_port), ("",))[0] == ip]
+            ops: list[tuple[str, str, str, bytes, bytes | None]] = []
+            for m in mine:
+                name, key, _ = _nl_element(m, "0.0.0.0")
+                ops.append(("delete", table, name, key, None))
+            try:
+                if ops:
+                    n.transaction(ops)
+            except NetlinkError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                for op in ops:  # one went away meanwhile: the others, one by one
+                    try:
+                        n.transaction([op])
+                    except NetlinkError as e2:
+                        if e2.errno != errno.ENOENT:
+                            raise
+    except NetlinkError as e:
+        raise CNIError(E_PLUGIN, f"nftables: {e.strerror}")
 
 
 def forget_network(table: str, subnet: str, bridge: str) -> None:
@@ -275,7 +336,6 @@ def delete_table(table: str) -> None:
 
 def check_free(mappings: tuple[PortMapping, ...]) -> None:
     """Refuse a host port that a host process listens on (DNAT would hide it silently)."""
-    import errno
     import socket
 
     for m in mappings:
