@@ -402,14 +402,15 @@ def test_the_seeds_command_lines(dk: Dockee) -> None:
 
 def test_create_start_pause_wait_and_concurrent_names(dk: Dockee) -> None:
     name = f"cw-{uuid.uuid4().hex[:6]}"
-    cid = dk("create", "--name", name, "--net", "none", "busybox", "sh", "-c", "sleep 1; exit 9",
-             check=True).stdout.strip()
+    cid = dk("create", "--name", name, "--net", "none", "busybox", "sh", "-c",
+             "until [ -e /tmp/go ]; do sleep 0.05; done; exit 9", check=True).stdout.strip()
     assert dk.inspect(name)["State"]["Status"] == "created"
     assert any(r.startswith(cid[:12]) and "Created" in r for r in dk("ps", "-a").stdout.splitlines())
     dk("start", name, check=True)
     dk("pause", name, check=True)
     assert dk.inspect(name)["State"]["Status"] == "paused"
     dk("unpause", name, check=True)
+    dk("exec", name, "touch", "/tmp/go", check=True)
     assert dk("wait", name, check=True).stdout == "9\n"
     dk("rm", name, check=True)
     # four runs racing for one name: exactly one gets it, the others leave nothing
