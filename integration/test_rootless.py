@@ -404,6 +404,45 @@ def test_terminal_through_console_socket(user: User) -> None:
     out = recv.join()
     assert "/dev/pts/0" in out and "END" in out
     user.pyrt("delete", "--force", cid)
+    # exec -t into a running container, through a socket of its own
+    b = user.bundle(edit=lambda d: d["process"].update(args=["sleep", "300"]))
+    assert user.pyrt("run", "-d", "--bundle", str(b), cid).returncode == 0
+    path2 = sock_dir / "exec.sock"
+    recv = ConsoleReceiver(path2, until=b"END")
+    os.chown(path2, user.uid, user.gid)
+    p = user.pyrt("exec", "-t", "--console-socket", str(path2), cid, "sh", "-c", "tty; echo END")
+    assert p.returncode == 0, p.stderr
+    out = recv.join()
+    assert "/dev/pts/" in out and "END" in out
+    user.pyrt("delete", "--force", cid)
+
+
+def test_a_rootless_container_gains_nothing(user: User) -> None:
+    """The user's root inside, with every DAC capability, reads and writes no more than
+    the user: a root-only host file bound in stays unreadable, and a root-owned file of
+    the test's, bound read-write, stays unwritable (harmless probes only: nothing here may
+    touch the host if the protection regressed)."""
+    probe = user.top / "root-owned"
+    probe.write_text("root\n")
+    os.chmod(probe, 0o644)
+
+    def edit(d: dict[str, Any]) -> None:
+        d["mounts"] += [{"destination": "/shadow", "type": "bind", "source": "/etc/shadow",
+                         "options": ["bind", "ro"]},
+                        {"destination": "/probe", "type": "bind", "source": str(probe),
+                         "options": ["bind", "rw"]}]
+        d["process"]["capabilities"] = {k: ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
+                                        for k in ("bounding", "effective", "permitted")}
+        d["process"]["args"] = ["sh", "-c", "cat /shadow >/dev/null 2>&1 && echo read; "
+                                "(echo x >> /probe) 2>/dev/null && echo wrote; echo done"]
+    outs = []
+    for binary, rt in ((PYRUNTIME, user.pyrt), ("runc", user.runc)):
+        b = user.bundle(binary, edit=edit)
+        p = rt("run", "--bundle", str(b), f"c{uuid.uuid4().hex[:8]}")
+        assert p.returncode == 0, f"{binary}: {p.stderr}"
+        outs.append(p.stdout.split())
+    assert outs == [["done"], ["done"]]
+    assert probe.read_text() == "root\n"
 
 
 
