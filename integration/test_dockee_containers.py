@@ -327,8 +327,12 @@ def test_monitor_killed_then_ps_and_rm_f(dk: Dockee) -> None:
     row = next(r for r in dk("ps", "-a").stdout.splitlines() if r.startswith(cid[:12]))
     assert " Up " in row  # the container outlives its monitor, and ps says so
     os.kill(dk.inspect(cid)["State"]["Pid"], signal.SIGKILL)
-    time.sleep(0.3)
-    row = next(r for r in dk("ps", "-a").stdout.splitlines() if r.startswith(cid[:12]))
+    deadline = time.monotonic() + 10
+    while True:  # the orphan is reaped by whoever inherits it: poll
+        row = next(r for r in dk("ps", "-a").stdout.splitlines() if r.startswith(cid[:12]))
+        if "Exited" in row or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert "Exited" in row
     dk("rm", "-f", cid, check=True)
     assert leftovers(dk, cid) == []
