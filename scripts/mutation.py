@@ -176,6 +176,7 @@ def main() -> int:
         print("mutation: no patches", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="pyrt-mutation-"))
+    work.chmod(0o755)  # the rootless tests run the copy's launcher as a throwaway user
     control: dict[str, str] = {}
     try:
         if not args.no_control:
