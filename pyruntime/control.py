@@ -125,6 +125,8 @@ def update(rt: Any, cid: str, resources_doc: dict[str, Any] | None, flags: dict[
     st, stat = rt.load(cid)
     if stat == STOPPED:
         raise ContainerNotRunning(cid)
+    if _no_cgroup(st):
+        raise RuntimeErr(f"update: container {cid} has no cgroup (rootless without a delegated cgroup)")
     linux = st.config.setdefault("linux", {})
     current = json.loads(json.dumps(linux.get("resources") or {}))
     new: dict[str, Any] = {}
@@ -165,6 +167,8 @@ def events(rt: Any, cid: str, stats_once: bool, interval: float, out: Any = sys.
     st, stat = rt.load(cid)
     if stat == STOPPED:
         raise ContainerNotRunning(cid)
+    if _no_cgroup(st):
+        raise RuntimeErr(f"events: container {cid} has no cgroup (rootless without a delegated cgroup)")
     manager = _manager(st)
 
     def emit(doc: dict[str, Any]) -> None:
