@@ -444,3 +444,30 @@ def test_nfnetlink_elements_are_what_nft_shows_and_a_batch_is_all_or_nothing(net
         assert nat.published(net.table) == want
         n.transaction([("delete", net.table, "ports_tcp", nftnl.port_key(8081), None)])
         assert nat.published(net.table) == {("udp", "127.0.0.1", 5353): ("10.1.2.4", 53)}
+
+
+@pytest.mark.parametrize("way", ["nsenter", "setns in process"])
+def test_container_side_through_nsenter_and_without_it(net: NetEnv, way: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """insidens configures the interface from a helper born in the netns, or (no nsenter) by
+    entering the netns itself: the same address, routes, lo and link state either way."""
+    from pyruntime.dockee.network import insidens
+    from pyruntime.dockee.network.cniversion import CNIError
+
+    if way != "nsenter":
+        monkeypatch.setattr(insidens, "find_nsenter", lambda: None)
+    ns = net.add_netns()
+    sh("ip", "-n", ns, "link", "add", "eth7", "type", "veth", "peer", "name", "eth7p")
+    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        mac = insidens.configure(fd, "eth7", "10.77.0.5", 24, "10.77.0.255",
+                                 [("0.0.0.0", 0, "10.77.0.1"), ("10.78.0.0", 16, "10.77.0.9")])
+        with pytest.raises(CNIError, match="eth8 did not appear"):
+            insidens.configure(fd, "eth8", "10.77.0.6", 24, "10.77.0.255", [])
+    finally:
+        os.close(fd)
+    links = {link["ifname"]: link for link in ns_json(ns, "link")}
+    assert links["eth7"]["address"] == mac and "UP" in links["eth7"]["flags"] and "UP" in links["lo"]["flags"]
+    assert [(a["local"], a["prefixlen"]) for a in ns_json(ns, "-4", "addr", "show", "eth7")[0]["addr_info"]] == [
+        ("10.77.0.5", 24)]
+    routes = {(r["dst"], r.get("gateway")) for r in ns_json(ns, "-4", "route")}
+    assert {("default", "10.77.0.1"), ("10.78.0.0/16", "10.77.0.9")} <= routes

@@ -77,6 +77,16 @@ def test_release_only_what_the_owner_holds(tmp_path: Path) -> None:
     assert pool(tmp_path / "none").release("x", "eth0") == []
 
 
+def test_release_also_frees_an_address_whose_owner_was_never_written(tmp_path: Path) -> None:
+    """An ADD killed between creating an address file and writing its owner leaves it empty; the
+    DEL of that container (its record has no address yet) frees it, and leaves others alone."""
+    p = pool(tmp_path)
+    b = p.allocate("b", "eth0")
+    (tmp_path / "net" / "10.5.0.9").write_text("")
+    assert p.release("k1", "eth0") == ["10.5.0.9"]
+    assert p.allocations() == {b: ("b", "eth0")}
+
+
 def _grab(args: tuple[str, int]) -> list[str]:
     d, n = args
     p = Pool(d, "net", parse_range({"subnet": "10.5.0.0/24"}, "ipam"))

@@ -8,7 +8,7 @@ import os
 import time
 
 from pyruntime.dockee.network.cniversion import E_PLUGIN, CNIError
-from pyruntime.dockee.network.rtnl import LOOPBACK_INDEX, NetlinkError, Rtnl
+from pyruntime.dockee.network.rtnl import NetlinkError, Rtnl
 
 # typing and collections.abc only for the type checker: the plugin's start-up pays for every import
 TYPE_CHECKING = False
@@ -77,22 +77,12 @@ def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: 
 def configure_container(netns_fd: int, ifname: str, address: str, routes: list[Route],
                         default_gw: str) -> str:
     """Address, routes, lo and `ifname` up inside the netns (one batch); returns the container side's MAC."""
-    try:
-        with iproute(netns_fd) as ns:
-            link = ns.link(ifname)
-            if link is None:
-                raise CNIError(E_PLUGIN, f"{ifname} did not appear in the container's netns")
-            idx = link["index"]
-            addr, _, plen = address.partition("/")
-            # the address before the routes that use it; `ifname` up again in case it was made down
-            batch = [ns.add_address_msg(idx, addr, int(plen), _broadcast(addr, plen)),
-                     ns.set_link_msg(idx, up=True), ns.set_link_msg(LOOPBACK_INDEX, up=True)]
-            batch += [ns.add_route_msg(str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw), idx)
-                      for rt in routes]
-            ns.batch(batch)
-            return str(link["mac"])
-    except NetlinkError as e:
-        raise CNIError(E_PLUGIN, f"could not configure {ifname} in the container: {e.strerror}")
+    from pyruntime.dockee.network import insidens
+
+    addr, _, plen = address.partition("/")
+    return insidens.configure(netns_fd, ifname, addr, int(plen), _broadcast(addr, plen),
+                              [(str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw))
+                               for rt in routes])
 
 
 def _broadcast(addr: str, plen: str) -> str:

@@ -136,7 +136,9 @@ class Pool:
         with self.locked():
             candidates = [ip] if ip is not None and self.owner(ip) == (cid.strip(), ifname) else None
             if candidates is None:
-                candidates = [a for a, who in self.allocations().items() if who == (cid.strip(), ifname)]
+                # an empty file is an ADD killed between creating and writing it: every writer holds
+                # this lock while it writes, so nobody can claim it any more (host-local locks alike)
+                candidates = [a for a, who in self.allocations().items() if who in ((cid.strip(), ifname), ("", ""))]
             for a in candidates:
                 try:
                     os.unlink(self._path(a))
