@@ -238,6 +238,8 @@ def _no_fd_survives_exec(first: int, fd_dir: str = "/proc/self/fd") -> None:
     except OSError:
         return  # no /proc in the container: what stage 1 left is all there is
     for name in names:
+        if not name.isdigit():
+            continue  # the container's own /proc may be anything
         fd = int(name)
         if fd >= first:
             try:

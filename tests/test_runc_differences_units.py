@@ -261,3 +261,16 @@ def test_selinux_enabled_reads_selinuxfs(tmp_path: Path) -> None:
     assert not selinux_enabled(str(tmp_path))
     (tmp_path / "enforce").write_text("1")
     assert selinux_enabled(str(tmp_path))
+
+
+def test_no_fd_survives_exec_marks_only_real_numbers(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    fake = tmp_path / "fd"
+    fake.mkdir()
+    for name in (str(w), "not-a-number", "1"):
+        (fake / name).write_text("")
+    init._no_fd_survives_exec(3, fd_dir=str(fake))  # a container's /proc may be anything
+    assert not os.get_inheritable(w)
+    os.close(r)
+    os.close(w)
