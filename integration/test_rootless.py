@@ -501,3 +501,15 @@ def test_rootless_podman_with_pyruntime_as_with_runc(user: User) -> None:
     assert runc == {"run --rm": (0, "hi\n"), "run -d": 0, "exec": (0, ["0", "2"]),
                     "rm -f": (0, True), "keep-id": (0, [str(user.uid)]), "-it": (3, ["/dev/pts/0"])}
     assert pyrt == runc
+
+
+def test_without_xdg_runtime_dir_the_error_says_what_to_set(user: User) -> None:
+    """runc's fallback root (/run/pyruntime) is root's: one line says what to set."""
+    b = user.bundle()
+    env = {k: v for k, v in user.env().items() if k != "XDG_RUNTIME_DIR"}
+    p = run_captured(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups",
+                      PYRUNTIME, "run", "--bundle", str(b), f"c{uuid.uuid4().hex[:8]}"],
+                     env=env, cwd=str(user.top))
+    assert p.returncode != 0
+    assert p.stderr.splitlines()[-1].endswith("Permission denied (set XDG_RUNTIME_DIR or pass --root)")
+    assert not _pids_of({user.uid})

@@ -13,6 +13,7 @@ import select
 import time
 
 from . import state as st_mod
+from . import trace
 from .errors import (
     ChildError,
     ConfigError,
@@ -120,6 +121,7 @@ class Runtime:
         rootfs = spec.root_path if os.path.isabs(spec.root_path) else str(bundle / spec.root_path)
         if not os.path.isdir(rootfs):
             raise ConfigError("root.path", f"{rootfs}: no such directory")
+        trace.mark("config")
         if self.unprivileged:
             from .rootless import check_config
 
@@ -143,10 +145,11 @@ class Runtime:
             busy = cgroup.pids()
             if busy:
                 self.warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
+        trace.mark("cgroup")
         try:
             self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
-            raise RuntimeErr(f"--root {self.store.root}: {e.strerror}") from e
+            raise RuntimeErr(f"--root {self.store.root}: {e.strerror}{self._root_hint()}") from e
         sdir = self.store.dir(cid)
         try:
             # a non-root owner's state, fifo and sockets are its alone
@@ -154,7 +157,8 @@ class Runtime:
         except FileExistsError:
             raise ContainerExists(cid)
         except OSError as e:
-            raise RuntimeErr(f"creating the state directory {sdir}: {e.strerror}") from e
+            raise RuntimeErr(f"creating the state directory {sdir}: {e.strerror}"
+                             f"{self._root_hint()}") from e
         ours = os.stat(sdir).st_ino
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
                    annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
@@ -162,6 +166,7 @@ class Runtime:
         try:
             self.store.save(st)
             saved = True
+            trace.mark("state")
             master = self._build(st, spec, sdir, cgroup, opts)
         except BaseException as e:
             deleted = st_mod.deleted_under_us(str(sdir), ours, saved)
@@ -174,6 +179,13 @@ class Runtime:
                 raise RuntimeErr("container was deleted during create") from e
             raise
         return st, master
+
+    def _root_hint(self) -> str:
+        if not self.unprivileged:
+            return ""
+        from .rootless import root_hint
+
+        return root_hint(str(self.store.root))
 
     def _validate(self, doc: dict[str, Any], bundle: Path) -> None:
         from .validate import validate_config
@@ -216,6 +228,7 @@ class Runtime:
         # touch: keep the collector from walking (and so copying) the inherited heap.
         gc.disable()
         gc.freeze()
+        trace.mark("init")
         pid = os.fork()
         if pid == 0:
             parent.close()
@@ -237,6 +250,7 @@ class Runtime:
                 cgroup.set(resources)
                 for name in cgroup.unenforced(resources):
                     self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
+            trace.mark("cgroup")
             parent.send(sync.GO)
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)
@@ -257,10 +271,12 @@ class Runtime:
             self.debug(f"create {st.id}: init pid {init_pid}")
             os.waitpid(pid, 0)
             pid = 0
+            trace.mark("init")
             st.pid = init_pid
             st.pid_start = st_mod.proc_start_time(init_pid) or 0
             st.created = now_rfc3339()
             self.store.save(st)
+            trace.mark("state")
             if spec.process.oom_score_adj is not None:
                 _set_oom_score_adj(init_pid, spec.process.oom_score_adj)
             parent.wait_for(sync.HOOKS)
@@ -275,9 +291,11 @@ class Runtime:
 
                 master = hand_over(opts.console_socket, parent.wait_for(sync.CONSOLE)["_fds"][0])
             parent.wait_for(sync.READY)
+            trace.mark("init")
             self.debug(f"create {st.id}: init ready, waiting on the exec fifo")
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
+                trace.mark("state")
         except BaseException:
             if pid:
                 _kill_quietly(pid)
@@ -339,10 +357,12 @@ class Runtime:
                 fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except FileNotFoundError:
                 raise RuntimeErr("cannot start an already running container")
+            trace.mark("state")
             try:
                 self._await_fifo(fd, pidfd)
             finally:
                 os.close(fd)
+            trace.mark("init")
         finally:
             os.close(pidfd)
         try:
@@ -441,6 +461,7 @@ class Runtime:
         if stat in (CREATING, CREATED):
             st_mod.mark_deleting(sdir)  # a create still running learns why it failed
         alive = stat in (CREATED, RUNNING, PAUSED, CREATING) and st.pid and st_mod.is_alive(st)
+        trace.mark("state")
         manager = None
         if st.cgroup and (alive or not _remove_empty_cgroups(st.cgroup)):
             # something is still running in there: the full manager kills, thaws, retries
@@ -465,7 +486,9 @@ class Runtime:
             run_hooks_warn(spec.hooks.poststop, st_mod.oci_state(st, STOPPED), "poststop", self.warn)
         if manager is not None:
             manager.destroy()
+        trace.mark("cgroup")
         st_mod.remove_state_dir(sdir)
+        trace.mark("state")
 
     def _signal_quietly(self, st: State) -> None:
         try:
