@@ -489,3 +489,17 @@ def test_long_lines_come_back_whole_in_logs(dk: Dockee) -> None:
     assert dk("logs", name).stdout == p.stdout  # conmon wrote it in 8 KiB partial chunks
     assert dk("logs", "--tail", "1", name).stdout == "end\n"
     dk("rm", name, check=True)
+
+
+def test_rm_f_after_the_runtime_lost_the_container(dk: Dockee) -> None:
+    """The runtime's state dir gone under a running container (a runtime killed midway, a wiped
+    --root): rm -f still kills nothing it should not, and leaves no mount and no cgroup."""
+    cid = dk("run", "-d", "--net", "none", "busybox", "sleep", "1000", check=True).stdout.strip()
+    pid = dk.inspect(cid)["State"]["Pid"]
+    os.kill(pid, signal.SIGKILL)
+    while os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.02)
+    shutil.rmtree(dk.runtime_root / cid)
+    assert (own_cgroup("memory") / f"dockee-{cid[:12]}").exists()  # the runtime can no longer remove it
+    dk("rm", "-f", cid, check=True)
+    assert leftovers(dk, cid) == []

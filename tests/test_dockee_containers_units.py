@@ -204,3 +204,13 @@ def test_stats_memory_excludes_inactive_file() -> None:
     data = {"cpu": {"usage": {"total": 5}}, "pids": {"current": 3},
             "memory": {"usage": {"usage": 10 << 20, "limit": 16 << 20}, "raw": {"total_inactive_file": 4 << 20}}}
     assert stats_sample(data) == (5, 6 << 20, 16 << 20, 3)
+
+
+def test_cgroup_dirs_of_a_relative_path() -> None:
+    from pyruntime.dockee.lifecycle import cgroup_dirs
+
+    proc = "9:name=systemd:/\n4:memory:/api/abc\n2:cpu,cpuacct:/\n0::/\n"
+    got = [str(p) for p in cgroup_dirs("dockee-x", proc, Path("/cg"))]
+    assert got == ["/cg/systemd/dockee-x", "/cg/memory/api/abc/dockee-x", "/cg/cpu/dockee-x",
+                   "/cg/cpuacct/dockee-x", "/cg/unified/dockee-x", "/cg/dockee-x"]
+    assert cgroup_dirs("/abs/path", proc) == [] and cgroup_dirs("a/../../x", proc) == []

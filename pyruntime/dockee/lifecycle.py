@@ -61,6 +61,38 @@ def host_capabilities() -> list[str] | None:
     return None
 
 
+def cgroup_dirs(relative: str, proc_cgroup: str | None = None, root: Path = Path("/sys/fs/cgroup")) -> list[Path]:
+    """Where a runtime run from this process puts a relative cgroupsPath, in every hierarchy."""
+    if not relative or relative.startswith("/") or ".." in relative.split("/"):
+        return []
+    if proc_cgroup is None:
+        try:
+            with open("/proc/self/cgroup") as f:
+                proc_cgroup = f.read()
+        except OSError:
+            return []
+    out = []
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
+        names = [c.removeprefix("name=") for c in ctrls.split(",")] if ctrls else ["unified", ""]
+        for name in names:
+            base = root / name if name else root
+            out.append(base / path.lstrip("/") / relative)
+    return out
+
+
+def remove_empty_cgroups(relative: str) -> None:
+    """Best effort after the runtime's delete: a runtime killed mid-create leaks its cgroups (DESIGN).
+    rmdir removes a cgroup only when no process is left in it."""
+    for d in cgroup_dirs(relative):
+        with contextlib.suppress(OSError):
+            if d.is_dir():
+                d.rmdir()
+
+
 class Engine:
     def __init__(self, store: Store, runtime: str, runtime_root: str | None) -> None:
         # absolute: conmon, the runtime it runs and the exit command all work from the bundle
@@ -398,6 +430,7 @@ class Engine:
                 os.kill(pid, 9)
         with contextlib.suppress(DockeeError):
             overlay.unmount(cdir / "merged")
+        remove_empty_cgroups(rec.get("cgroups_path") or f"dockee-{cid[:12]}")
         with contextlib.suppress(Exception):
             netattach.release(self.store, cid)
         if volumes:
