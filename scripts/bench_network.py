@@ -120,27 +120,31 @@ class Bench:
         return dt, (json.loads(p.stdout) if p.stdout.strip() else {})
 
     def add_del(self, iterations: int) -> None:
-        print(f"== CNI ADD/DEL per container (median of {iterations}; fresh netns each)")
-        rows = {}
+        print(f"== CNI ADD/DEL per container (median of {iterations}; fresh netns each; the cases interleaved, "
+              "so that they share the machine's load)")
         ports = {"portMappings": [{"hostPort": random.randint(40001, 50000), "containerPort": 80, "protocol": "tcp"}]}
         cases = (("reference bridge+host-local", REF, {}), ("dockee-cni-bridge", OURS, {}),
                  ("ours, ipMasq and -p", OURS, {"ipMasq": True, "runtimeConfig": ports}))
-        for n, (label, plugin, extra) in enumerate(cases):
-            conf = self.conf(f"dkb{self.tag}{n}", free_subnet(), f"c{n}", **extra)
-            adds, dels = [], []
-            steps: dict[str, dict[str, list[float]]] = {"ADD": {}, "DEL": {}}
-            for i in range(iterations):
+        confs = [self.conf(f"dkb{self.tag}{n}", free_subnet(), f"c{n}", **extra)
+                 for n, (_, _, extra) in enumerate(cases)]
+        times: list[tuple[list[float], list[float]]] = [([], []) for _ in cases]
+        steps: list[dict[str, dict[str, list[float]]]] = [{"ADD": {}, "DEL": {}} for _ in cases]
+        for i in range(iterations):
+            for n, (_label, plugin, _extra) in enumerate(cases):
                 ns = self.ns()
-                a, _ = self.cni(plugin, "ADD", conf, ns, f"b{i}", steps["ADD"] if plugin == OURS else None)
-                d, _ = self.cni(plugin, "DEL", conf, ns, f"b{i}", steps["DEL"] if plugin == OURS else None)
-                adds.append(a)
-                dels.append(d)
+                ours = plugin == OURS
+                a, _ = self.cni(plugin, "ADD", confs[n], ns, f"b{i}", steps[n]["ADD"] if ours else None)
+                d, _ = self.cni(plugin, "DEL", confs[n], ns, f"b{i}", steps[n]["DEL"] if ours else None)
+                times[n][0].append(a)
+                times[n][1].append(d)
                 sh("ip", "netns", "del", ns)
                 self.netns.remove(ns)
-            rows[label] = (statistics.median(adds) * 1000, statistics.median(dels) * 1000)
+        rows = {}
+        for n, (label, _plugin, _extra) in enumerate(cases):
+            rows[label] = (statistics.median(times[n][0]) * 1000, statistics.median(times[n][1]) * 1000)
             print(f"  {label:30s} ADD {rows[label][0]:7.1f} ms   DEL {rows[label][1]:7.1f} ms   "
                   f"ADD+DEL {sum(rows[label]):7.1f} ms")
-            for command, table in steps.items():
+            for command, table in steps[n].items():
                 for name, values in table.items():
                     print(f"      {command} {name:58s} {statistics.median(values):6.1f} ms")
         ref, ours = rows["reference bridge+host-local"], rows["dockee-cni-bridge"]

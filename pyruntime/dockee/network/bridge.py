@@ -79,10 +79,15 @@ def configure_container(netns_fd: int, ifname: str, address: str, routes: list[R
     """Address, routes, lo and `ifname` up inside the netns (one batch); returns the container side's MAC."""
     from pyruntime.dockee.network import insidens
 
+    return insidens.configure(netns_fd, ifname, *container_args(address, routes, default_gw))
+
+
+def container_args(address: str, routes: list[Route],
+                   default_gw: str) -> tuple[str, int, str, list[tuple[str, int, str]]]:
+    """(address, prefixlen, broadcast, routes) as insidens takes them."""
     addr, _, plen = address.partition("/")
-    return insidens.configure(netns_fd, ifname, addr, int(plen), _broadcast(addr, plen),
-                              [(str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw))
-                               for rt in routes])
+    return addr, int(plen), _broadcast(addr, plen), [
+        (str(rt.dst.network_address), rt.dst.prefixlen, str(rt.gw or default_gw)) for rt in routes]
 
 
 def _broadcast(addr: str, plen: str) -> str:

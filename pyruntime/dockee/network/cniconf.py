@@ -27,6 +27,7 @@ from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: th
     SUPPORTED_VERSIONS,
     CNIError,
     Env,
+    PortMapping,
     _Record,
     config_version,
     data_dir,
@@ -38,19 +39,6 @@ from pyruntime.dockee.network.cniversion import (  # noqa: F401 (re-exported: th
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-class PortMapping(_Record):
-    __slots__ = ("host_port", "container_port", "protocol", "host_ip")
-    _defaults = {"protocol": "tcp", "host_ip": ""}
-    host_port: int
-    container_port: int
-    protocol: str  # tcp | udp
-    host_ip: str  # "" = every local address
-
-    def describe(self) -> str:
-        where = f"{self.host_ip}:" if self.host_ip else ""
-        return f"{where}{self.host_port}/{self.protocol}"
 
 
 class Range(_Record):

@@ -90,6 +90,19 @@ class _Record:
         return f"{type(self).__name__}({fields})"
 
 
+class PortMapping(_Record):
+    __slots__ = ("host_port", "container_port", "protocol", "host_ip")
+    _defaults = {"protocol": "tcp", "host_ip": ""}
+    host_port: int
+    container_port: int
+    protocol: str  # tcp | udp
+    host_ip: str  # "" = every local address
+
+    def describe(self) -> str:
+        where = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{where}{self.host_port}/{self.protocol}"
+
+
 class Env(_Record):
     __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
     command: str

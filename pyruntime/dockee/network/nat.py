@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 
-from pyruntime.dockee.network.cniconf import E_PLUGIN, E_PORT, CNIError, PortMapping
+from pyruntime.dockee.network.cniversion import E_PLUGIN, E_PORT, CNIError, PortMapping
 
 # typing and collections.abc only for the type checker: the plugin's start-up pays for every import
 TYPE_CHECKING = False
@@ -336,13 +336,14 @@ def delete_table(table: str) -> None:
 
 def check_free(mappings: tuple[PortMapping, ...]) -> None:
     """Refuse a host port that a host process listens on (DNAT would hide it silently)."""
-    import socket
+    import _socket  # socket.py costs more than these binds
 
     for m in mappings:
-        kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, kind) as s:
+        kind = _socket.SOCK_STREAM if m.protocol == "tcp" else _socket.SOCK_DGRAM
+        s = _socket.socket(_socket.AF_INET, kind | _socket.SOCK_CLOEXEC)
+        try:
             # SO_REUSEADDR: only a listener (not TIME_WAIT leftovers) makes the bind fail
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             try:
                 s.bind((m.host_ip or "0.0.0.0", m.host_port))
             except OSError as e:
@@ -351,3 +352,5 @@ def check_free(mappings: tuple[PortMapping, ...]) -> None:
                 if e.errno == errno.EADDRNOTAVAIL:
                     raise CNIError(E_PORT, f"host IP {m.host_ip} of {m.describe()} is not an address of this host")
                 raise CNIError(E_PORT, f"host port {m.describe()}: {e.strerror}")
+        finally:
+            s.close()

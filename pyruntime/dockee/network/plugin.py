@@ -30,6 +30,7 @@ from pyruntime.dockee.network.cniversion import (
     E_VERSION,
     SUPPORTED_VERSIONS,
     CNIError,
+    PortMapping,
     config_version,
     data_dir,
     parse_env,
@@ -41,7 +42,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyruntime.dockee.network.cniconf import Env, NetConf, PortMapping
+    from pyruntime.dockee.network.cniconf import Env, NetConf
 
 
 def _write_json(path: str, doc: Any) -> None:
@@ -56,11 +57,7 @@ def record_path(data_dir: str, network: str, cid: str, ifname: str) -> str:
 
 
 def _mappings(record: dict[str, Any]) -> tuple[PortMapping, ...]:
-    if not record.get("ports"):
-        return ()
-    from pyruntime.dockee.network import cniconf
-
-    return tuple(cniconf.PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
+    return tuple(PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
                  for p in record.get("ports") or [])
 
 
@@ -74,7 +71,7 @@ def load_record(path: str) -> dict[str, Any] | None:
 
 
 def add(env: Env, conf: NetConf) -> dict[str, Any]:
-    from pyruntime.dockee.network import bridge, cniconf, ipam
+    from pyruntime.dockee.network import bridge, cniconf, insidens, ipam
 
     mark("imports: netlink, ipam")
     path = record_path(conf.data_dir, conf.name, env.container_id, env.ifname)
@@ -93,7 +90,11 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
     }
     _write_json(path, record)
     netns_fd = -1
+    helper: insidens.Helper | None = None
     try:
+        netns_fd = bridge.open_netns(env.netns)
+        helper = insidens.Helper(netns_fd)  # its interpreter starts while we go on
+        mark("helper in the netns started")
         pool = ipam.Pool(conf.data_dir, conf.name, conf.range)
         ip = pool.allocate(env.container_id, env.ifname, conf.fixed_ip)
         record["ip"] = str(ip)
@@ -103,7 +104,6 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             from pyruntime.dockee.network import nat  # subprocess and nft: only where needed
 
             nat.check_free(conf.port_mappings)
-        netns_fd = bridge.open_netns(env.netns)
         ipr = bridge.iproute()
         try:
             gw = conf.range.prefixed(conf.range.gateway) if conf.is_gateway else None
@@ -112,9 +112,8 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             hairpin = conf.hairpin_mode or bool(conf.port_mappings)
             host = bridge.add_veth(ipr, record["hostVeth"], netns_fd, env.ifname, br["index"], conf.mtu, hairpin)
             mark("netlink: veth pair")
-            cmac = bridge.configure_container(netns_fd, env.ifname, conf.range.prefixed(ip),
-                                              cniconf.container_routes(conf), str(conf.range.gateway))
-            mark("netlink: container side (setns, address, routes, lo)")
+            helper.send(env.ifname, *bridge.container_args(conf.range.prefixed(ip), cniconf.container_routes(conf),
+                                                           str(conf.range.gateway)))
             if conf.is_gateway:
                 bridge.set_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             if conf.port_mappings:
@@ -126,6 +125,8 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
                 nat.publish(conf.nft_table, str(conf.range.subnet), conf.bridge, conf.ip_masq, str(ip),
                             conf.port_mappings, os.path.join(conf.data_dir, conf.name, f"nft.{conf.nft_table}"))
             mark("nft")
+            cmac = helper.result()
+            mark("netlink: container side (wait for the helper)")
             bridge.wait_oper_up(ipr, host["index"])
             br = bridge.lookup(ipr, conf.bridge) or br
             mark("netlink: wait for the port, bridge MAC")
@@ -146,6 +147,8 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
             pass  # the original error is the one to report; DEL can finish the job
         raise
     finally:
+        if helper is not None:
+            helper.close()
         if netns_fd >= 0:
             os.close(netns_fd)
 
