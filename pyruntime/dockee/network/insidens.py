@@ -92,7 +92,14 @@ class Helper:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) if pid else 0
 
     def close(self) -> None:
-        """Idempotent; a helper that got no work sees its stdin end and exits."""
+        """Idempotent; a helper that got no work (ADD failed first) is killed, not waited for."""
+        if self.pid and self.to_child >= 0:
+            import signal
+
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for fd in (self.to_child, self.from_child):
             if fd >= 0:
                 os.close(fd)

@@ -42,6 +42,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyruntime.dockee.network import insidens
     from pyruntime.dockee.network.cniconf import Env, NetConf
 
 
@@ -70,7 +71,9 @@ def load_record(path: str) -> dict[str, Any] | None:
         return None
 
 
-def add(env: Env, conf: NetConf) -> dict[str, Any]:
+def add(env: Env, conf: NetConf, early: tuple[int, insidens.Helper] | None = None) -> dict[str, Any]:
+    """`early`: the netns, open, and its helper, started before the config was parsed (dispatch),
+    who closes them."""
     from pyruntime.dockee.network import bridge, cniconf, insidens, ipam
 
     mark("imports: netlink, ipam")
@@ -92,9 +95,12 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
     netns_fd = -1
     helper: insidens.Helper | None = None
     try:
-        netns_fd = bridge.open_netns(env.netns)
-        helper = insidens.Helper(netns_fd)  # its interpreter starts while we go on
-        mark("helper in the netns started")
+        if early is not None:  # the caller closes them
+            netns_fd, helper = early
+        else:
+            netns_fd = bridge.open_netns(env.netns)
+            helper = insidens.Helper(netns_fd)  # its interpreter starts while we go on
+            mark("helper in the netns started")
         pool = ipam.Pool(conf.data_dir, conf.name, conf.range)
         ip = pool.allocate(env.container_id, env.ifname, conf.fixed_ip)
         record["ip"] = str(ip)
@@ -149,7 +155,7 @@ def add(env: Env, conf: NetConf) -> dict[str, Any]:
     finally:
         if helper is not None:
             helper.close()
-        if netns_fd >= 0:
+        if netns_fd >= 0 and early is None:
             os.close(netns_fd)
 
 
@@ -299,13 +305,19 @@ def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
     if env.command == "DEL":
         delete(env, raw)
         return None
-    from pyruntime.dockee.network import cniconf
+    early = _early_helper(env) if env.command == "ADD" else None
+    try:
+        from pyruntime.dockee.network import cniconf
 
-    mark("imports: config")
-    conf = cniconf.parse_config(raw, env)
-    mark("config")
-    if env.command == "ADD":
-        return add(env, conf)
+        mark("imports: config")
+        conf = cniconf.parse_config(raw, env)
+        mark("config")
+        if env.command == "ADD":
+            return add(env, conf, early)
+    finally:
+        if early is not None:
+            early[1].close()
+            os.close(early[0])
     if env.command == "CHECK":
         check(env, conf)
         return None
@@ -313,6 +325,24 @@ def dispatch(env: Env, raw: bytes) -> dict[str, Any] | None:
         status(conf)
         return None
     raise CNIError(E_ENV, f"CNI_COMMAND {env.command!r} is not ADD, DEL, CHECK, VERSION or STATUS")
+
+
+def _early_helper(env: Env) -> tuple[int, insidens.Helper] | None:
+    """The netns helper of an ADD, started before the config is parsed: its interpreter's start
+    overlaps all of ADD's host-side work.  None when the netns does not open (add() reports that)."""
+    from pyruntime.dockee.network import insidens
+
+    try:
+        fd = os.open(env.netns, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        helper = insidens.Helper(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    mark("helper in the netns started")
+    return fd, helper
 
 
 def oci_hook(argv: list[str]) -> int:
