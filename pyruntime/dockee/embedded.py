@@ -1,7 +1,8 @@
 """The embedded default image: `busybox`, built from the host's busybox-static on first use.
 
 One layer: /bin/busybox, a symlink to it for every applet (`busybox --list-full`, without
-one that would replace bin/busybox itself), the usual top-level directories, and an
+one that would replace bin/busybox itself) and also as /bin/<applet> (the official busybox image
+has every applet in /bin, so `/bin/ip a` works as under docker), the usual top-level directories, and an
 /etc/passwd and /etc/group with root and nobody.  Times come from the binary's mtime and
 entries are sorted, so the same busybox always gives the same layer and image id.
 """
@@ -58,9 +59,11 @@ def layer_tar(busybox: Path, out: io.BufferedIOBase) -> int:
         parent = os.path.dirname(a)
         if parent and parent not in entries:
             entries[parent] = info(parent, tarfile.DIRTYPE, 0o755)
-        link = info(a, tarfile.SYMTYPE, 0o777)
-        link.linkname = "/bin/busybox"
-        entries[a] = link
+        for path in (a, "bin/" + os.path.basename(a)):
+            if path != "bin/busybox" and path not in entries:
+                link = info(path, tarfile.SYMTYPE, 0o777)
+                link.linkname = "/bin/busybox"
+                entries[path] = link
     files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode()}
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(set(entries) | set(files) | {"bin/busybox"}):
