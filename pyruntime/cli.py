@@ -13,8 +13,7 @@ import click
 from . import OCI_VERSION, __version__
 from .errors import RuntimeErr
 from .signals import parse_signal
-
-DEFAULT_ROOT = "/run/pyruntime"
+from .verbs import COUNT, DEFAULT_ROOT, FLAG, GLOBAL, INTS, MULTI, VERBS
 
 
 class Ctx:
@@ -39,6 +38,30 @@ class Ctx:
 VERSION_TEXT = f"pyruntime version {__version__}\ncommit: {__version__}\nspec: {OCI_VERSION}"
 
 
+def _options(options: list[dict[str, Any]]) -> Any:
+    """click options from verbs.py's table (which main.py's fast parser reads too)."""
+    def apply(f: Any) -> Any:
+        for o in reversed(options):
+            kind = o["kind"]
+            kw: dict[str, Any] = {"help": o["help"], "hidden": o["hidden"]}
+            if kind == FLAG:
+                kw["is_flag"] = True
+            else:
+                kw["default"] = o["default"]
+                if kind == COUNT:
+                    kw["type"] = click.IntRange(min=0)
+                elif kind in (MULTI, INTS):
+                    kw["multiple"] = True
+                    kw["type"] = int if kind == INTS else None
+                elif o["choices"]:
+                    kw["type"] = click.Choice(list(o["choices"]))
+                if o["metavar"]:
+                    kw["metavar"] = o["metavar"]
+            f = click.option(*o["names"], o["dest"], **kw)(f)
+        return f
+    return apply
+
+
 class _Group(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         name = args[0] if args else ""
@@ -50,15 +73,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version", message=VERSION_TEXT, prog_name="pyruntime")
-@click.option("--root", default=None,
-              help=f"state directory [default: {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/pyruntime for a non-root user]")
-@click.option("--log", "log_path", default=None, help="log file (default: stderr only)")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
-@click.option("--debug", is_flag=True, help="debug logging and tracebacks")
-@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver")
-@click.option("--criu", hidden=True, default=None)
-@click.option("--rootless", default=None, metavar="true|false|auto",
-              help="best-effort cgroups as an unprivileged user needs them [default: auto]")
+@_options(GLOBAL)
 @click.pass_context
 def main(ctx: click.Context, root: str | None, log_path: str | None, log_format: str, debug: bool,
          systemd_cgroup: bool, criu: str | None, rootless: str | None) -> None:
@@ -84,21 +99,8 @@ def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, 
                          preserve_fds=preserve_fds, keep_console=keep_console)
 
 
-def _create_flags(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--bundle", "-b", default=".", help="bundle directory"),
-        click.option("--pid-file", default=None),
-        click.option("--console-socket", default=None),
-        click.option("--no-pivot", is_flag=True),
-        click.option("--no-new-keyring", is_flag=True),
-        click.option("--preserve-fds", default=0, type=click.IntRange(min=0)),
-    ]):
-        f = opt(f)
-    return f
-
-
 @main.command()
-@_create_flags
+@_options(VERBS["create"][0])
 @click.argument("container_id")
 @click.pass_obj
 def create(obj: Ctx, container_id: str, bundle: str, pid_file: str | None,
@@ -129,7 +131,7 @@ def state(obj: Ctx, container_id: str) -> None:
 
 
 @main.command()
-@click.option("--all", "-a", "all_procs", is_flag=True, help="signal every process of the container")
+@_options(VERBS["kill"][0])
 @click.argument("container_id")
 @click.argument("sig", default="SIGTERM")
 @click.pass_obj
@@ -139,7 +141,7 @@ def kill(obj: Ctx, container_id: str, sig: str, all_procs: bool) -> None:
 
 
 @main.command()
-@click.option("--force", "-f", is_flag=True, help="kill the container first if it runs")
+@_options(VERBS["delete"][0])
 @click.argument("container_id")
 @click.pass_obj
 def delete(obj: Ctx, container_id: str, force: bool) -> None:
@@ -154,9 +156,7 @@ def delete(obj: Ctx, container_id: str, force: bool) -> None:
 
 
 @main.command()
-@_create_flags
-@click.option("--detach", "-d", is_flag=True)
-@click.option("--keep", is_flag=True, help="do not delete the container after it exits")
+@_options(VERBS["run"][0])
 @click.argument("container_id")
 @click.pass_obj
 def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_socket: str | None,
@@ -171,23 +171,7 @@ def run(obj: Ctx, container_id: str, bundle: str, pid_file: str | None, console_
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True,
                                              "allow_interspersed_args": False})
-@click.option("--process", "-p", "process_file", default=None, help="process.json to run")
-@click.option("--tty", "-t", is_flag=True)
-@click.option("--detach", "-d", is_flag=True)
-@click.option("--cwd", default=None)
-@click.option("--env", "-e", multiple=True)
-@click.option("--user", "-u", default=None, help="uid[:gid], numbers (as runc)")
-@click.option("--additional-gids", "-g", multiple=True, type=int)
-@click.option("--cap", "-c", multiple=True)
-@click.option("--no-new-privs", is_flag=True)
-@click.option("--apparmor", default=None)
-@click.option("--process-label", default=None)
-@click.option("--pid-file", default=None)
-@click.option("--console-socket", default=None)
-@click.option("--preserve-fds", default=0, type=click.IntRange(min=0))
-@click.option("--ignore-paused", is_flag=True)
-@click.option("--cgroup", "cgroups", multiple=True,
-              help="[controller[,controller]:]path below the container's cgroup")
+@_options(VERBS["exec"][0])
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -240,8 +224,7 @@ def _read_json(path: str, what: str) -> Any:
 
 
 @main.command(name="list")
-@click.option("--quiet", "-q", is_flag=True)
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_options(VERBS["list"][0])
 @click.pass_obj
 def list_cmd(obj: Ctx, quiet: bool, fmt: str) -> None:
     """List containers."""

@@ -1,9 +1,11 @@
 """Console-script entry point.
 
-The hot verbs that containerd and podman call for every container (state, start, kill,
-delete, create, run) are parsed here without importing click, which alone costs more
-than runc's whole `state`.  Any flag this parser does not know, and every other verb,
-goes to the full click CLI in cli.py, which defines the same options.
+The verbs that containerd and podman call for every container (create, start, state,
+kill, delete, run, exec with a process.json, list, pause, resume) are parsed here
+without importing click, which alone costs more than runc's whole `state`.  Both this
+parser and the click CLI in cli.py are built from verbs.py's one table of flags; a
+command line this parser does not take (a flag of another kind, a bad value, another
+verb) goes to click, which says what is wrong.
 """
 
 from __future__ import annotations
@@ -11,33 +13,12 @@ from __future__ import annotations
 import os
 import sys
 
+from . import trace  # its import marks the end of the interpreter's start-up
+from .verbs import COUNT, FLAG, GLOBAL, TEXT, VERBS
+
 TYPE_CHECKING = False  # typing costs milliseconds; only the type checker needs it
 if TYPE_CHECKING:
     from typing import Any
-
-_GLOBAL_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
-_GLOBAL_FLAG = {"--debug", "--systemd-cgroup"}
-
-_VERB_VALUE = {
-    "create": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
-    "run": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
-    "kill": set(),
-    "delete": set(),
-    "start": set(),
-    "state": set(),
-    # what containerd's shim and conmon send; exec with a command line goes to click
-    "exec": {"--process", "-p", "--pid-file", "--console-socket", "--preserve-fds"},
-}
-_VERB_FLAG = {
-    "create": {"--no-pivot", "--no-new-keyring"},
-    "run": {"--no-pivot", "--no-new-keyring", "--detach", "-d", "--keep"},
-    "kill": {"--all", "-a"},
-    "delete": {"--force", "-f"},
-    "start": set(),
-    "state": set(),
-    "exec": {"--detach", "-d", "--tty", "-t", "--ignore-paused"},
-}
-_POSITIONAL = {"create": 1, "run": 1, "kill": 2, "delete": 1, "start": 1, "state": 1, "exec": 1}
 
 
 class _Fallback(Exception):
@@ -51,40 +32,40 @@ def _split(arg: str) -> tuple[str, str | None]:
     return arg, None
 
 
+def _index(options: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {name: o for o in options for name in o["names"]}  # type: ignore[attr-defined]
+
+
 def parse_global(argv: list[str]) -> dict[str, object]:
     """The global flags alone, leniently (for logging an error of any command line)."""
     try:
         return parse(argv)[0]
     except _Fallback:
         out: dict[str, object] = {}
+        index = _index(GLOBAL)
         for i, arg in enumerate(argv[:-1]):
             key, val = _split(arg)
-            if key in _GLOBAL_VALUE:
+            if key in index and index[key]["kind"] != FLAG:
                 out[key] = val if val is not None else argv[i + 1]
         return out
 
 
 def parse(argv: list[str]) -> tuple[dict[str, object], str, dict[str, object], list[str]]:
+    """(global options by long name, as given; verb; its options by dest, defaults filled
+    in; positional arguments), from verbs.py's table; _Fallback for what click must do."""
     gopts: dict[str, object] = {}
+    index = _index(GLOBAL)
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
-        key, val = _split(argv[i])
-        if key in _GLOBAL_FLAG and val is None:
-            gopts[key] = True
-        elif key in _GLOBAL_VALUE:
-            if val is None:
-                i += 1
-                if i >= len(argv):
-                    raise _Fallback
-                val = argv[i]
-            gopts[key] = val
-        else:
-            raise _Fallback
+        o, val, i = _take(argv, i, index)
+        gopts[o["names"][0]] = val  # type: ignore[index]
         i += 1
-    if i >= len(argv) or argv[i] not in _VERB_VALUE:
+    if i >= len(argv) or argv[i] not in VERBS:
         raise _Fallback
     verb = argv[i]
-    opts: dict[str, object] = {}
+    options, least, most = VERBS[verb]
+    index = _index(options)
+    opts: dict[str, object] = {str(o["dest"]): o["default"] for o in options}
     pos: list[str] = []
     i += 1
     while i < len(argv):
@@ -93,35 +74,43 @@ def parse(argv: list[str]) -> tuple[dict[str, object], str, dict[str, object], l
             pos.extend(argv[i + 1:])
             break
         if arg.startswith("-") and len(arg) > 1 and not (verb == "kill" and pos and arg[1:].isdigit()):
-            key, val = _split(arg)
-            if key in _VERB_FLAG[verb] and val is None:
-                opts[key.lstrip("-")] = True
-            elif key in _VERB_VALUE[verb]:
-                if val is None:
-                    i += 1
-                    if i >= len(argv):
-                        raise _Fallback
-                    val = argv[i]
-                opts[key.lstrip("-")] = val
-            else:
-                raise _Fallback
+            o, val, i = _take(argv, i, index)
+            opts[str(o["dest"])] = val
         else:
             pos.append(arg)
         i += 1
-    if not 1 <= len(pos) <= _POSITIONAL[verb]:
+    if not least <= len(pos) <= most:
         raise _Fallback
-    if not str(opts.get("preserve-fds", "0")).isdigit():
-        raise _Fallback
-    if verb == "exec" and not ("process" in opts or "p" in opts):
-        raise _Fallback
+    if verb == "exec" and opts["process_file"] is None:
+        raise _Fallback  # a command line: click builds the process from the exec flags
     return gopts, verb, opts, pos
 
 
-def _opt(opts: dict[str, object], *names: str, default: object = None) -> object:
-    for n in names:
-        if n in opts:
-            return opts[n]
-    return default
+def _take(argv: list[str], i: int, index: dict[str, dict[str, object]]) -> tuple[dict[str, object], object, int]:
+    """The option at argv[i], its value, and the index of the last word it took."""
+    key, val = _split(argv[i])
+    o = index.get(key)
+    if o is None:
+        raise _Fallback
+    kind = o["kind"]
+    if kind == FLAG:
+        if val is not None:
+            raise _Fallback
+        return o, True, i
+    if kind != TEXT and kind != COUNT:
+        raise _Fallback
+    if val is None:
+        i += 1
+        if i >= len(argv):
+            raise _Fallback
+        val = argv[i]
+    if kind == COUNT:
+        if not (val.isascii() and val.isdigit()):
+            raise _Fallback  # click's message for a bad number
+        return o, int(val), i
+    if o["choices"] and val not in o["choices"]:  # type: ignore[operator]
+        raise _Fallback
+    return o, val, i
 
 
 def fast(argv: list[str]) -> int:
@@ -182,6 +171,7 @@ def _host_root() -> bool:
 
 def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list[str],
               rootless: bool | None = None) -> int:
+    trace.mark("cli")
     if verb == "state":
         from .fastjson import dumps
         from .state import Store, oci_state, status
@@ -193,19 +183,28 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
     from .container import CreateOptions, Runtime
 
     rt = Runtime(root, warn=log.warn, debug=log.debug, rootless=rootless)
+    if verb == "list":
+        from .listing import list_containers
+
+        sys.stdout.write(list_containers(rt, bool(opts["quiet"]), str(opts["fmt"])))
+        return 0
     cid = pos[0]
-    if verb == "start":
+    if verb == "pause" or verb == "resume":
+        from . import control
+
+        (control.pause if verb == "pause" else control.resume)(rt, cid)
+    elif verb == "start":
         rt.start(cid)
     elif verb == "kill":
         from .signals import parse_signal
 
-        rt.kill(cid, parse_signal(pos[1] if len(pos) > 1 else "SIGTERM"), bool(_opt(opts, "all", "a")))
+        rt.kill(cid, parse_signal(pos[1] if len(pos) > 1 else "SIGTERM"), bool(opts["all_procs"]))
     elif verb == "exec":
         return _exec(rt, cid, opts)
     elif verb == "delete":
         from .errors import ContainerNotExist
 
-        force = bool(_opt(opts, "force", "f"))
+        force = bool(opts["force"])
         try:
             rt.delete(cid, force)
         except ContainerNotExist:
@@ -215,49 +214,68 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
         from pathlib import Path
 
         copts = CreateOptions(
-            bundle=Path(str(_opt(opts, "bundle", "b", default="."))),
-            pid_file=_opt(opts, "pid-file"),  # type: ignore[arg-type]
-            console_socket=_opt(opts, "console-socket"),  # type: ignore[arg-type]
-            no_pivot=bool(_opt(opts, "no-pivot")),
-            no_new_keyring=bool(_opt(opts, "no-new-keyring")),
-            preserve_fds=int(str(_opt(opts, "preserve-fds", default=0))),
+            bundle=Path(str(opts["bundle"])),
+            pid_file=opts["pid_file"],  # type: ignore[arg-type]
+            console_socket=opts["console_socket"],  # type: ignore[arg-type]
+            no_pivot=bool(opts["no_pivot"]),
+            no_new_keyring=bool(opts["no_new_keyring"]),
+            preserve_fds=int(opts["preserve_fds"]),  # type: ignore[call-overload]
         )
         if verb == "create":
             rt.create(cid, copts)
         else:
             from .run import run_container
 
-            return run_container(rt, cid, copts, detach=bool(_opt(opts, "detach", "d")),
-                                 keep=bool(_opt(opts, "keep")))
+            return run_container(rt, cid, copts, detach=bool(opts["detach"]),
+                                 keep=bool(opts["keep"]))
     return 0
 
 
 def _exec(rt: Any, cid: str, opts: dict[str, object]) -> int:
-    import json
-
     from .errors import RuntimeErr
     from .exec import ExecOptions, exec_process
+    from .fastjson import loads
 
-    path = str(_opt(opts, "process", "p"))
+    path = str(opts["process_file"])
     try:
         try:
-            with open(path) as f:
-                proc_doc = json.load(f)
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise RuntimeErr(f"--process {path}: {e.strerror}")
-        except json.JSONDecodeError as e:
-            raise RuntimeErr(f"--process {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
-        eopts = ExecOptions(detach=bool(_opt(opts, "detach", "d")),
-                            pid_file=_opt(opts, "pid-file"),  # type: ignore[arg-type]
-                            console_socket=_opt(opts, "console-socket"),  # type: ignore[arg-type]
-                            preserve_fds=int(str(_opt(opts, "preserve-fds", default=0))),
-                            ignore_paused=bool(_opt(opts, "ignore-paused")))
-        if _opt(opts, "tty", "t"):
+        try:
+            proc_doc = loads(data)
+        except ValueError:
+            import json  # only to word the error as the click path does
+
+            try:
+                proc_doc = json.loads(data)
+            except json.JSONDecodeError as e:
+                raise RuntimeErr(f"--process {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        eopts = ExecOptions(detach=bool(opts["detach"]),
+                            pid_file=opts["pid_file"],  # type: ignore[arg-type]
+                            console_socket=opts["console_socket"],  # type: ignore[arg-type]
+                            preserve_fds=int(opts["preserve_fds"]),  # type: ignore[call-overload]
+                            ignore_paused=bool(opts["ignore_paused"]))
+        if opts["tty"]:
             proc_doc["terminal"] = True
         return exec_process(rt, cid, proc_doc, eopts)
     except RuntimeErr as e:
         e.exit_code = 255  # runc's status when the process could not be started
         raise
+
+
+def _exit(code: int) -> None:
+    """Exit without the interpreter's teardown (freeing every module and object one by
+    one, milliseconds on `create`): flush what Python buffers, run atexit, and go."""
+    import atexit
+
+    try:
+        sys.stdout.flush()
+    finally:
+        sys.stderr.flush()
+        atexit._run_exitfuncs()
+        os._exit(code)
 
 
 def main() -> None:
@@ -268,8 +286,10 @@ def main() -> None:
         except _Fallback:
             pass
         else:
-            sys.stdout.flush()
-            sys.exit(code)
+            trace.flush()
+            _exit(code)
     from .cli import entry
 
-    sys.exit(entry())
+    code = entry()
+    trace.flush()
+    sys.exit(code)

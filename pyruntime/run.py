@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import trace
 from .errors import RuntimeErr
 from .state import is_alive
 from .syscalls.linux import PR_SET_CHILD_SUBREAPER
@@ -46,7 +47,9 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
             _start_or_destroy(rt, cid)
             if copying:
                 pipes.copy_until_exit(st.pid)
-            return attend(st.pid, master, lambda: is_alive(st))
+            code = attend(st.pid, master, lambda: is_alive(st))
+            trace.mark("container")
+            return code
     finally:
         # also when the terminal proxy or our own stdout fails: a foreground container
         # does not outlive its `run`

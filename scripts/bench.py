@@ -13,7 +13,16 @@ each runtime with its own temporary --root:
 7. the extra latency of `run` under podman's default seccomp profile,
 8. the window from init's release (the exec fifo's byte read, what `start` does) to the
    container's process running, with podman's profile and with one that denies
-   close_range: until execve pid 1 is the runtime, and the kernel drops a TERM sent to it.
+   close_range: until execve pid 1 is the runtime, and the kernel drops a TERM sent to it,
+9. with two containers running: `list`, `pause`, `resume`, and `exec` of `true` from a
+   process.json (as containerd's shim and conmon call it).
+
+The latency sections (1-4, 9) run in --rounds rounds, the runtimes alternating, so that a
+machine whose load changes during the run weighs on both alike.  Each pyruntime call runs
+with PYRUNTIME_TRACE (pyruntime/trace.py): its phase marks give a per-verb breakdown
+(interpreter start, imports, argument parsing, config parse and validation, cgroups, state
+files, init from fork to exec, the container's own run, teardown, exit) printed beside the
+totals and runc's figure, so that a regression shows which part moved.
 
 Every container gets a relative `linux.cgroupsPath` under one per-run prefix, so its
 cgroups land below this process's own cgroup in each hierarchy, never at a hierarchy's
@@ -54,6 +63,11 @@ SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
 RUNTIMES = ("pyruntime", "runc")
 
 Results = dict[str, dict[str, float | None]]
+# the phases of trace.py's marks, in the order the breakdown prints them
+PHASES = ("interp", "imports", "cli", "config", "cgroup", "state", "init", "container",
+          "teardown", "exit", "other")
+BREAKDOWN_VERBS = ("run", "create", "start", "state", "kill", "delete", "list", "pause",
+                   "resume", "exec")
 
 
 class BenchError(Exception):
@@ -114,6 +128,59 @@ def search_min_limit(works: Callable[[int], bool], low: int = MEM_LOW, high: int
         else:
             lo = mid
     return hi * step
+
+
+def phases_from_trace(text: str, t_spawn: int, t_end: int) -> dict[str, float] | None:
+    """Milliseconds per phase of one traced call, from trace.py's line(s) and the times the
+    bench spawned and reaped the process; None without a line.
+
+    Each mark ends the phase it names; the time spent importing within a phase is moved to
+    `imports`; marks after `container` (a foreground run's delete) count as `teardown`; the
+    time after the last mark (flush, interpreter exit, reaping) is `exit`.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    out: dict[str, float] = {}
+    prev_ns, prev_imp = t_spawn, 0
+    after_container = False
+    for item in lines[-1].split()[1:]:
+        name, _, value = item.partition("=")
+        ns_text, _, imp_text = value.partition(":")
+        ns, imp = int(ns_text), int(imp_text or prev_imp)
+        phase = "teardown" if after_container else (name if name in PHASES else "other")
+        out[phase] = out.get(phase, 0.0) + ns_to_ms(ns - prev_ns - (imp - prev_imp))
+        out["imports"] = out.get("imports", 0.0) + ns_to_ms(imp - prev_imp)
+        after_container = after_container or name == "container"
+        prev_ns, prev_imp = ns, imp
+    out["exit"] = ns_to_ms(t_end - prev_ns)
+    return out
+
+
+def format_breakdown(breakdown: Mapping[str, Sequence[Mapping[str, float]]],
+                     totals: Mapping[str, Mapping[str, float | None]]) -> str:
+    """One line per verb: runc's and pyruntime's median totals, then pyruntime's median per
+    phase (medians of each phase: they need not add up to the total)."""
+    verbs = [v for v in BREAKDOWN_VERBS if breakdown.get(v)]
+    if not verbs:
+        return ""
+    cols = [p for p in PHASES if any(p in s for v in verbs for s in breakdown[v])]
+    header = ["verb", "runc", "pyrt", *cols]
+    rows = []
+    for v in verbs:
+        rc = totals.get("runc", {}).get(v)
+        py = totals.get("pyruntime", {}).get(v)
+        cells = [v, _fmt(rc, 1), _fmt(py, 1)]
+        for p in cols:
+            vals = [s.get(p, 0.0) for s in breakdown[v]]
+            cells.append(_fmt(median(vals), 1))
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["per-verb breakdown (ms, medians; pyruntime's phases from PYRUNTIME_TRACE marks):"]
+    for r in [header, *rows]:
+        lines.append("  " + r[0].ljust(widths[0]) + " "
+                     + " ".join(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)))
+    return "\n".join(lines)
 
 
 def cgroup_dirs(mountinfo: str, proc_cgroup: str, relative: str) -> list[Path]:
@@ -185,6 +252,10 @@ ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("cycle_kill_ms", "  kill, median", "ms", 1),
     ("cycle_delete_ms", "  delete, median", "ms", 1),
     ("state_median_ms", "state (running), median", "ms", 1),
+    ("list2_median_ms", "list of 2 running, median", "ms", 1),
+    ("pause_median_ms", "pause, median", "ms", 1),
+    ("resume_median_ms", "resume, median", "ms", 1),
+    ("exec_median_ms", "exec true (--process), median", "ms", 1),
     ("list_create_total_s", "create N containers, total", "s", 2),
     ("list_median_ms", "list of N created, median", "ms", 1),
     ("min_memory_mib", "min memory limit for run true", "MiB", 2),
@@ -198,7 +269,10 @@ ROWS: tuple[tuple[str, str, str, int], ...] = (
 
 # metric key -> highest acceptable pyruntime/runc ratio
 TARGETS: dict[str, float] = {"run_median_ms": 1.0, "cycle_median_ms": 1.0,
-                             "state_median_ms": 2.0}
+                             "state_median_ms": 2.0, "list2_median_ms": 1.0,
+                             "pause_median_ms": 1.0, "resume_median_ms": 1.0,
+                             "exec_median_ms": 1.0, "list_create_total_s": 1.0,
+                             "init_rss_kb": 1.0}
 # metric key -> highest acceptable pyruntime value (ms), whatever runc's is
 ABSOLUTE_TARGETS: dict[str, float] = {"window_podman_ms": 2.0, "window_no_close_range_ms": 2.0}
 # allow everything but close_range, as a profile written before close_range existed may
@@ -259,7 +333,9 @@ def target_verdicts(results: Results) -> dict[str, dict[str, Any]]:
 
 
 def format_targets(verdicts: Mapping[str, Mapping[str, Any]]) -> str:
-    names = {"run_median_ms": "run", "cycle_median_ms": "cycle", "state_median_ms": "state"}
+    names = {"run_median_ms": "run", "cycle_median_ms": "cycle", "state_median_ms": "state",
+             "list2_median_ms": "list", "pause_median_ms": "pause", "resume_median_ms": "resume",
+             "exec_median_ms": "exec", "list_create_total_s": "creates", "init_rss_kb": "rss"}
     out = ["targets (pyruntime/runc):"]
     for key, v in verdicts.items():
         mark = "n/a" if v["met"] is None else ("met" if v["met"] else "MISSED")
@@ -269,7 +345,7 @@ def format_targets(verdicts: Mapping[str, Mapping[str, Any]]) -> str:
             continue
         r = v["ratio"]
         shown = "-" if r is None else f"{r:.2f}"
-        out.append(f"  {names.get(key, key):<6} ratio {shown:>6} <= {v['target']:.1f}: {mark}")
+        out.append(f"  {names.get(key, key):<7} ratio {shown:>6} <= {v['target']:.1f}: {mark}")
     return "\n".join(out)
 
 
@@ -282,6 +358,7 @@ class Call:
     ns: int
     stdout: str
     stderr: str
+    phases: dict[str, float] | None = None
 
     @property
     def ms(self) -> float:
@@ -295,27 +372,36 @@ class Runtime:
     root: Path
     timeout: float
     ids: set[str] = field(default_factory=set)  # possibly existing containers
+    trace: Path | None = None  # pyruntime: where its phase marks go (PYRUNTIME_TRACE)
 
     def call(self, *args: str, capture: bool = False, timeout: float | None = None) -> Call:
         """Run the runtime once and time it; a timeout counts as rc -1."""
         argv = [self.path, "--root", str(self.root), *args]
+        env = None
+        if self.trace is not None:
+            self.trace.unlink(missing_ok=True)
+            env = dict(os.environ, PYRUNTIME_TRACE=str(self.trace))
         with tempfile.TemporaryFile() as err:
             out_to: Any = subprocess.PIPE if capture else subprocess.DEVNULL
-            t0 = time.perf_counter_ns()
+            t0 = time.monotonic_ns()  # trace.py's clock
             try:
                 proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out_to, stderr=err,
                                       timeout=self.timeout if timeout is None else timeout,
-                                      check=False)
+                                      check=False, env=env)
                 rc = proc.returncode
                 stdout = proc.stdout.decode(errors="replace") if capture else ""
             except subprocess.TimeoutExpired:
                 rc, stdout = -1, ""
-            ns = time.perf_counter_ns() - t0
+            t1 = time.monotonic_ns()
+            ns = t1 - t0
             err.seek(0)
             stderr = err.read().decode(errors="replace")
         if rc == -1:
             stderr = f"timed out after {self.timeout}s; {stderr}"
-        return Call(rc, ns, stdout, stderr)
+        phases = None
+        if self.trace is not None and self.trace.exists():
+            phases = phases_from_trace(self.trace.read_text(), t0, t1)
+        return Call(rc, ns, stdout, stderr, phases)
 
     def ok(self, *args: str, capture: bool = False) -> Call:
         res = self.call(*args, capture=capture)
@@ -466,6 +552,10 @@ class Bench:
         self.prefix = f"pyruntime-bench-{os.getpid()}-{secrets.token_hex(3)}"
         self.runtimes: list[Runtime] = []
         self.results: Results = {}
+        # runtime -> key -> raw samples of the round-robin sections (medians at the end)
+        self.samples: dict[str, dict[str, list[float]]] = {}
+        # verb -> pyruntime's phases of each traced call
+        self.breakdown: dict[str, list[dict[str, float]]] = {}
         self.errors: dict[str, dict[str, str]] = {}
         self.meta: dict[str, Any] = {}
         self._counter = 0
@@ -545,6 +635,40 @@ class Bench:
     def put(self, rt: Runtime, **values: float | None) -> None:
         self.results.setdefault(rt.name, {}).update(values)
 
+    def sample(self, rt: Runtime, key: str, res: Call | float) -> None:
+        """One sample of `key`; a traced call's phases go to the breakdown of verb `key`."""
+        if isinstance(res, Call):
+            if res.phases is not None and key in BREAKDOWN_VERBS:
+                self.breakdown.setdefault(key, []).append(res.phases)
+            value = res.ms
+        else:
+            value = res
+        self.samples.setdefault(rt.name, {}).setdefault(key, []).append(value)
+
+    def finish_samples(self) -> None:
+        """The round-robin sections' medians into the results table."""
+        keys = {"run": "run_median_ms", "cycle": "cycle_median_ms", "create": "cycle_create_ms",
+                "start": "cycle_start_ms", "kill": "cycle_kill_ms", "delete": "cycle_delete_ms",
+                "cycle_state": "cycle_state_ms", "state": "state_median_ms",
+                "list": "list2_median_ms", "pause": "pause_median_ms",
+                "resume": "resume_median_ms", "exec": "exec_median_ms"}
+        for name, by_key in self.samples.items():
+            out = self.results.setdefault(name, {})
+            for key, values in by_key.items():
+                if key in keys and values:
+                    out[keys[key]] = median(values)
+            if by_key.get("run"):
+                out["run_p90_ms"] = percentile(by_key["run"], 0.9)
+
+    def verb_totals(self) -> dict[str, dict[str, float | None]]:
+        """Median wall time per verb of the breakdown, per runtime."""
+        out: dict[str, dict[str, float | None]] = {}
+        for name, by_key in self.samples.items():
+            for verb in BREAKDOWN_VERBS:
+                vals = by_key.get(verb, []) + (by_key.get("cycle_state", []) if verb == "state" else [])
+                out.setdefault(name, {})[verb] = median(vals) if vals else None
+        return out
+
     def run_true(self, rt: Runtime, tag: str, *, seccomp: bool = False,
                  memory: int | None = None) -> Call:
         cid = self.new_id(rt, tag)
@@ -561,14 +685,12 @@ class Bench:
         if res.rc != 0:
             raise BenchError(f"{rt.name} run true: exit {res.rc}: {res.stderr.strip()[-400:]}")
 
-    def bench_run(self, rt: Runtime) -> None:
-        times: list[float] = []
-        for _ in range(self.args.iterations):
+    def bench_run(self, rt: Runtime, n: int) -> None:
+        for _ in range(n):
             res = self.run_true(rt, "run")
             if res.rc != 0:
                 raise BenchError(f"run: exit {res.rc}: {res.stderr.strip()[-400:]}")
-            times.append(res.ms)
-        self.put(rt, run_median_ms=median(times), run_p90_ms=percentile(times, 0.9))
+            self.sample(rt, "run", res)
 
     def start_sleeper(self, rt: Runtime, tag: str, *, start: bool = True) -> tuple[str, int]:
         cid = self.new_id(rt, tag)
@@ -581,41 +703,55 @@ class Bench:
             raise BenchError(f"state {cid}: no pid")
         return cid, pid
 
-    def bench_cycle(self, rt: Runtime) -> None:
-        verbs: dict[str, list[float]] = {v: [] for v in
-                                         ("create", "start", "state", "kill", "delete")}
-        totals: list[float] = []
-        for _ in range(self.args.iterations):
+    def bench_cycle(self, rt: Runtime, n: int) -> None:
+        for _ in range(n):
             cid = self.new_id(rt, "cycle")
             self.prepare(rt, cid, ["sleep", "100"])
             t0 = time.perf_counter_ns()
-            verbs["create"].append(rt.ok("create", "--bundle", str(self.bundle), cid).ms)
-            verbs["start"].append(rt.ok("start", cid).ms)
+            self.sample(rt, "create", rt.ok("create", "--bundle", str(self.bundle), cid))
+            self.sample(rt, "start", rt.ok("start", cid))
             res = rt.ok("state", cid, capture=True)
-            verbs["state"].append(res.ms)
+            self.sample(rt, "cycle_state", res.ms)
             state = json.loads(res.stdout)
             if state.get("status") != "running":
                 raise BenchError(f"state after start: status {state.get('status')!r}")
-            verbs["kill"].append(rt.ok("kill", cid, "KILL").ms)
+            self.sample(rt, "kill", rt.ok("kill", cid, "KILL"))
             wait_exit(int(state["pid"]))
-            verbs["delete"].append(rt.ok("delete", cid).ms)
-            totals.append(ns_to_ms(time.perf_counter_ns() - t0))
+            self.sample(rt, "delete", rt.ok("delete", cid))
+            self.sample(rt, "cycle", ns_to_ms(time.perf_counter_ns() - t0))
             rt.ids.discard(cid)
-        self.put(rt, cycle_median_ms=median(totals),
-                 **{f"cycle_{v}_ms": median(t) for v, t in verbs.items()})
 
-    def bench_state(self, rt: Runtime) -> None:
+    def bench_state(self, rt: Runtime, n: int) -> None:
         cid, _ = self.start_sleeper(rt, "state")
         try:
-            times: list[float] = []
-            for i in range(self.args.state_iterations):
+            for i in range(n):
                 res = rt.ok("state", cid, capture=True)
                 if i == 0 and json.loads(res.stdout).get("status") != "running":
                     raise BenchError("state: container not running")
-                times.append(res.ms)
+                self.sample(rt, "state", res)
         finally:
             rt.force_delete(cid)
-        self.put(rt, state_median_ms=median(times))
+
+    def bench_verbs(self, rt: Runtime, n: int) -> None:
+        """With two containers running: list, pause, resume, and exec of `true` from a
+        process.json, as containerd's shim and conmon call it."""
+        ids: list[str] = []
+        try:
+            for _ in range(2):
+                ids.append(self.start_sleeper(rt, "verbs")[0])
+            proc = dict(self.config["process"], args=["true"], terminal=False)
+            proc_file = self.work / f"process-{rt.name}.json"
+            proc_file.write_text(json.dumps(proc))
+            for i in range(n):
+                res = rt.ok("list", capture=True)
+                if i == 0 and not all(c in res.stdout for c in ids):
+                    raise BenchError("list misses a running container")
+                self.sample(rt, "list", res)
+                self.sample(rt, "pause", rt.ok("pause", ids[0]))
+                self.sample(rt, "resume", rt.ok("resume", ids[0]))
+                self.sample(rt, "exec", rt.ok("exec", "--process", str(proc_file), ids[1]))
+        finally:
+            self.delete_all(rt, ids)
 
     def bench_list(self, rt: Runtime) -> None:
         count = self.args.list_count
@@ -708,12 +844,15 @@ class Bench:
 
     # -- driving ---------------------------------------------------------------------------------
 
+    def round_robin(self) -> list[tuple[str, Callable[[Runtime, int], None], int]]:
+        """Sections measured in rounds, the runtimes alternating: (name, fn, iterations)."""
+        return [("run", self.bench_run, self.args.iterations),
+                ("cycle", self.bench_cycle, self.args.iterations),
+                ("state", self.bench_state, self.args.state_iterations),
+                ("verbs", self.bench_verbs, self.args.iterations)]
+
     def sections(self) -> list[tuple[str, Callable[[Runtime], None]]]:
-        out: list[tuple[str, Callable[[Runtime], None]]] = [
-            ("run", self.bench_run),
-            ("cycle", self.bench_cycle),
-            ("state", self.bench_state),
-        ]
+        out: list[tuple[str, Callable[[Runtime], None]]] = []
         if self.args.list and self.args.list_count > 0:
             out.append(("list", self.bench_list))
         out += [("memory", self.bench_memory), ("rss", self.bench_rss)]
@@ -733,6 +872,21 @@ class Bench:
                 self.errors.setdefault(rt.name, {})["warm-up"] = str(e)
                 broken.add(rt.name)
                 self.log(f"{rt.name}: cannot run a container, skipping it: {e}")
+        rounds = max(1, self.args.rounds)
+        for section, rr_fn, total in self.round_robin():
+            for k in range(rounds):
+                n = total // rounds + (1 if k < total % rounds else 0)
+                order = self.runtimes if k % 2 == 0 else self.runtimes[::-1]
+                for rt in order:
+                    if rt.name in broken or n == 0 or section in self.errors.get(rt.name, {}):
+                        continue
+                    self.log(f"{section} (round {k + 1}/{rounds}): {rt.name}")
+                    try:
+                        rr_fn(rt, n)
+                    except (BenchError, OSError, ValueError, KeyError) as e:
+                        self.errors.setdefault(rt.name, {})[section] = f"{type(e).__name__}: {e}"
+                        self.log(f"{section}: {rt.name} failed: {e}")
+        self.finish_samples()
         for section, fn in self.sections():
             for rt in self.runtimes:
                 if rt.name in broken:
@@ -829,6 +983,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", "-n", type=int, default=20,
                    help="run and cycle iterations (default 20)")
     p.add_argument("--state-iterations", type=int, default=50, help="default 50")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="the latency sections in this many rounds, runtimes alternating (default 4)")
     p.add_argument("--list", action=argparse.BooleanOptionalAction, default=True,
                    help="measure create+list of many containers (default on)")
     p.add_argument("--list-count", type=int, default=100,
@@ -892,7 +1048,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         path = args.pyruntime if name == "pyruntime" else args.runc
-        bench.runtimes.append(Runtime(name, path, work / f"root-{name}", args.timeout))
+        bench.runtimes.append(Runtime(name, path, work / f"root-{name}", args.timeout,
+                                      trace=work / "trace" if name == "pyruntime" else None))
     bench.meta.update({
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kernel": platform.release(),
         "machine": platform.machine(), "cgroup_prefix": bench.prefix,
@@ -920,6 +1077,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts = target_verdicts(bench.results)
     print()
     print(format_table(bench.results, args.list_count if args.list else None))
+    breakdown = format_breakdown(bench.breakdown, bench.verb_totals())
+    if breakdown:
+        print()
+        print(breakdown)
     print()
     print(format_targets(verdicts))
     for name, errs in bench.errors.items():
@@ -931,6 +1092,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           + "; ".join(f"{k}: {v}" for k, v in bench.meta.get("versions", {}).items()) + ")")
     if args.json:
         doc = {"meta": bench.meta, "results": bench.results, "targets": verdicts,
+               "breakdown": bench.breakdown,
                "errors": bench.errors, "cleanup_problems": problems, "interrupted": interrupted}
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     if interrupted:

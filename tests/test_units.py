@@ -20,22 +20,42 @@ def test_fast_parser_handles_what_containerd_sends() -> None:
          "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/s.sock", "c1"])
     assert verb == "create" and pos == ["c1"]
     assert g == {"--root": "/run/containerd/runc/k8s.io", "--log": "/x/log.json", "--log-format": "json"}
-    assert opts == {"bundle": "/b", "pid-file": "/b/init.pid", "console-socket": "/s.sock"}
+    assert opts == {"bundle": "/b", "pid_file": "/b/init.pid", "console_socket": "/s.sock",
+                    "no_pivot": False, "no_new_keyring": False, "preserve_fds": 0}
     assert fastcli.parse(["kill", "--all", "c1", "9"])[3] == ["c1", "9"]
-    assert fastcli.parse(["delete", "-f", "c1"])[2] == {"f": True}
+    assert fastcli.parse(["delete", "-f", "c1"])[2] == {"force": True}
+    assert fastcli.parse(["list", "-q"])[2] == {"quiet": True, "fmt": "table"}
+    assert fastcli.parse(["pause", "c1"])[1:] == ("pause", {}, ["c1"])
     assert fastcli.parse(["--root=/r", "state", "c1"])[0] == {"--root": "/r"}
     # conmon and containerd-shim exec with a process.json
     _, verb, opts, pos = fastcli.parse(["exec", "--process", "/p.json", "--detach", "--pid-file", "/x", "c1"])
-    assert verb == "exec" and pos == ["c1"] and opts == {"process": "/p.json", "detach": True, "pid-file": "/x"}
+    assert verb == "exec" and pos == ["c1"]
+    assert (opts["process_file"], opts["detach"], opts["pid_file"], opts["tty"]) == ("/p.json", True, "/x", False)
 
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["exec", "c1", "ls"], ["create", "--weird", "c1"], ["state"], ["state", "a", "b"],
-    ["create", "--preserve-fds", "x", "c1"], ["--version"],
+    ["create", "--preserve-fds", "x", "c1"], ["--version"], ["list", "-f", "xml"], ["list", "c1"],
+    ["exec", "--process", "/p.json", "--env", "A=1", "c1"], ["--log-format", "xml", "state", "c1"],
 ])
 def test_fast_parser_falls_back_to_click(argv: list[str]) -> None:
     with pytest.raises(fastcli._Fallback):
         fastcli.parse(argv)
+
+
+def test_one_table_feeds_both_parsers() -> None:
+    """Every option of verbs.py's table is an option of the click command, and nothing else
+    is: a flag cannot exist in one parser and not in the other."""
+    from pyruntime import cli
+    from pyruntime.verbs import GLOBAL, VERBS
+
+    def names(cmd: object) -> set[str]:
+        return {n for p in cmd.params if p.param_type_name == "option"  # type: ignore[attr-defined]
+                for n in p.opts} - {"-h", "--help", "-v", "--version"}
+
+    assert names(cli.main) == {n for o in GLOBAL for n in o["names"]}  # type: ignore[attr-defined]
+    for verb, (options, _, _) in VERBS.items():
+        assert names(cli.main.commands[verb]) == {n for o in options for n in o["names"]}, verb  # type: ignore[attr-defined]
 
 
 def test_process_from_flags_starts_from_the_container_process() -> None:
