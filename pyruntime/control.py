@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 from . import state as st_mod
 from .errors import ContainerNotRunning, RuntimeErr
 from .state import CREATED, PAUSED, RUNNING, STOPPED
+
+TYPE_CHECKING = False  # pause and resume come here per container: only what they need
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def _manager(st: st_mod.State) -> Any:
@@ -40,7 +40,9 @@ def pause(rt: Any, cid: str) -> None:
     if stat not in (RUNNING, CREATED):
         raise ContainerNotRunning(cid)
     _need_freezer(st, "pause")
-    _manager(st).freeze()
+    from .freezer import freeze
+
+    freeze(st.cgroup)
 
 
 def resume(rt: Any, cid: str) -> None:
@@ -48,7 +50,9 @@ def resume(rt: Any, cid: str) -> None:
     if stat != PAUSED:
         raise RuntimeErr("container not paused")
     _need_freezer(st, "resume")
-    _manager(st).thaw()
+    from .freezer import thaw
+
+    thaw(st.cgroup)
 
 
 def ps(rt: Any, cid: str, fmt: str, ps_args: list[str]) -> str:
@@ -61,7 +65,11 @@ def ps(rt: Any, cid: str, fmt: str, ps_args: list[str]) -> str:
         manager = _manager(st)
         pids = sorted(manager.pids()) if stat != STOPPED and manager.exists() else []
     if fmt == "json":
+        import json
+
         return json.dumps(pids) + "\n"
+    import subprocess
+
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeErr(f"ps: {out.stderr.strip()}")
@@ -88,6 +96,8 @@ def parse_bytes(text: str, flag: str) -> int:
     """runc's RAMInBytes: 100, 64k, 512M, 1g (binary units); -1 means unlimited."""
     if text.strip() == "-1":
         return -1
+    import re
+
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(?:[iI]?[bB])?\s*", text)
     if not m:
         raise RuntimeErr(f"{flag}: invalid size {text!r}")
@@ -128,6 +138,8 @@ def update(rt: Any, cid: str, resources_doc: dict[str, Any] | None, flags: dict[
     if _no_cgroup(st):
         raise RuntimeErr(f"update: container {cid} has no cgroup (rootless without a delegated cgroup)")
     linux = st.config.setdefault("linux", {})
+    import json
+
     current = json.loads(json.dumps(linux.get("resources") or {}))
     new: dict[str, Any] = {}
     if resources_doc is not None:
@@ -170,6 +182,8 @@ def events(rt: Any, cid: str, stats_once: bool, interval: float, out: Any = sys.
     if _no_cgroup(st):
         raise RuntimeErr(f"events: container {cid} has no cgroup (rootless without a delegated cgroup)")
     manager = _manager(st)
+
+    import json
 
     def emit(doc: dict[str, Any]) -> None:
         out.write(json.dumps(doc, separators=(",", ":")) + "\n")

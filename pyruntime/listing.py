@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import os
 import pwd
-from typing import Any
 
 from .errors import RuntimeErr
+from .fastjson import dumps
 from .state import oci_state
+
+TYPE_CHECKING = False  # `list` is called per pod sync: json and typing cost more than it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
@@ -18,12 +22,12 @@ def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
         except (RuntimeErr, OSError, ValueError):
             continue
         doc = oci_state(st, stat)
-        doc["owner"] = _owner(runtime.store.dir(cid))
+        doc["owner"] = _owner(runtime.store.path(cid))
         rows.append(doc)
     if quiet:
         return "".join(f"{r['id']}\n" for r in rows)
     if fmt == "json":
-        return json.dumps(rows, separators=(",", ":")) + "\n"
+        return dumps(rows) + "\n"
     table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     table += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -33,8 +37,8 @@ def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
     )
 
 
-def _owner(path: Any) -> str:
+def _owner(path: str) -> str:
     try:
-        return pwd.getpwuid(path.stat().st_uid).pw_name
+        return pwd.getpwuid(os.stat(path).st_uid).pw_name
     except (KeyError, OSError):
         return ""

@@ -131,7 +131,7 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            return sorted(e.name for e in os.scandir(self.root)
+            return sorted(e.name for e in os.scandir(self._root)
                           if e.is_dir() and not e.name.startswith("."))
         except FileNotFoundError:
             return []

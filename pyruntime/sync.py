@@ -34,12 +34,17 @@ Any side may send ERROR {msg} instead; the receiver raises it.
 
 from __future__ import annotations
 
+# _socket and fastjson, not socket.py and json: those bring selectors, enum, re and typing,
+# milliseconds of every create and exec before the first message is sent
+import _socket
 import array
-import json
-import socket
-from typing import Any
 
 from .errors import ChildError
+from .fastjson import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GO = "go"
 USERNS = "userns"
@@ -65,12 +70,12 @@ class UnexpectedMessage(ChildError):
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -80,9 +85,9 @@ class Channel:
         self.sock.close()
 
     def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
-        payload = json.dumps({"type": kind, **data}).encode()
+        payload = dumps({"type": kind, **data}).encode()
         if fds:
-            self.sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            self.sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
         else:
             self.sock.send(payload)
 
@@ -90,14 +95,14 @@ class Channel:
         self.send(ERROR, msg=msg)
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
-        msg, fds, flags, _addr = socket.recv_fds(self.sock, _MAX, _MAX_FDS)
+        msg, fds, flags = _recv_fds(self.sock)
         if not msg:
             raise ChildError(PEER_GONE)
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):
             for fd in fds:
                 _close(fd)
             raise ChildError("sync: message or its fds truncated")
-        doc = json.loads(msg)
+        doc = loads(msg)
         if doc.get("type") == ERROR:
             for fd in fds:
                 _close(fd)
@@ -112,6 +117,16 @@ class Channel:
             raise UnexpectedMessage(expected, doc["type"])
         doc["_fds"] = fds
         return doc
+
+
+def _recv_fds(sock: _socket.socket) -> tuple[bytes, list[int], int]:
+    """One packet and the fds passed with it (socket.recv_fds, on _socket)."""
+    fds = array.array("i")
+    msg, ancdata, flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_LEN(_MAX_FDS * fds.itemsize))
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+    return msg, list(fds), flags
 
 
 def _close(fd: int) -> None:
