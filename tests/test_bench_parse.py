@@ -164,3 +164,18 @@ def test_parse_args_defaults() -> None:
     assert args.seccomp_iterations == 10
     args = bench.parse_args(["--no-list", "--iterations", "4", "--json", "x.json"])
     assert args.list is False and args.seccomp_iterations == 3 and args.json == Path("x.json")
+
+
+def test_phases_from_trace_moves_imports_out_and_names_teardown() -> None:
+    # spawned at 0; marks at 10 ms (interp), 14 ms (cli, 3 ms of it imports), 20 ms
+    # (container), 25 ms (state: a foreground run's delete); reaped at 27 ms
+    ms = 1_000_000
+    line = (f"123 interp={10 * ms}:0 cli={14 * ms}:{3 * ms} container={20 * ms}:{3 * ms} "
+            f"state={25 * ms}:{4 * ms}\n")
+    phases = bench.phases_from_trace(line, 0, 27 * ms)
+    assert phases == pytest.approx({"interp": 10.0, "imports": 4.0, "cli": 1.0, "container": 6.0,
+                                    "teardown": 4.0, "exit": 2.0})
+    assert bench.phases_from_trace("", 0, 1) is None
+    out = bench.format_breakdown({"run": [phases]}, {"runc": {"run": 20.0}, "pyruntime": {"run": 27.0}})
+    assert out.splitlines()[1].split()[:5] == ["verb", "runc", "pyrt", "interp", "imports"]
+    assert out.splitlines()[2].split()[:4] == ["run", "20.0", "27.0", "10.0"]
