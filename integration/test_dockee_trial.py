@@ -52,3 +52,48 @@ def test_F1_every_busybox_applet_is_in_bin(dk: Dockee) -> None:
     assert p.returncode == 0, p.stderr
     assert "lo" in p.stdout
     assert dk("run", "--rm", "--net", "none", "busybox", "/sbin/ip", "link").returncode == 0
+
+
+def test_F8_export_import_round_trip_cp_and_port(dk: Dockee, tmp_path: Path) -> None:
+    n = name()
+    assert dk("run", "--name", n, "--net", "none", "busybox", "sh", "-c", "echo made > /made").returncode == 0
+    tar = tmp_path / "x.tar"
+    p = dk("export", "-o", str(tar), n)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(tar) as t:
+        names = set(t.getnames())
+    assert {"./made", "./bin/busybox", "./etc/passwd"} <= names
+    img = f"exp{uuid.uuid4().hex[:8]}:1"
+    assert dk("import", str(tar), img).returncode == 0
+    try:
+        p = dk("run", "--rm", "--net", "none", img, "cat", "/made")
+        assert (p.returncode, p.stdout) == (0, "made\n"), p.stderr
+    finally:
+        dk("rmi", img)
+    # cp out of and into the stopped container
+    assert dk("cp", f"{n}:/made", str(tmp_path / "out")).returncode == 0
+    assert (tmp_path / "out").read_text() == "made\n"
+    (tmp_path / "in").write_text("in\n")
+    assert dk("cp", str(tmp_path / "in"), f"{n}:/tmp/").returncode == 0
+    assert dk("start", "-a", n).returncode == 0
+    p = dk("cp", f"{n}:/tmp/in", str(tmp_path / "back"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "back").read_text() == "in\n"
+    p = dk("cp", f"{n}:/nosuch", str(tmp_path / "x"))
+    assert p.returncode != 0 and "nosuch" in p.stderr
+
+
+def test_F10_F12_ps_and_port_show_the_host_port(dk: Dockee) -> None:
+    n = name()
+    p = dk("run", "-d", "--name", n, "-p", "80", "-p", "127.0.0.1::81", "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    out = dk("port", n).stdout.splitlines()
+    assert len(out) == 2 and out[0].startswith("80/tcp -> 0.0.0.0:"), out
+    host_port = out[0].rsplit(":", 1)[1]
+    assert int(host_port) > 0
+    assert out[1].startswith("81/tcp -> 127.0.0.1:")
+    assert dk("port", n, "80").stdout == f"0.0.0.0:{host_port}\n"
+    ps = dk("ps", "--format", "{{.Ports}}", "-f", f"name={n}").stdout
+    assert f"0.0.0.0:{host_port}->80/tcp" in ps
+    doc = dk.inspect(n)
+    assert doc["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": host_port}]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -247,8 +248,34 @@ def _short_cmd(cmd: list[str], width: int = 20) -> str:
     return f'"{text}"'
 
 
-def _ports(rec: dict[str, Any]) -> str:
-    return ", ".join(rec.get("ports") or [])
+def published(eng: Engine, rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The container's port mappings with the host ports really published (a `-p 80` gets a free
+    one at create time): the network's record, else what -p said."""
+    from pyruntime.dockee.network.attach import container_network
+
+    net = container_network(eng.store, rec["id"])
+    return list(net["ports"]) if net else []
+
+
+def port_text(m: dict[str, Any]) -> str:
+    """docker's PORTS form: 0.0.0.0:8089->80/tcp."""
+    return f"{m.get('hostIP') or '0.0.0.0'}:{m['hostPort']}->{m['containerPort']}/{m.get('protocol') or 'tcp'}"
+
+
+def _ports(eng: Engine, rec: dict[str, Any]) -> str:
+    maps = published(eng, rec)
+    if not maps:
+        return ", ".join(rec.get("ports") or [])
+    return ", ".join(port_text(m) for m in maps)
+
+
+def docker_ports(maps: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    """inspect's NetworkSettings.Ports: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8089"}]}."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for m in maps:
+        out.setdefault(f"{m['containerPort']}/{m.get('protocol') or 'tcp'}", []).append(
+            {"HostIp": m.get("hostIP") or "0.0.0.0", "HostPort": str(m["hostPort"])})
+    return out
 
 
 def _row(eng: Engine, rec: dict[str, Any], now: float) -> dict[str, Any]:
@@ -260,7 +287,7 @@ def _row(eng: Engine, rec: dict[str, Any], now: float) -> dict[str, Any]:
         "RunningFor": f"{human_duration(now - rec.get('created', now))} ago",
         "Status": status_text(status, code, rec.get("started_at"), finished, now),
         "State": status, "ExitCode": code if code is not None else 0,
-        "Ports": _ports(rec), "Names": rec.get("name", ""),
+        "Ports": _ports(eng, rec), "Names": rec.get("name", ""),
     }
 
 
@@ -376,7 +403,7 @@ def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
         "Config": rec.get("config") or {},
         "HostConfig": rec.get("host_config") or {},
         "NetworkSettings": {"Networks": {rec.get("network", ""): {"IPAddress": rec.get("ip") or ""}},
-                            "IPAddress": rec.get("ip") or "", "Ports": rec.get("ports") or []},
+                            "IPAddress": rec.get("ip") or "", "Ports": docker_ports(published(eng, rec))},
         "OCIRuntime": rec.get("runtime", ""), "CgroupsPath": rec.get("cgroups_path", ""),
     }
 
@@ -760,6 +787,79 @@ def commit(ctx: click.Context, author: str, message: str, change: tuple[str, ...
     click.echo(f"sha256:{img.id}")
 
 
+# ---- export / cp / port ---------------------------------------------------------------------
+
+@click.command("export", help="Write a container's filesystem as a tar archive (to stdout or -o).")
+@click.option("-o", "--output", help="write to this file instead of stdout")
+@click.argument("ref")
+@click.pass_context
+def export(ctx: click.Context, output: str | None, ref: str) -> None:
+    from pyruntime.dockee import export as exportmod
+
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    if output is None and sys.stdout.isatty():
+        raise DockeeError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    with eng.containers.locked(rec["id"]), exportmod.container_root(eng.containers.dir(rec["id"]), rec) as root:
+        exportmod.write_tar(root, output)
+
+
+@click.command("cp", help="Copy files between a container and the host: CTR:SRC DEST or SRC CTR:DEST.")
+@click.argument("src")
+@click.argument("dst")
+@click.pass_context
+def cp(ctx: click.Context, src: str, dst: str) -> None:
+    from pyruntime.dockee import export as exportmod
+
+    def split(arg: str) -> tuple[str | None, str]:
+        ref, sep, path = arg.partition(":")
+        if sep and ref and not arg.startswith(("/", ".")):
+            return ref, path or "/"
+        return None, arg
+
+    (sref, spath), (dref, dpath) = split(src), split(dst)
+    if (sref is None) == (dref is None):
+        raise DockeeError("cp: exactly one of SRC and DEST must be CONTAINER:PATH")
+    eng = engine(ctx)
+    rec = eng.resolve(sref or dref or "")
+    cdir = eng.containers.dir(rec["id"])
+    try:
+        with eng.containers.locked(rec["id"]), \
+                exportmod.container_root(cdir, rec, writable=dref is not None) as root:
+            if sref is not None:
+                inside = exportmod.resolve_in(root, spath)
+                if not os.path.lexists(inside):
+                    raise NotFound(f"Could not find the file {spath} in container {sref}")
+                exportmod.copy(inside, Path(dpath))
+            else:
+                if not os.path.lexists(spath):
+                    raise DockeeError(f"cp: {spath}: no such file or directory")
+                exportmod.copy(Path(spath), exportmod.resolve_in(root, dpath))
+    except OSError as e:
+        raise DockeeError(f"cp: {e.filename or ''}: {e.strerror or e}") from None
+
+
+@click.command("port", help="List a container's published ports (or the one for PRIVATE_PORT[/PROTO]).")
+@click.argument("ref")
+@click.argument("private", required=False)
+@click.pass_context
+def port(ctx: click.Context, ref: str, private: str | None) -> None:
+    eng = engine(ctx)
+    rec = eng.resolve(ref)
+    maps = published(eng, rec)
+    if private is not None:
+        num, _, proto = private.partition("/")
+        maps = [m for m in maps if str(m["containerPort"]) == num and (m.get("protocol") or "tcp") == (proto or "tcp")]
+        if not maps:
+            raise DockeeError(f"No public port '{num}/{proto or 'tcp'}' published for {rec['name'] or ref}")
+        for m in maps:
+            click.echo(f"{m.get('hostIP') or '0.0.0.0'}:{m['hostPort']}")
+        return
+    for m in maps:
+        proto = m.get("protocol") or "tcp"
+        click.echo(f"{m['containerPort']}/{proto} -> {m.get('hostIP') or '0.0.0.0'}:{m['hostPort']}")
+
+
 # ---- volumes / prune ------------------------------------------------------------------------
 
 @click.group("volume", help="Manage named volumes.")
@@ -838,7 +938,7 @@ def container_prune(ctx: click.Context, force: bool) -> None:
 def register(group: click.Group) -> None:
     """Add this module's verbs to `group`."""
     for cmd in (run, create, start, ps, inspect, logs, exec_, stop, kill, rm, pause, unpause, restart, wait,
-                exited, top, stats, commit, volume):
+                exited, top, stats, commit, volume, export, cp, port):
         assert cmd.name is not None
         group.add_command(cmd, cmd.name)
 
@@ -849,5 +949,6 @@ def register(group: click.Group) -> None:
     for name, cmd in (("ls", ps), ("list", ps), ("prune", container_prune), ("rm", rm), ("inspect", inspect),
                       ("start", start), ("stop", stop), ("logs", logs), ("run", run), ("create", create),
                       ("exec", exec_), ("kill", kill), ("restart", restart), ("commit", commit), ("top", top),
-                      ("stats", stats), ("wait", wait), ("pause", pause), ("unpause", unpause)):
+                      ("stats", stats), ("wait", wait), ("pause", pause), ("unpause", unpause),
+                      ("export", export), ("cp", cp), ("port", port)):
         container.add_command(cmd, name)
