@@ -155,3 +155,15 @@ def test_seeds_network_demonstration(env: Env) -> None:
     assert "inet 192.168.33.2/24" in out and "eth0" in out
     env.sh("rm", "-f", *env.sh("ps", "-aq").split())
     assert env.sh("network", "remove", "bridge33").strip() == "bridge33"
+
+
+def test_network_nobody_joined_is_removed_in_a_store_whose_table_exists(env: Env) -> None:
+    """F24: create -> rm with no container ever attached, after another network made the store's nft
+    table (its interval sets answer a missing element with "element does not exist")."""
+    env.sh("run", "--rm", "--net", env.net, "busybox", "true")
+    table = networks.nft_table(Store(env.root))
+    assert sh("nft", "list", "table", "ip", table, check=False).returncode == 0
+    other = f"e{uuid.uuid4().hex[:8]}"
+    env.sh("network", "create", "--subnet", str(free_subnet()), other)
+    assert env.sh("network", "rm", other).strip() == other
+    assert other not in env.sh("network", "ls", "-q").split()
