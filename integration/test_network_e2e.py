@@ -167,3 +167,22 @@ def test_network_nobody_joined_is_removed_in_a_store_whose_table_exists(env: Env
     env.sh("network", "create", "--subnet", str(free_subnet()), other)
     assert env.sh("network", "rm", other).strip() == other
     assert other not in env.sh("network", "ls", "-q").split()
+
+
+def test_a_stopped_container_frees_its_address_and_takes_one_at_start(env: Env) -> None:
+    """F11: docker and podman release the address at a stop; a fixed --ip is honoured again at start."""
+    tiny = f"t{uuid.uuid4().hex[:8]}"
+    import ipaddress
+
+    subnet = ipaddress.IPv4Network(f"{free_subnet().network_address}/29")  # .2-.6 for containers
+    env.sh("network", "create", "--subnet", str(subnet), tiny)
+    fixed = str(subnet[6])
+    env.sh("run", "-d", "--name", "fx", "--net", tiny, "--ip", fixed, "busybox", "sleep", "300")
+    for _ in range(5):  # 4 addresses left: only released ones make room for the 5th and 6th
+        env.sh("run", "--net", tiny, "busybox", "true")
+    env.sh("stop", "-t", "0", "fx")
+    assert json.loads(env.sh("network", "inspect", tiny))[0]["Containers"] == {}
+    env.sh("start", "fx")
+    assert f"inet {fixed}/29" in env.sh("exec", "fx", "ip", "addr", "show", "eth0")
+    doc = json.loads(env.sh("network", "inspect", tiny))[0]["Containers"]
+    assert [c["IPv4Address"] for c in doc.values()] == [f"{fixed}/29"]

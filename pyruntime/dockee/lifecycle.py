@@ -260,6 +260,7 @@ class Engine:
             rt = self.runtime_for(rec)
             if rec.get("generation"):
                 rt.delete(cid, force=True)  # the runtime's leftovers of the previous run, if any
+            rec["ip"] = netattach.prepare_start(self.store, cid)  # released at its stop, as in docker
             cdir = self.containers.dir(cid)
             overlay.mount([Path(p) for p in rec["layer_dirs"]], cdir / "upper", cdir / "work", cdir / "merged")
             rec["generation"] = int(rec.get("generation") or 0) + 1
@@ -320,6 +321,9 @@ class Engine:
         rec["finished_at"] = time.time()
         rec["finished_generation"] = rec.get("generation")
         rec["exit_code"] = code
+        with contextlib.suppress(Exception):
+            netattach.stopped(self.store, rec["id"])  # a failed ADD claims no address
+        rec["ip"] = None
         with contextlib.suppress(OSError):
             self.containers.save(rec)
         with contextlib.suppress(DockeeError):
@@ -353,11 +357,14 @@ class Engine:
                 rec["exit_code"], rec["finished_at"] = info if info else (-1, time.time())
                 rec["finished_generation"] = rec.get("generation")
                 rec["oom_killed"] = self.containers.oom_killed(cid)
+                rec["ip"] = None  # its poststop DEL frees the address; the next start takes one
                 self.containers.save(rec)
                 if not rec.get("rm"):  # a --rm container's teardown below deletes it
                     rt.delete(cid, force=True)
                     with contextlib.suppress(DockeeError):
                         overlay.unmount(self.containers.dir(cid) / "merged")
+                    with contextlib.suppress(Exception):
+                        netattach.stopped(self.store, cid)
                 done = rec
             if done.get("rm"):
                 self._teardown(done, volumes=True)

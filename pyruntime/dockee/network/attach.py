@@ -14,6 +14,7 @@ OCI state on stdin, so they work under pyruntime and runc alike.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -173,7 +174,7 @@ def plan_for(store: Store, container_id: str, name: str, network: str, *, ip: st
             plan_file = d / "cni.json"
             atomic_write_json(plan_file, {
                 "config": networks.cni_config(store, net, ports=_cni_ports(mappings), ip=str(got)),
-                "containerId": container_id, "ifname": IFNAME, "network": net.name,
+                "containerId": container_id, "ifname": IFNAME, "network": net.name, "fixedIp": fixed is not None,
                 "resultPath": str(d / "result.json")})
         except BaseException:
             pool.release(container_id, IFNAME, got)
@@ -197,6 +198,88 @@ def plan_for(store: Store, container_id: str, name: str, network: str, *, ip: st
         ip=str(got), ports=list(ports), gateway=net.gateway, subnet=net.subnet,
         published=_cni_ports(mappings),
     )
+
+
+def _plan(store: Store, container_id: str) -> dict[str, Any] | None:
+    try:
+        plan = read_json(net_dir(store, container_id) / "cni.json")
+    except (OSError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) and plan.get("network") else None
+
+
+def _set_member_ip(store: Store, name: str, container_id: str, ip: str | None) -> None:
+    member_file = networks.members_dir(store, name) / f"{container_id}.json"
+    try:
+        member = read_json(member_file)
+    except (OSError, ValueError):
+        return
+    if member.get("ip") != ip:
+        member["ip"] = ip
+        atomic_write_json(member_file, member)
+    _refresh_hosts(store, name)
+
+
+def prepare_start(store: Store, container_id: str) -> str | None:
+    """Before a (re)start: the address again, as docker and podman take one at every start (the
+    poststop DEL released it, see `stopped`).  The previous one when it is still free, else any free
+    one; a fixed --ip only itself (a start then fails while another container holds it).  Returns the
+    address (None: the container is on no network); hosts files and the hook's plan follow it."""
+    from pyruntime.dockee.network import ipam
+    from pyruntime.dockee.network.cniconf import parse_config
+
+    plan = _plan(store, container_id)
+    if plan is None:
+        return None
+    name, conf = plan["network"], plan["config"]
+    runtime = conf.setdefault("runtimeConfig", {})
+    bare = {k: v for k, v in conf.items() if k != "runtimeConfig"}
+    rng = parse_config(json.dumps(bare).encode()).range
+    want = (runtime.get("ips") or [None])[0]
+    pool = ipam.Pool(conf["ipam"]["dataDir"], name, rng)
+    with store.lock(f"network-{name}"):
+        got = None
+        if want:
+            try:
+                got = pool.allocate(container_id, IFNAME, ipaddress.IPv4Address(want.split("/")[0]))
+            except (CNIError, ValueError) as e:
+                if plan.get("fixedIp"):
+                    raise Conflict(f"--ip {want.split('/')[0]}: {getattr(e, 'msg', e)}")
+        if got is None:
+            try:
+                got = pool.allocate(container_id, IFNAME)
+            except CNIError as e:
+                raise Conflict(e.msg)
+        if runtime.get("ips") != [rng.prefixed(got)]:
+            runtime["ips"] = [rng.prefixed(got)]
+            atomic_write_json(net_dir(store, container_id) / "cni.json", plan)
+        _set_member_ip(store, name, container_id, str(got))
+    return str(got)
+
+
+def stopped(store: Store, container_id: str) -> None:
+    """After the container's end: its address is free again (the poststop DEL released it; here also
+    when no DEL ran, e.g. its runtime state was lost) and its name leaves the peers' hosts files.
+    Idempotent; the plan keeps the address as the one to ask for first at the next start."""
+    from pyruntime.dockee.network import ipam, plugin
+
+    plan = _plan(store, container_id)
+    if plan is None:
+        return
+    name = plan["network"]
+    data_dir = plan["config"]["ipam"]["dataDir"]
+    with store.lock(f"network-{name}"):
+        path = plugin.record_path(data_dir, name, container_id, IFNAME)
+        record = plugin.load_record(path)
+        if record is not None:
+            try:
+                plugin.teardown(record, path, release_ip=True)
+            except CNIError as e:
+                raise DockeeError(f"network {name}: {e.msg}")
+        ipam.Pool(data_dir, name, None).release(container_id, IFNAME)
+        _set_member_ip(store, name, container_id, None)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(net_dir(store, container_id) / "result.json")
 
 
 def release(store: Store, container_id: str) -> None:
@@ -239,6 +322,16 @@ def release(store: Store, container_id: str) -> None:
             pass
 
 
+def _holds(conf: dict[str, Any], network: str | None, container_id: str, ip: str) -> bool:
+    from pyruntime.dockee.network import ipam
+
+    try:
+        data_dir = conf["ipam"]["dataDir"]
+    except (KeyError, TypeError):
+        return False
+    return ipam.Pool(data_dir, str(network), None).owner(ip) == (container_id, IFNAME)
+
+
 def container_network(store: Store, container_id: str) -> dict[str, Any] | None:
     """What `inspect`/`ps` show: network, IP, gateway, MAC (once started), ports."""
     d = net_dir(store, container_id)
@@ -250,8 +343,8 @@ def container_network(store: Store, container_id: str) -> dict[str, Any] | None:
     out: dict[str, Any] = {"network": plan.get("network"), "ip": None, "gateway": None, "mac": None,
                            "ports": conf.get("runtimeConfig", {}).get("portMappings", [])}
     ips = conf.get("runtimeConfig", {}).get("ips") or []
-    if ips:
-        out["ip"] = ips[0].split("/")[0]
+    if ips and _holds(conf, plan.get("network"), container_id, ips[0].split("/")[0]):
+        out["ip"] = ips[0].split("/")[0]  # only while it has it: a stopped container has none
     out["gateway"] = conf["ipam"]["ranges"][0][0]["gateway"]
     try:
         result = read_json(d / "result.json")

@@ -95,6 +95,8 @@ def inspect(obj: Context, names: tuple[str, ...]) -> None:
         n = networks.get(store, name)
         containers = {}
         for cid, m in networks.live_members(store, name).items():
+            if not m.get("ip"):
+                continue  # stopped: no address (docker lists only running containers' endpoints)
             info = attach.container_network(store, cid) or {}
             containers[cid] = {"Name": m.get("name"), "IPv4Address": f"{m.get('ip')}/{n.net.prefixlen}",
                                "MacAddress": info.get("mac") or "", "Ports": m.get("ports") or []}

@@ -363,7 +363,9 @@ def oci_hook(argv: list[str]) -> int:
         path = record_path(conf.data_dir, conf.name, cid, ifname)
         record = load_record(path)
         if record is not None and "hostVeth" in record:
-            teardown(record, path, release_ip=False)  # a restart, or a stop that ran no poststop
+            # poststop frees the address, as docker and podman do at a stop (dockee's start takes one
+            # again); at `add` a record is a restart, or a stop that ran no poststop
+            teardown(record, path, release_ip=verb == "del")
         if verb == "del":
             if plan.get("resultPath"):
                 try:
