@@ -7,7 +7,17 @@ holds the network config dockee-shim planned.
 
 Every ADD keeps an attachment record (`<dataDir>/<network>/attachments/<id>-<ifname>.json`),
 written before anything is made, so DEL removes exactly what ADD made, also after a crash, and also
-when the netns is gone.  Imports stay lean: this runs once per container start and stop.
+when the netns is gone.
+
+Cost: this runs once per container start and stop, and an interpreter's start and imports are
+most of it, so (scripts/bench_network.py prints where the time goes, from DOCKEE_CNI_TIMING marks):
+the launcher runs -IS (scripts/write-launcher.py); nothing loads json's regular expressions,
+dataclasses, typing, pathlib, socket.py or subprocess on the way (cnijson, _socket, lazy imports),
+and DEL with its record parses only the config's head; netlink messages are packed by hand
+(rtnl.py), port elements go over nfnetlink (nftnl.py), `nft` runs only to make the table and a
+network's elements (nat.publish remembers them by the table's handle); the container side is done
+by a helper born in the netns (insidens.py) whose start overlaps ADD's host-side work; the process
+ends with os._exit once its output is flushed.
 """
 
 from __future__ import annotations
