@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import select
+import signal
 import socket
 import struct
 import termios
@@ -61,6 +62,11 @@ def hand_over(path: str | None, master: int) -> int | None:
     """Give the pty master to --console-socket and close ours; without a socket, keep it
     (a foreground `run` or `exec -t` proxies it).  Returns the master we still hold."""
     if not path:
+        # the caller's size from the start, before the process can ask for it (as runc's
+        # initial resize)
+        caller = caller_tty()
+        if caller is not None:
+            copy_size(caller, master)
         return master
     from .errors import RuntimeErr
 
@@ -70,6 +76,14 @@ def hand_over(path: str | None, master: int) -> int | None:
         raise RuntimeErr(f"console socket {path}: {e.strerror}")
     finally:
         os.close(master)
+    return None
+
+
+def caller_tty() -> int | None:
+    """The first of our stdin, stdout, stderr that is a terminal (runc's console.Current)."""
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            return fd
     return None
 
 
@@ -87,7 +101,16 @@ def proxy(master: int, child_alive: object) -> None:
     if os.isatty(0):
         restore = termios.tcgetattr(0)
         tty.setraw(0)
-        copy_size(0, master)
+    caller = caller_tty()
+    previous_winch = None
+    if caller is not None:
+        # as runc: a resize of the caller's terminal is copied to the pty, never forwarded as
+        # a signal (the kernel sends SIGWINCH to the pty's foreground group itself)
+        def resize(_signum: int, _frame: object) -> None:
+            copy_size(caller, master)
+
+        previous_winch = signal.signal(signal.SIGWINCH, resize)
+        copy_size(caller, master)  # a resize before the handler was in place
     stdin_open = True
     try:
         while True:
@@ -110,5 +133,7 @@ def proxy(master: int, child_alive: object) -> None:
             if not ready and callable(child_alive) and not child_alive():
                 return
     finally:
+        if caller is not None:
+            signal.signal(signal.SIGWINCH, previous_winch or signal.SIG_DFL)
         if restore is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, restore)
