@@ -7,6 +7,7 @@ so that `delete --force` can always clean up after a runtime that was killed mid
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import select
@@ -127,25 +128,8 @@ class Runtime:
 
             check_config(spec)
 
-        from .cgroups import new_manager
-
-        cgroup = new_manager(spec.linux.cgroups_path, cid)
-        if self.rootless_cgroups:
-            from .rootless import usable_cgroups
-
-            # root of a caller's user namespace (rootless podman) knows it has no cgroups:
-            # only a user running us directly is told
-            cgroup = usable_cgroups(cgroup, spec.linux.resources,
-                                    self.warn if self.unprivileged else self.debug)
-        shared_cgroup = cgroup.exists()
-        if shared_cgroup:
-            # a frozen cgroup would freeze init halfway through setup; a busy one is shared
-            if cgroup.is_frozen():
-                raise RuntimeErr("container's cgroup unexpectedly frozen")
-            busy = cgroup.pids()
-            if busy:
-                self.warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
-        trace.mark("cgroup")
+        # the id is claimed (its state dir made: our lock against a concurrent create of the
+        # same id) before anything looks at cgroups: a duplicate says only that it exists
         try:
             self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
@@ -160,6 +144,14 @@ class Runtime:
             raise RuntimeErr(f"creating the state directory {sdir}: {e.strerror}"
                              f"{self._root_hint()}") from e
         ours = os.stat(sdir).st_ino
+        try:
+            cgroup, shared_cgroup = self._check_cgroup(spec, cid)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if os.stat(sdir).st_ino == ours:  # not a later create's, after a delete
+                    st_mod.remove_state_dir(sdir)
+            raise
+        trace.mark("cgroup")
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
                    annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
         saved = False
@@ -179,6 +171,28 @@ class Runtime:
                 raise RuntimeErr("container was deleted during create") from e
             raise
         return st, master
+
+    def _check_cgroup(self, spec: Spec, cid: str) -> tuple[Any, bool]:
+        """The container's cgroup manager, and whether its cgroup existed already (shared)."""
+        from .cgroups import new_manager
+
+        cgroup = new_manager(spec.linux.cgroups_path, cid)
+        if self.rootless_cgroups:
+            from .rootless import usable_cgroups
+
+            # root of a caller's user namespace (rootless podman) knows it has no cgroups:
+            # only a user running us directly is told
+            cgroup = usable_cgroups(cgroup, spec.linux.resources,
+                                    self.warn if self.unprivileged else self.debug)
+        shared_cgroup = cgroup.exists()
+        if shared_cgroup:
+            # a frozen cgroup would freeze init halfway through setup; a busy one is shared
+            if cgroup.is_frozen():
+                raise RuntimeErr("container's cgroup unexpectedly frozen")
+            busy = cgroup.pids()
+            if busy:
+                self.warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
+        return cgroup, shared_cgroup
 
     def _root_hint(self) -> str:
         if not self.unprivileged:
