@@ -6,7 +6,8 @@ force-removes what it made and checks nothing of it is left.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import socket
 import subprocess
 import tarfile
 import uuid
@@ -97,3 +98,60 @@ def test_F10_F12_ps_and_port_show_the_host_port(dk: Dockee) -> None:
     assert f"0.0.0.0:{host_port}->80/tcp" in ps
     doc = dk.inspect(n)
     assert doc["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": host_port}]
+
+
+def test_F21_new_volume_gets_the_image_content_and_etc_binds_stay_on_top(dk: Dockee) -> None:
+    vol = f"v{uuid.uuid4().hex[:10]}"
+    try:
+        p = dk("run", "--rm", "--hostname", "hn1", "-v", f"{vol}:/etc", "busybox", "sh", "-c",
+               "ls /etc; cat /etc/hostname; grep -c . /etc/resolv.conf; grep hn1 /etc/hosts")
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.split()
+        assert {"group", "hostname", "hosts", "passwd", "resolv.conf"} <= set(lines), lines
+        assert "hn1" in lines
+        # the volume kept the image's files; an existing volume is not filled again
+        data = Path(dk.root) / "volumes" / vol / "_data"
+        assert (data / "passwd").exists()
+        (data / "passwd").unlink()
+        again = dk("run", "--rm", "--net", "none", "-v", f"{vol}:/etc", "busybox", "ls", "/etc").stdout.split()
+        assert "group" in again and "passwd" not in again
+    finally:
+        dk("volume", "rm", "-f", vol)
+
+
+def test_F23_commit_takes_the_containers_cmd_and_no_mount_points(dk: Dockee, tmp_path: Path) -> None:
+    n = name()
+    img = f"live{uuid.uuid4().hex[:8]}:1"
+    assert dk("run", "-d", "--name", n, "-e", "A=1", "busybox", "sh", "-c",
+              "echo a > /state; sleep 300").returncode == 0
+    try:
+        assert dk("commit", n, img).returncode == 0
+        assert dk("inspect", "-f", "{{.Config.Cmd}}", img).stdout.strip() == \
+            '["sh", "-c", "echo a > /state; sleep 300"]'
+        assert "A=1" in dk("inspect", "-f", "{{.Config.Env}}", img).stdout
+        out = tmp_path / "img.tar"
+        assert dk("save", "-o", str(out), img).returncode == 0
+        names: set[str] = set()
+        with tarfile.open(out) as t:
+            for m in t.getmembers():
+                if m.name.endswith(".tar") or m.name.startswith("blobs/"):
+                    f = t.extractfile(m)
+                    if f is None:
+                        continue
+                    with contextlib.suppress(tarfile.TarError), tarfile.open(fileobj=f) as layer:
+                        names |= set(layer.getnames())
+        assert "state" in names or "./state" in names
+        assert not {"etc/hosts", "etc/resolv.conf", "etc/hostname"} & {x.removeprefix("./") for x in names}
+    finally:
+        dk("rm", "-f", n)
+        dk("rmi", img)
+
+
+def test_F25_a_missing_workdir_is_made(dk: Dockee) -> None:
+    p = dk("run", "--rm", "--net", "none", "-w", "/newdir/sub", "busybox", "pwd")
+    assert (p.returncode, p.stdout) == (0, "/newdir/sub\n"), p.stderr
+
+
+def test_F15_net_host_keeps_the_hosts_hostname(dk: Dockee) -> None:
+    p = dk("run", "--rm", "--net", "host", "busybox", "hostname")
+    assert (p.returncode, p.stdout.strip()) == (0, socket.gethostname()), p.stderr

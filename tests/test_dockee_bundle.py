@@ -130,10 +130,18 @@ def test_host_network_read_only_binds_hooks() -> None:
              extra_mounts=[b.bind_mount("/n/hosts", "/etc/hosts", False)])
     assert "network" not in {n["type"] for n in s["linux"]["namespaces"]}
     assert s["root"]["readonly"] is True
-    assert s["mounts"][-1] == {"destination": "/data", "type": "bind", "source": "/h",
+    # docker's order: shallower destinations first, the spec's own mounts before all
+    assert s["mounts"][-2] == {"destination": "/data", "type": "bind", "source": "/h",
                                "options": ["rbind", "rprivate", "ro"]}
-    assert s["mounts"][-2]["destination"] == "/etc/hosts"
+    assert s["mounts"][-1]["destination"] == "/etc/hosts"
     assert s["hooks"] == {"createRuntime": [{"path": "/x"}]}
+
+
+def test_a_volume_on_etc_goes_under_the_etc_binds() -> None:
+    s = spec(binds=[b.bind_mount("/v", "/etc", False), b.bind_mount("/w", "/a/b/c", False)],
+             extra_mounts=[b.bind_mount("/n/hosts", "/etc/hosts", False),
+                           b.bind_mount("/n/hostname", "/etc/hostname", False)])
+    assert [m["destination"] for m in s["mounts"]][-4:] == ["/etc", "/etc/hosts", "/etc/hostname", "/a/b/c"]
 
 
 def test_relative_workdir_refused() -> None:

@@ -401,12 +401,20 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
         "process": process,
         "root": {"path": root_path, "readonly": flags.read_only},
         "hostname": flags.hostname,
-        "mounts": default_mounts(flags.privileged) + list(flags.extra_mounts) + list(flags.binds),
+        "mounts": default_mounts(flags.privileged) + by_depth(list(flags.extra_mounts) + list(flags.binds)),
         "linux": linux,
     }
     if flags.hooks:
         spec["hooks"] = {k: list(v) for k, v in flags.hooks.items()}
     return spec
+
+
+def by_depth(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """docker's order: shallower destinations first (stable), so that -v x:/etc cannot hide the
+    /etc/hosts, /etc/resolv.conf and /etc/hostname binds made on top of it."""
+    def depth(m: dict[str, Any]) -> int:
+        return len([p for p in str(m.get("destination", "")).split("/") if p not in ("", ".")])
+    return sorted(mounts, key=depth)
 
 
 def bind_mount(source: str, destination: str, readonly: bool) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -755,6 +757,46 @@ def stats(ctx: click.Context, no_stream: bool, all_: bool, refs: tuple[str, ...]
             live.update(sample(), refresh=True)
 
 
+def commit_config(rec: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """docker commits the container's Cmd/Entrypoint/Env/WorkingDir/User, not the image's."""
+    flags = rec.get("flags") or {}
+    out: dict[str, Any] = {}
+    if flags.get("entrypoint") is not None:
+        out["Entrypoint"] = shlex.split(flags["entrypoint"]) or None
+        out["Cmd"] = list(flags.get("command") or []) or None
+    elif flags.get("command"):
+        out["Cmd"] = list(flags["command"])
+    if flags.get("env"):
+        merged = dict(e.partition("=")[::2] for e in image_config.get("Env") or [])
+        merged.update(e.partition("=")[::2] for e in flags["env"])
+        out["Env"] = [f"{k}={v}" for k, v in merged.items()]
+    if flags.get("workdir"):
+        out["WorkingDir"] = flags["workdir"]
+    user = (rec.get("config") or {}).get("User")
+    if user:
+        out["User"] = user
+    return out
+
+
+def mount_points_made(cdir: Path) -> frozenset[str]:
+    """The empty files the runtime made in the upper dir as targets of dockee's own binds
+    (/etc/hosts, /etc/resolv.conf, /etc/hostname): docker keeps those out of images."""
+    try:
+        with open(cdir / "config.json") as f:
+            mounts = json.load(f).get("mounts") or []
+    except (OSError, ValueError):
+        mounts = []
+    out = set()
+    for m in mounts:
+        if m.get("type") == "bind" and str(m.get("source", "")).startswith(f"{cdir}/"):
+            rel = str(m.get("destination", "")).strip("/")
+            with contextlib.suppress(OSError):
+                st = os.lstat(cdir / "upper" / rel)
+                if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                    out.add(rel)
+    return frozenset(out)
+
+
 @click.command("commit", help="Make an image of a container's changes.")
 @click.option("-a", "--author", default="")
 @click.option("-m", "--message", default="")
@@ -777,9 +819,11 @@ def commit(ctx: click.Context, author: str, message: str, change: tuple[str, ...
         with contextlib.suppress(RuntimeFailure):
             rt.pause(rec["id"])
             paused = True
+    cdir = eng.containers.dir(rec["id"])
     try:
-        img = images.commit(eng.containers.dir(rec["id"]) / "upper", base, target, changes=list(change),
-                            author=author, message=message)
+        img = images.commit(cdir / "upper", base, target, changes=list(change), author=author, message=message,
+                            container_config=commit_config(rec, base.config),
+                            exclude=mount_points_made(cdir))
     finally:
         if paused:
             with contextlib.suppress(RuntimeFailure):

@@ -337,14 +337,17 @@ class ImageStore:
         return self.finish([(staging, ex)], [(config_bytes(raw), [tag] if tag else [])])[0]
 
     def commit(self, upper_dir: Path, base: Image, ref: str | None, *, changes: Sequence[str] = (),
-               author: str = "", message: str = "") -> Image:
+               author: str = "", message: str = "", container_config: dict[str, Any] | None = None,
+               exclude: frozenset[str] = frozenset()) -> Image:
+        """container_config: the container's Cmd, Env, ... (docker commits those, not the image's);
+        exclude: upper-dir paths (relative) that never belong in the layer (mount points)."""
         from pyruntime.dockee.layers import write_tar
 
         tag = normalize_ref(ref) if ref else None
-        config = apply_changes(base.config, list(changes))
+        config = apply_changes(dict(base.config) | (container_config or {}), list(changes))
         self.store.ensure()
         with tempfile.TemporaryFile(dir=self.store.tmp) as tmp:
-            write_tar(upper_dir, tmp, upper=True)
+            write_tar(upper_dir, tmp, upper=True, exclude=exclude)
             tmp.seek(0)
             staging, ex = self.stage_layer(tmp, what=f"commit of {upper_dir}")
         created = now_rfc3339()

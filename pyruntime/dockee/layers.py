@@ -471,7 +471,7 @@ def _info(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
     return ti
 
 
-def write_tar(root: Path, out: IO[bytes], *, upper: bool = False) -> None:
+def write_tar(root: Path, out: IO[bytes], *, upper: bool = False, exclude: frozenset[str] = frozenset()) -> None:
     """Write the directory root as a layer tar (see module doc) to out.
 
     upper=True: root is an overlay upper dir; a redirected directory (redirect_dir) is not
@@ -481,6 +481,8 @@ def write_tar(root: Path, out: IO[bytes], *, upper: bool = False) -> None:
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, st in _walk(src):
+            if rel in exclude:
+                continue
             full = os.path.join(src, rel)
             mode = st.st_mode
             if stat.S_ISCHR(mode) and st.st_rdev == 0:

@@ -14,6 +14,8 @@ import json
 import os
 import platform
 import shutil
+import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -24,6 +26,7 @@ from pyruntime.dockee import bundle as bundlemod
 from pyruntime.dockee import monitor, overlay
 from pyruntime.dockee.containers import Containers, boot_id, derive_status, new_id
 from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
+from pyruntime.dockee.export import resolve_in
 from pyruntime.dockee.network import attach as netattach
 from pyruntime.dockee.runtime import OCIRuntime, RuntimeFailure
 from pyruntime.dockee.store import Store, atomic_write_json
@@ -82,6 +85,17 @@ def cgroup_dirs(relative: str, proc_cgroup: str | None = None, root: Path = Path
             base = root / name if name else root
             out.append(base / path.lstrip("/") / relative)
     return out
+
+
+def _fill_volume(merged: Path, dst: str, data: str) -> None:
+    """docker's copy-up: a new volume starts with what the image has at its destination."""
+    src = resolve_in(merged, dst)
+    if not src.is_dir() or src.is_symlink() or any(os.scandir(data)):
+        return
+    p = subprocess.run(["cp", "-a", "--", f"{src}/.", data], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise DockeeError(f"volume for {dst}: copying the image's content: {p.stderr.strip()}")
 
 
 def remove_empty_cgroups(relative: str) -> None:
@@ -167,11 +181,15 @@ class Engine:
         cdir = self.containers.dir(cid)
         try:
             binds = []
+            fresh: list[tuple[str, str]] = []  # (volume dir, destination) of volumes made now
             vols = Volumes(self.store)
             for kind, src, dst, ro in mounts_plan:
                 if kind == "volume":
                     anonymous = src == ""
+                    is_new = anonymous or not vols.exists(src)
                     doc = vols.create(src or None, anonymous=anonymous)
+                    if is_new:
+                        fresh.append((doc["Mountpoint"], dst))
                     if anonymous:
                         rec["anon_volumes"].append(doc["Name"])
                     source = doc["Mountpoint"]
@@ -182,11 +200,22 @@ class Engine:
                     rec["volumes"].append({"Type": "bind", "Source": source, "Destination": dst, "RW": not ro})
                 binds.append(bundlemod.bind_mount(source, dst, ro))
             flags.binds = binds
+            if network == "host" and not flags.hostname:
+                flags.hostname = socket.gethostname()  # docker and podman: the host's name
             flags.hostname = flags.hostname or cid[:12]
+            cdir.mkdir(parents=True, exist_ok=True)
+            (cdir / "hostname").write_text(flags.hostname + "\n")
+            flags.extra_mounts = [bundlemod.bind_mount(str(cdir / "hostname"), "/etc/hostname", False)]
             cg = f"dockee-{cid[:12]}"
             flags.cgroups_path = f"{cgroup_parent.rstrip('/')}/{cg}" if cgroup_parent else cg
             merged = cdir / "merged"
             overlay.mount(img.layer_dirs, cdir / "upper", cdir / "work", merged)
+            for data, dst in fresh:
+                _fill_volume(merged, dst, data)
+            workdir = flags.workdir or str(img.config.get("WorkingDir") or "")
+            if workdir.startswith("/"):  # docker and podman make a missing working directory
+                with contextlib.suppress(OSError):
+                    resolve_in(merged, workdir).mkdir(mode=0o755, parents=True, exist_ok=True)
             user = user_spec or str(img.config.get("User") or "")
             if user:
                 flags.user = bundlemod.resolve_user(user, overlay.rootfs_file(merged, "/etc/passwd"),
@@ -196,7 +225,7 @@ class Engine:
                                           add_hosts=add_hosts, hostname=flags.hostname, bundle=cdir)
                 if plan is not None:
                     flags.hooks = plan.hooks
-                    flags.extra_mounts = plan.mounts
+                    flags.extra_mounts = plan.mounts + flags.extra_mounts
                     rec["ip"] = plan.ip
                     rec["ports"] = plan.ports
             flags.net = "host" if network == "host" else "private"
