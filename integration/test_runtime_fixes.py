@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+
 import pytest
+from harness import wait_until
 
 from conftest import Runtime, base_config
 
@@ -31,3 +36,40 @@ def test_a_duplicate_create_says_only_that_the_id_exists(
     assert (after["status"], after["pid"]) == ("created", first["pid"])
     rt("start", cid, check=True)
     assert rt.state(cid)["status"] == "running"
+
+
+@pytest.mark.parametrize("which", ["pyrt", "runc"])
+def test_a_missing_cwd_is_made_even_on_a_read_only_root(
+        which: str, request: pytest.FixtureRequest) -> None:
+    rt: Runtime = request.getfixturevalue(which)
+    cfg = base_config(["pwd"])
+    cfg["process"]["cwd"] = "/newdir/sub"
+    cfg["root"]["readonly"] = True
+    bundle = rt.bundle(cfg)
+    p = rt("run", "--bundle", str(bundle), rt.new_id())
+    assert (p.returncode, p.stdout) == (0, "/newdir/sub\n"), p.stderr
+    made = os.stat(bundle / "rootfs" / "newdir" / "sub")
+    assert (stat.S_IMODE(made.st_mode), made.st_uid) == (0o755, 0)
+
+
+@pytest.mark.parametrize("which", ["pyrt", "runc"])
+def test_a_foreground_run_deleted_elsewhere_exits_137(
+        which: str, request: pytest.FixtureRequest) -> None:
+    """`delete --force` from another shell kills init: the foreground `run` reports it as
+    a SIGKILL (128+9), as runc does, not as a failure of its own."""
+    rt: Runtime = request.getfixturevalue(which)
+    bundle = rt.bundle(base_config(["sleep", "100"]))
+    cid = rt.new_id()
+    with subprocess.Popen([rt.binary, "--root", str(rt.root), "run", "--bundle", str(bundle), cid],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as fg:
+        try:
+            assert wait_until(lambda: rt("state", cid).returncode == 0
+                       and rt.state(cid)["status"] == "running", timeout=20)
+            rt("delete", "--force", cid, check=True)
+            _, err = fg.communicate(timeout=30)
+        finally:
+            if fg.poll() is None:
+                fg.kill()
+    assert fg.returncode == 137, err
+    assert rt("state", cid).returncode != 0

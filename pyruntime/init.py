@@ -352,6 +352,7 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
 
     if has_mount_ns:
         mounts.pivot_root(plan.rootfs, sys=sys, no_pivot=plan.no_pivot)
+        _make_cwd(proc.cwd)
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
@@ -374,6 +375,22 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
     if spec.domainname:
         sys.setdomainname(spec.domainname)
     _become_process(chan, plan, proc, prepared, state, fifo_fd, sys)
+
+
+def _make_cwd(cwd: str) -> None:
+    """As runc: a missing process.cwd is made (0755, by the container's root) once in the
+    new root and before it may turn read-only.  Resolved inside the root, never following a
+    link out of it; a failure is left to the chdir that reports it."""
+    from .paths import open_in_root
+
+    try:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.close(open_in_root(root, cwd, create="dir"))
+        finally:
+            os.close(root)
+    except OSError:
+        pass
 
 
 def _exec_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
