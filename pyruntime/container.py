@@ -7,7 +7,6 @@ so that `delete --force` can always clean up after a runtime that was killed mid
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import select
@@ -147,9 +146,11 @@ class Runtime:
         try:
             cgroup, shared_cgroup = self._check_cgroup(spec, cid)
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:
                 if os.stat(sdir).st_ino == ours:  # not a later create's, after a delete
                     st_mod.remove_state_dir(sdir)
+            except OSError:
+                pass
             raise
         trace.mark("cgroup")
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
