@@ -4,7 +4,6 @@ the OCI hooks run the plugin, containers reach each other by IP and by name, the
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import urllib.request
@@ -160,6 +159,8 @@ def test_fixed_ip_and_bad_input_leave_nothing(dk: Dockee) -> None:
     p = dk.run(plan, ["ip", "-4", "-o", "addr", "show", "eth0"])
     assert p.returncode == 0, p.stderr
     assert f"inet {want}/24" in p.stdout
+    assert want not in os.listdir(dk.store.networks / "ipam" / net.name)  # freed at its poststop (F11)
+    holder, _ = dk.plan(net.name, "holder", ip=want)
     allocated = sorted(os.listdir(dk.store.networks / "ipam" / net.name))
     hp = free_port()
     for kw, err in (({"ip": want}, "already allocated"), ({"ip": "10.0.0.1"}, "not in network"),
@@ -170,4 +171,4 @@ def test_fixed_ip_and_bad_input_leave_nothing(dk: Dockee) -> None:
         assert sorted(os.listdir(dk.store.networks / "ipam" / net.name)) == allocated
     with pytest.raises(NotFound):
         dk.plan("no-such-network", "x")
-    assert json.loads(json.dumps(sorted(networks.members(dk.store, net.name)))) == [cid]
+    assert sorted(networks.members(dk.store, net.name)) == sorted([cid, holder])

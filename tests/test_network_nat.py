@@ -40,6 +40,7 @@ def test_network_elements() -> None:
     assert nat.network_batch("dk1", "10.1.1.0/24", "br1", True) == (
         "add element ip dk1 subnets { 10.1.1.0/24 }\n"
         'add element ip dk1 bridges { "br1" }\n'
+        'add element ip dk1 pairs { "br1" . "br1" }\n'
         "add element ip dk1 masq { 10.1.1.0/24 }\n")
     assert "masq" not in nat.network_batch("dk1", "10.1.1.0/24", "br1", False)
 
@@ -48,6 +49,8 @@ def test_nft_errors_are_classified() -> None:
     e = nat.NftError("Error: Could not process rule: File exists\ncreate element ...\n")
     assert e.exists and not e.missing and e.msg == "nft: Could not process rule: File exists"
     assert nat.NftError("Error: No such file or directory\n").missing
+    # nft 1.0.6 on an interval set (F24)
+    assert nat.NftError("/dev/stdin:1:47-60: Error: element does not exist\n").no_element
 
 
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft not installed")

@@ -38,6 +38,7 @@ def table_setup(table: str) -> str:
         f"add set {t} masq {{ type ipv4_addr; flags interval; }}",
         f"add set {t} bridges {{ type ifname; }}",
     ]
+    lines += _isolation(t)
     for p in PROTOCOLS:
         lines.append(f"add map {t} ports_{p} {{ type inet_service : ipv4_addr . inet_service; }}")
         lines.append(f"add map {t} addrports_{p} {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}")
@@ -61,11 +62,34 @@ def table_setup(table: str) -> str:
         f"add rule {t} postrouting ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade",
         f"add rule {t} postrouting ct status dnat oifname @bridges ip saddr @subnets masquerade",
         f"add rule {t} postrouting ip saddr @masq oifname != @bridges masquerade",
+    ]
+    lines += _forward(t)
+    return "\n".join(lines) + "\n"
+
+
+def _isolation(t: str) -> list[str]:
+    # (bridge . bridge) of each network: traffic may stay within one, never cross between two
+    return [f"add set {t} pairs {{ type ifname . ifname; }}"]
+
+
+def _forward(t: str) -> list[str]:
+    """The forward chain.  Networks are isolated from each other (docker's DOCKER-ISOLATION chains,
+    netavark's isolate): a packet from one of our bridges to another is dropped, unless it is a
+    published port's (DNAT: a container reaching another network's port through a host address)."""
+    return [
         f"add chain {t} forward {{ type filter hook forward priority filter; policy accept; }}",
+        f"add rule {t} forward iifname @bridges oifname @bridges ct status dnat accept",
+        f"add rule {t} forward iifname @bridges oifname @bridges iifname . oifname != @pairs drop",
         f"add rule {t} forward iifname @bridges accept",
         f"add rule {t} forward oifname @bridges accept",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def table_upgrade(table: str) -> str:
+    """A table made by an older dockee lacks the isolation: its set, and the forward chain anew."""
+    t = f"ip {table}"
+    return "\n".join([*_isolation(t), f"add chain {t} forward {{ type filter hook forward priority filter; "
+                      "policy accept; }", f"flush chain {t} forward", *_forward(t)[1:]]) + "\n"
 
 
 def _element(m: PortMapping, ip: str) -> tuple[str, str]:
@@ -77,7 +101,8 @@ def _element(m: PortMapping, ip: str) -> tuple[str, str]:
 
 def network_batch(table: str, subnet: str, bridge: str, masquerade: bool, op: str = "add") -> str:
     lines = [f"{op} element ip {table} subnets {{ {subnet} }}",
-             f'{op} element ip {table} bridges {{ "{bridge}" }}']
+             f'{op} element ip {table} bridges {{ "{bridge}" }}',
+             f'{op} element ip {table} pairs {{ "{bridge}" . "{bridge}" }}']
     if masquerade:
         lines.append(f"{op} element ip {table} masq {{ {subnet} }}")
     return "\n".join(lines) + "\n"
@@ -144,6 +169,7 @@ def ensure_table(table: str) -> None:
     except NftError as e:
         if not e.exists:
             raise
+        run_batch(table_upgrade(table))  # it exists, so something newer than it is missing
 
 
 def apply(table: str, batch: str) -> None:
@@ -165,7 +191,7 @@ def publish(table: str, subnet: str, bridge: str, masquerade: bool, ip: str,
     handle, holds the network's elements already: then an ADD without ports runs no nft at all
     (one nfnetlink request instead of a ~30 ms process).  A table deleted and made again has
     another handle; `network rm` removes the directory, marker included."""
-    line = f"{subnet} {bridge} {int(masquerade)}"
+    line = f"{subnet} {bridge} {int(masquerade)} isolated"  # a marker of an older table says less
     known = marker is not None and _marked(marker, table, line)
     if known:
         if mappings and not _publish_netlink(table, ip, mappings):
@@ -320,7 +346,8 @@ def forget_network(table: str, subnet: str, bridge: str) -> None:
     stale = [PortMapping(port, cport, proto, hip) for (proto, hip, port), (cip, cport) in published(table).items()
              if ipaddress.IPv4Address(cip) in net]
     batch = unpublish_batch(table, stale)
-    for name, elem in (("subnets", subnet), ("masq", subnet), ("bridges", f'"{bridge}"')):
+    for name, elem in (("subnets", subnet), ("masq", subnet), ("bridges", f'"{bridge}"'),
+                       ("pairs", f'"{bridge}" . "{bridge}"')):
         batch += f"delete element ip {table} {name} {{ {elem} }}\n"
     for line in batch.splitlines():  # one by one: an absent element must not undo the others
         try:
