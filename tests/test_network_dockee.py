@@ -20,6 +20,7 @@ from pyruntime.dockee.store import Store
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     # no host routes: the tests must not depend on this machine's addresses
     monkeypatch.setattr(networks, "host_routes", lambda: [])
+    monkeypatch.setattr(networks, "make_bridge", lambda s, n: None)  # no bridges on the host from a unit test
     return Store(tmp_path / "store").ensure()
 
 

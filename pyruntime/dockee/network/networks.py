@@ -9,6 +9,7 @@ The record is all a CNI config needs; `cni_config` turns it into the plugin's in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -129,13 +130,55 @@ def _pick_subnet(store: Store) -> ipaddress.IPv4Network:
     raise DockeeError(f"no free /24 left in {AUTO_POOL} for a new network; give --subnet")
 
 
+HOST_LOCK = "/run/dockee-networks.lock"
+
+
+class _HostLock:
+    """Host-wide, around choosing a subnet and making its bridge: two stores (or two users of
+    dockee) must not both pick the same free /24 before either bridge's route exists."""
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        try:
+            self.fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self.fd = -1  # no /run (a test's unprivileged fake): the store's own lock still holds
+            return
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def make_bridge(store: Store, net: Network) -> None:
+    """The bridge with its gateway address, at `network create` as docker does: its route reserves
+    the subnet on the host at once (the next create, of any store, sees it).  Its ifalias names the
+    store, so that leftovers of a deleted store can be told apart (see `orphans`)."""
+    from pyruntime.dockee.network import bridge
+    from pyruntime.dockee.network.cniconf import CNIError
+
+    try:
+        with bridge.iproute() as ipr:
+            bridge.ensure_bridge(ipr, net.bridge, 1500, f"{net.gateway}/{net.net.prefixlen}")
+    except CNIError as e:
+        raise DockeeError(f"network {net.name}: {e.msg}")
+    with contextlib.suppress(OSError):
+        with open(f"/sys/class/net/{net.bridge}/ifalias", "w") as f:
+            f.write(f"{ALIAS_PREFIX}{os.path.realpath(store.root)} {net.name}")
+
+
+ALIAS_PREFIX = "dockee "
+
+
 def create(store: Store, name: str, subnet: str | None = None, gateway: str | None = None,
            driver: str = "bridge") -> Network:
     check_name(name)
     if driver not in DRIVERS:
         raise DockeeError(f"--driver {driver!r} is not supported (only bridge)")
     store.ensure()
-    with store.lock("networks"):
+    with store.lock("networks"), _HostLock():
         if _path(store, name).exists():
             raise Conflict(f"network {name} already exists")
         if subnet:
@@ -169,6 +212,12 @@ def create(store: Store, name: str, subnet: str | None = None, gateway: str | No
         rec = Network(name=name, id=nid, driver=driver, subnet=str(net), gateway=str(gw), bridge=bridge,
                       table=nft_table(store), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         atomic_write_json(_path(store, name), asdict(rec))
+        try:
+            make_bridge(store, rec)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(_path(store, name))
+            raise
     return rec
 
 
