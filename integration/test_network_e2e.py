@@ -186,3 +186,63 @@ def test_a_stopped_container_frees_its_address_and_takes_one_at_start(env: Env) 
     assert f"inet {fixed}/29" in env.sh("exec", "fx", "ip", "addr", "show", "eth0")
     doc = json.loads(env.sh("network", "inspect", tiny))[0]["Containers"]
     assert [c["IPv4Address"] for c in doc.values()] == [f"{fixed}/29"]
+
+
+def test_networks_are_isolated_from_each_other_but_published_ports_cross(env: Env) -> None:
+    """F13: as docker's isolation chains: no traffic between two networks, a published port still
+    answers another network's container (through its gateway, a host address) and the host."""
+    other = f"o{uuid.uuid4().hex[:8]}"
+    sub2 = free_subnet()
+    while sub2 == env.subnet:
+        sub2 = free_subnet()
+    env.sh("network", "create", "--subnet", str(sub2), other)
+    hp = free_port()
+    env.sh("run", "-d", "--name", "b", "--net", other, "-p", f"{hp}:80", "-v", f"{www(env)}:/www",
+           "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    b_ip = next(iter(json.loads(env.sh("network", "inspect", other))[0]["Containers"].values()))["IPv4Address"]
+    b_ip = b_ip.split("/")[0]
+    env.sh("run", "-d", "--name", "a", "--net", env.net, "busybox", "sleep", "300")
+    env.sh("run", "-d", "--name", "c", "--net", env.net, "busybox", "sleep", "300")
+    assert "1 packets received" in env.sh("exec", "a", "ping", "-c1", "-W2", "c")  # within one network
+    p = dockee(env.root, "exec", "a", "ping", "-c1", "-W2", b_ip)
+    assert p.returncode != 0 and "0 packets received" in p.stdout, p.stdout
+    p = dockee(env.root, "exec", "a", "sh", "-c", f"echo x | nc -w 2 {b_ip} 80 && echo connected")
+    assert "connected" not in p.stdout
+    assert env.sh("exec", "a", "wget", "-qO-", f"http://{env.subnet[1]}:{hp}/") == "hi\n"
+    assert get(f"http://127.0.0.1:{hp}/") == "hi\n"
+
+
+def test_networks_created_without_subnet_in_two_stores_never_share_one(env: Env) -> None:
+    """F45: the free /24 is chosen against the host's routes, and `network create` makes the bridge
+    (with its address: its route) at once, so another store's next create sees it taken."""
+    root2 = env.tmp / "store2"
+    a, b = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    try:
+        env.sh("network", "create", a)
+        p = dockee(root2, "network", "create", b)
+        assert p.returncode == 0, p.stderr
+        na, nb = networks.load(Store(env.root), a), networks.load(Store(root2), b)
+        assert not na.net.overlaps(nb.net)
+        assert link_exists(na.bridge) and link_exists(nb.bridge)
+        assert f"inet {na.gateway}/24" in sh("ip", "-4", "addr", "show", na.bridge).stdout
+    finally:
+        for n in networks.list_all(Store(root2)):
+            dockee(root2, "network", "rm", n.name)
+            if link_exists(n.bridge):
+                sh("ip", "link", "del", n.bridge, check=False)
+        shutil.rmtree(root2, ignore_errors=True)
+
+
+def test_a_restarted_container_keeps_its_mac_so_its_published_port_answers_at_once(env: Env) -> None:
+    """F31: the MAC follows the IP (docker's 02:42:<ip>), so the host's neighbour entry of the
+    address stays right across a restart (a new random MAC left the port dead ~25 s)."""
+    hp = free_port()
+    env.sh("run", "-d", "--name", "web", "--net", env.net, "-p", f"{hp}:80", "-v", f"{www(env)}:/www",
+           "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    assert get(f"http://127.0.0.1:{hp}/") == "hi\n"
+    env.sh("restart", "-t", "1", "web")
+    assert get(f"http://127.0.0.1:{hp}/") == "hi\n"
+    out = env.sh("exec", "web", "ip", "-o", "link", "show", "eth0") + env.sh("exec", "web", "ip", "-4", "-o",
+                                                                             "addr", "show", "eth0")
+    ip = out.split(" inet ")[1].split("/")[0]
+    assert "link/ether 02:42:" + ":".join(f"{int(b):02x}" for b in ip.split(".")) in out

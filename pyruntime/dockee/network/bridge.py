@@ -55,11 +55,13 @@ def ensure_bridge(r: Rtnl, name: str, mtu: int, gateway_cidr: str | None) -> dic
 
 
 def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: int, mtu: int,
-             hairpin: bool) -> dict[str, Any]:
+             hairpin: bool, address: str | None = None) -> dict[str, Any]:
     """A veth pair whose peer is born inside the container's netns as `ifname`, the host end up and on
-    the bridge: one request (configure_container brings the peer up)."""
+    the bridge: one request (configure_container brings the peer up).  With `address` (the container's
+    IPv4), the peer's MAC is derived from it, as docker does (see mac_for)."""
     try:
-        r.add_veth(host_name, mtu, ifname, netns_fd, master=bridge_index, up=True)
+        r.add_veth(host_name, mtu, ifname, netns_fd, master=bridge_index, up=True,
+                   peer_mac=mac_for(address) if address else None)
     except NetlinkError as e:
         if e.errno == errno.EEXIST:
             raise CNIError(E_PLUGIN, f"an interface {ifname} exists in the container's netns already, "
@@ -72,6 +74,15 @@ def add_veth(r: Rtnl, host_name: str, netns_fd: int, ifname: str, bridge_index: 
         # a container reaching its own published port: the frame leaves through the port it came in
         set_sysctl(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1")
     return link
+
+
+def mac_for(address: str) -> bytes:
+    """02:42:<the IPv4's 4 bytes> (docker's scheme): an address keeps its MAC across restarts and
+    containers, so the host's and the peers' neighbour entries never point at a gone veth (a random
+    MAC per start left a published port dead until the stale entry expired, ~25 s)."""
+    import _socket
+
+    return b"\x02\x42" + _socket.inet_aton(address)
 
 
 def configure_container(netns_fd: int, ifname: str, address: str, routes: list[Route],

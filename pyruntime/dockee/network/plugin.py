@@ -126,7 +126,8 @@ def add(env: Env, conf: NetConf, early: tuple[int, insidens.Helper] | None = Non
             br = bridge.ensure_bridge(ipr, conf.bridge, conf.mtu, gw)
             mark("netlink: bridge")
             hairpin = conf.hairpin_mode or bool(conf.port_mappings)
-            host = bridge.add_veth(ipr, record["hostVeth"], netns_fd, env.ifname, br["index"], conf.mtu, hairpin)
+            host = bridge.add_veth(ipr, record["hostVeth"], netns_fd, env.ifname, br["index"], conf.mtu, hairpin,
+                                   str(ip))
             mark("netlink: veth pair")
             helper.send(env.ifname, *bridge.container_args(conf.range.prefixed(ip), cniconf.container_routes(conf),
                                                            str(conf.range.gateway)))

@@ -212,13 +212,14 @@ class Rtnl:
         self._request(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
 
     def add_veth(self, name: str, mtu: int, peer: str, peer_netns_fd: int, master: int | None = None,
-                 up: bool = False) -> None:
+                 up: bool = False, peer_mac: bytes | None = None) -> None:
         """A veth pair whose `peer` is born inside the netns `peer_netns_fd`; with `up` and `master`, this
         end is created up and enslaved, in the same request.  (The peer cannot be born up: the kernel
         opens it before the two ends know each other, ENOTCONN.)"""
         flags = IFF_UP if up else 0
         peer_msg = (ifinfo() + attr_str(IFLA_IFNAME, peer) + attr_u32(IFLA_MTU, mtu)
-                    + attr_u32(IFLA_NET_NS_FD, peer_netns_fd))
+                    + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
+                    + (attr(IFLA_ADDRESS, peer_mac) if peer_mac is not None else b""))
         info = attr_str(IFLA_INFO_KIND, "veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg))
         body = (ifinfo(0, flags, flags) + attr_str(IFLA_IFNAME, name) + attr_u32(IFLA_MTU, mtu)
                 + (attr_u32(IFLA_MASTER, master) if master is not None else b"") + attr(IFLA_LINKINFO, info))
