@@ -212,3 +212,32 @@ def wait_for(pred: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(pred())
+
+
+def remove_store_networks(root: Path) -> list[str]:
+    """At a test's end, every network of the dockee store `root` (records, bridges, its nft table),
+    also when `network rm` fails or a record is gone: deleting the store alone leaves them on the
+    host for good.  Returns what it had to remove by force (a test can assert it is empty)."""
+    from pyruntime.dockee.errors import DockeeError
+    from pyruntime.dockee.network import networks
+    from pyruntime.dockee.store import Store
+
+    store = Store(root)
+    forced = []
+    for n in networks.list_all(store):
+        try:
+            networks.remove(store, n.name)
+        except DockeeError:
+            forced.append(n.name)
+        if link_exists(n.bridge):
+            sh("ip", "link", "del", n.bridge, check=False)
+    real = os.path.realpath(root)
+    for link in os.listdir("/sys/class/net"):
+        owner = networks.bridge_owner(link)
+        if owner is not None and owner[0] == real:
+            forced.append(link)
+            sh("ip", "link", "del", link, check=False)
+    if sh("nft", "list", "table", "ip", networks.nft_table(store), check=False).returncode == 0:
+        forced.append(networks.nft_table(store))
+        sh("nft", "delete", "table", "ip", networks.nft_table(store), check=False)
+    return forced

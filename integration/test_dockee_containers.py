@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netfix import remove_store_networks
 
 DOCKEE = shutil.which("dockee-shim") or "/usr/local/bin/dockee-shim"
 RUNTIMES = ["pyruntime", "runc"]
@@ -98,6 +99,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     for cid in d.ids():
         d("rm", "-f", cid)
     d("network", "rm", "dockee0")  # the default network's bridge and nft table, made on first use
+    remove_store_networks(base / "store")  # whatever rm left: nothing of the store stays on the host
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mp = line.split()[4]

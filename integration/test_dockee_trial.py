@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netfix import remove_store_networks
 from test_dockee_containers import Dockee, leftovers
 
 
@@ -26,6 +27,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockee]:
     for cid in d.ids():
         d("rm", "-f", cid)
     d("network", "rm", "dockee0")
+    remove_store_networks(base / "store")  # whatever rm left: nothing of the store stays on the host
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mp = line.split()[4]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netfix import free_port, free_subnet, link_exists, sh
+from netfix import free_port, free_subnet, link_exists, remove_store_networks, sh
 
 from conftest import Runtime, base_config
 from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
@@ -78,7 +78,7 @@ class Dockee:
                 networks.remove(self.store, name)
             except NotFound:
                 pass
-        sh("nft", "delete", "table", "ip", networks.nft_table(self.store), check=False)
+        remove_store_networks(self.store.root)
         shutil.rmtree(self.store.root, ignore_errors=True)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netfix import REPO, free_subnet, link_exists, sh
+from netfix import REPO, free_subnet, link_exists, remove_store_networks, sh
 
 from pyruntime.dockee.network import attach, bridge, networks
 from pyruntime.dockee.store import Store
@@ -38,7 +38,7 @@ def shim(tmp_path: Path) -> Iterator[Shim]:
             attach.release(store, cid)
         with bridge.iproute() as r:
             r.del_link(n.bridge)
-    sh("nft", "delete", "table", "ip", networks.nft_table(store), check=False)
+    remove_store_networks(s.root)
     shutil.rmtree(s.root, ignore_errors=True)
 
 
@@ -126,3 +126,15 @@ def test_prune_keeps_the_default_and_used_networks(shim: Shim) -> None:
     p = shim("network", "prune", "-f")
     assert p.returncode == 0 and p.stdout.split() == ["p1"]
     assert sorted(shim("network", "ls", "-q").stdout.split()) == ["dockee0", "p2"]
+
+
+def test_prune_removes_a_bridge_whose_record_is_gone(shim: Shim) -> None:
+    """F48: the bridge names its store (ifalias), so a network whose record was lost (deleted by
+    hand, a crash) still has its bridge found and removed by `network prune`."""
+    assert shim("network", "create", "--subnet", str(free_subnet()), "lost").returncode == 0
+    store = Store(shim.root)
+    net = networks.load(store, "lost")
+    assert link_exists(net.bridge)
+    os.unlink(store.networks / "lost.json")
+    assert shim("network", "prune", "-f").returncode == 0
+    assert not link_exists(net.bridge)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from dockee_images import busybox_tarball, dockee
-from netfix import free_port, free_subnet, link_exists, sh
+from netfix import free_port, free_subnet, link_exists, remove_store_networks, sh
 
 from pyruntime.dockee.network import networks
 from pyruntime.dockee.network.cniconf import host_veth_name
@@ -47,7 +47,7 @@ class Env:
             dockee(self.root, "network", "rm", n.name)
             if link_exists(n.bridge):
                 sh("ip", "link", "del", n.bridge, check=False)
-        sh("nft", "delete", "table", "ip", networks.nft_table(store), check=False)
+        remove_store_networks(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -226,10 +226,7 @@ def test_networks_created_without_subnet_in_two_stores_never_share_one(env: Env)
         assert link_exists(na.bridge) and link_exists(nb.bridge)
         assert f"inet {na.gateway}/24" in sh("ip", "-4", "addr", "show", na.bridge).stdout
     finally:
-        for n in networks.list_all(Store(root2)):
-            dockee(root2, "network", "rm", n.name)
-            if link_exists(n.bridge):
-                sh("ip", "link", "del", n.bridge, check=False)
+        remove_store_networks(root2)
         shutil.rmtree(root2, ignore_errors=True)
 
 
@@ -246,3 +243,19 @@ def test_a_restarted_container_keeps_its_mac_so_its_published_port_answers_at_on
                                                                              "addr", "show", "eth0")
     ip = out.split(" inet ")[1].split("/")[0]
     assert "link/ether 02:42:" + ":".join(f"{int(b):02x}" for b in ip.split(".")) in out
+
+
+def test_a_start_whose_network_setup_fails_claims_no_address(env: Env) -> None:
+    """F42: the ADD failed (its host port was published by another container meanwhile): the
+    container holds no address, and neither `inspect` nor `network inspect` shows one."""
+    hp = free_port()
+    env.sh("run", "-d", "--name", "web", "--net", env.net, "-p", f"{hp}:80", "busybox", "sleep", "300")
+    env.sh("stop", "-t", "0", "web")
+    env.sh("run", "-d", "--name", "web9", "--net", env.net, "-p", f"{hp}:80", "busybox", "sleep", "300")
+    p = dockee(env.root, "start", "web")
+    assert p.returncode != 0 and "already published" in p.stderr, p.stderr
+    doc = json.loads(env.sh("network", "inspect", env.net))[0]["Containers"]
+    assert [c["Name"] for c in doc.values()] == ["web9"]
+    web9_ip = next(iter(doc.values()))["IPv4Address"].split("/")[0]
+    assert allocated(Store(env.root), env.net) == [web9_ip]
+    assert json.loads(env.sh("inspect", "web"))[0]["NetworkSettings"]["IPAddress"] == ""

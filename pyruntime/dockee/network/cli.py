@@ -120,6 +120,17 @@ def prune(obj: Context, force: bool) -> None:
             continue
         networks.remove(store, n.name)
         click.echo(n.name)
+    orphans = networks.orphan_bridges(store)
+    if orphans:
+        from pyruntime.dockee.network import bridge
+        from pyruntime.dockee.network.cniconf import CNIError
+
+        with bridge.iproute() as ipr:
+            for name in orphans:  # a bridge of this store whose network record is gone
+                try:
+                    bridge.delete_link(ipr, name)
+                except CNIError as e:
+                    raise DockeeError(f"bridge {name}: {e.msg}")
 
 
 def register(group: click.Group) -> None:

@@ -172,6 +172,32 @@ def make_bridge(store: Store, net: Network) -> None:
 ALIAS_PREFIX = "dockee "
 
 
+def bridge_owner(ifname: str) -> tuple[str, str] | None:
+    """(store root, network name) that a bridge's ifalias names, None for a bridge not made by create."""
+    try:
+        with open(f"/sys/class/net/{ifname}/ifalias") as f:
+            alias = f.read().strip()
+    except OSError:
+        return None
+    if not alias.startswith(ALIAS_PREFIX):
+        return None
+    root, _, name = alias[len(ALIAS_PREFIX):].rpartition(" ")
+    return (root, name) if root and name else None
+
+
+def orphan_bridges(store: Store) -> list[str]:
+    """Bridges made for this store's networks that no record names any more (a record removed by
+    hand, a crash between the steps of rm): `network prune` deletes them."""
+    root = os.path.realpath(store.root)
+    known = {n.bridge for n in list_all(store)}
+    try:
+        links = os.listdir("/sys/class/net")
+    except OSError:
+        return []
+    return sorted(link for link in links
+                  if link not in known and (bridge_owner(link) or ("", ""))[0] == root)
+
+
 def create(store: Store, name: str, subnet: str | None = None, gateway: str | None = None,
            driver: str = "bridge") -> Network:
     check_name(name)
