@@ -7,9 +7,11 @@ force-removes what it made and checks nothing of it is left.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +159,134 @@ def test_F25_a_missing_workdir_is_made(dk: Dockee) -> None:
 def test_F15_net_host_keeps_the_hosts_hostname(dk: Dockee) -> None:
     p = dk("run", "--rm", "--net", "host", "busybox", "hostname")
     assert (p.returncode, p.stdout.strip()) == (0, socket.gethostname()), p.stderr
+
+
+def test_F2_started_before_finished(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "--name", n, "--net", "none", "busybox", "true").returncode == 0
+    state = dk.inspect(n)["State"]
+    assert state["StartedAt"] <= state["FinishedAt"], state
+
+
+@pytest.mark.parametrize("spec,needle", [(":/x", "invalid spec: :/x: empty section between colons"),
+                                         ("/tmp:/x:ro,bogus", "invalid mode 'bogus'")])
+def test_F3_F43_volume_specs(dk: Dockee, spec: str, needle: str) -> None:
+    before = dk.ids()
+    p = dk("run", "--rm", "--net", "none", "-v", spec, "busybox", "true")
+    assert p.returncode == 125 and needle in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert dk.ids() == before
+
+
+def test_F43_comma_modes_and_propagation(dk: Dockee, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    p = dk("run", "--rm", "--net", "none", "-v", f"{tmp_path}:/h:ro,z", "-v", f"{tmp_path}:/s:rslave",
+           "busybox", "sh", "-c", "cat /h/f; touch /h/g")
+    assert p.returncode != 0 and p.stdout == "x" and "Read-only" in p.stderr, (p.stdout, p.stderr)
+
+
+def test_F5_F6_F20_messages_and_exit_codes(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "-d", "--name", n, "--net", "none", "busybox", "sleep", "60").returncode == 0
+    p = dk("exec", n, "nosuchcmd")
+    assert p.returncode == 127 and p.stderr.startswith("dockee-shim: ") and "nosuchcmd" in p.stderr, p.stderr
+    p = dk("unpause", n)
+    assert (p.returncode, p.stderr) == (1, f"dockee-shim: Container {n} is not paused\n")
+    p = dk("kill", "-s", "BOGUS", n)
+    assert (p.returncode, p.stderr) == (125, "dockee-shim: invalid signal: BOGUS\n")
+    assert dk.inspect(n)["State"]["Running"] is True
+    assert dk("pause", n).returncode == 0
+    p = dk("pause", n)
+    assert p.returncode == 1 and "already paused" in p.stderr
+    assert dk("unpause", n).returncode == 0
+    assert dk("kill", n).returncode == 0
+    dk("wait", n)
+    p = dk("pause", n)
+    assert (p.returncode, p.stderr) == (1, f"dockee-shim: Container {n} is not running\n")
+    # "no such container": 1 for the verbs, 125 for run
+    for verb in (["rm"], ["stop"], ["kill"], ["logs"], ["inspect"], ["exec"], ["port"], ["export", "-o", "/dev/null"]):
+        p = dk(*verb, "nosuch" + n, *(["true"] if verb == ["exec"] else []))
+        assert p.returncode == 1, (verb, p.returncode, p.stderr)
+    p = dk("run", "--rm", "--net", "none", "--name", n, "busybox", "true")
+    assert p.returncode == 125 and "already in use" in p.stderr, p.stderr
+
+
+def test_F7_restart_count_counts_only_policy_restarts(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "--name", n, "--net", "none", "busybox", "true").returncode == 0
+    assert dk("start", "-a", n).returncode == 0
+    assert dk.inspect(n)["RestartCount"] == 0
+
+
+def test_F9_volume_help_describes_each_verb(dk: Dockee) -> None:
+    out = dk("volume", "--help").stdout
+    assert "Create a named volume" in out and "Remove volumes no container uses" in out
+
+
+def test_F17_cpu_ranges(dk: Dockee) -> None:
+    import os
+
+    n = os.cpu_count() or 1
+    p = dk("run", "--rm", "--net", "none", "--cpus", str(n + 1), "busybox", "true")
+    assert p.returncode == 125 and f"from 0.01 to {n:.2f}" in p.stderr, p.stderr
+    p = dk("run", "--rm", "--net", "none", "--cpuset", str(n + 5), "busybox", "true")
+    assert p.returncode == 125 and f"requested CPUs are not available - requested {n + 5}" in p.stderr, p.stderr
+
+
+def test_F18_run_runtime_and_F47_a_failed_delete_keeps_the_record(dk: Dockee, tmp_path: Path) -> None:
+    flag = tmp_path / "fail-delete"
+    wrapper = tmp_path / "rt-wrapper"
+    real = shutil.which("pyruntime")
+    wrapper.write_text(f'#!/bin/sh\nfor a; do [ "$a" = delete ] && [ -e {flag} ] && exit 1; done\n'
+                       f'exec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    n = name()
+    p = dk("run", "-d", "--runtime", str(wrapper), "--name", n, "--net", "none", "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    assert dk.inspect(n)["OCIRuntime"] == str(wrapper)
+    flag.touch()
+    p = dk("rm", "-f", n)
+    assert p.returncode == 1 and "retry" in p.stderr, p.stderr
+    assert dk.inspect(n)["Id"]  # still there to be retried
+    flag.unlink()
+    assert dk("rm", "-f", n).returncode == 0
+    assert dk("inspect", n).returncode == 1
+
+
+def test_F29_F30_inspect_templates_and_fields(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "-d", "--name", n, "busybox", "sleep", "60").returncode == 0
+    p = dk("inspect", "-f", "{{if .State.Running}}yes{{end}}", n)
+    assert p.returncode != 0 and "not supported" in p.stderr and p.stdout == ""
+    doc = dk.inspect(n)
+    assert doc["Name"] == f"/{n}"
+    net = next(iter(doc["NetworkSettings"]["Networks"].values()))
+    assert net["Gateway"] and net["IPPrefixLen"] == 24 and net["MacAddress"], net
+    p = dk("inspect", "-f", "{{.State.Running}}", n, "nosuch" + n)
+    assert (p.returncode, p.stdout) == (1, "true\n") and "nosuch" in p.stderr
+
+
+def test_F34_foreground_run_removed_elsewhere_exits_137(dk: Dockee) -> None:
+    n = name()
+    fg = subprocess.Popen(dk.argv("run", "--name", n, "--net", "none", "busybox", "sleep", "60"),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if dk("ps", "-q", "-f", f"name={n}").stdout.strip():
+                break
+            time.sleep(0.05)
+        assert dk("rm", "-f", n).returncode == 0
+        assert fg.wait(60) == 137
+    finally:
+        fg.kill()
+        fg.wait()
+
+
+def test_F39_non_root_is_told_once(dk: Dockee) -> None:
+    p = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *dk.argv("ps")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 125 and "needs root" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_F40_oom_kill_disable_without_memory_warns(dk: Dockee) -> None:
+    p = dk("run", "--rm", "--net", "none", "-k", "busybox", "true")
+    assert p.returncode == 0 and "WARNING: Disabling the OOM killer" in p.stderr

@@ -133,6 +133,23 @@ def parse_cpuset(value: str) -> str:
     return value
 
 
+def cpu_list(spec: str) -> set[int]:
+    """0-2,5 -> {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in filter(None, spec.strip().split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def online_cpus(path: str = "/sys/devices/system/cpu/online") -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def normalize_cap(name: str, flag: str) -> str:
     cap = name.strip().upper()
     if cap == "ALL":

@@ -40,6 +40,9 @@ class Context:
 @click.pass_context
 def cli(ctx: click.Context, root: str, runtime: str, runtime_root: str | None, debug: bool) -> None:
     """A daemonless docker-like front end for OCI runtimes."""
+    if os.geteuid() != 0 and ctx.invoked_subcommand and not {"-h", "--help"} & set(sys.argv[1:]):
+        # say it once, before a tar or mount fails somewhere deep inside (rootless is not supported)
+        raise DockeeError("dockee-shim needs root (rootless containers are not supported): run it as root")
     ctx.obj = Context(Store(root), runtime, runtime_root, debug)
 
 

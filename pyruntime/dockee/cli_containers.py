@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pyruntime.dockee import bundle as bundlemod
 from pyruntime.dockee import logs as logsmod
 from pyruntime.dockee import overlay
 from pyruntime.dockee.containers import human_duration, status_text
-from pyruntime.dockee.errors import DockeeError, NotFound
+from pyruntime.dockee.errors import Conflict, DockeeError, NotFound, StateError
 from pyruntime.dockee.lifecycle import Engine
 from pyruntime.dockee.network.attach import DEFAULT_NETWORK
 from pyruntime.dockee.runtime import RuntimeFailure
@@ -47,7 +48,8 @@ _SINGLE_DASH = {"-cpuset", "-cpu", "-cpus", "-image", "-name", "-net", "-memory"
 _VALUE_OPTS = {"--name", "-e", "--env", "--env-file", "-v", "--volume", "-w", "--workdir", "-u", "--user",
                "--hostname", "-h", "--entrypoint", "-m", "--memory", "--memory-swap", "--cpus", "--cpu",
                "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset", "--pids-limit", "--cap-add", "--cap-drop",
-               "--net", "--network", "--ip", "-p", "--publish", "--add-host", "--image", "--cgroup-parent"}
+               "--net", "--network", "--ip", "-p", "--publish", "--add-host", "--image", "--cgroup-parent",
+               "--runtime"}
 
 
 def rewrite_seed_args(args: list[str]) -> list[str]:
@@ -107,6 +109,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--add-host", multiple=True, help="HOST:IP for /etc/hosts"),
         click.option("--image", "image_opt", help="the image (then every argument is the command)"),
         click.option("--cgroup-parent", help="cgroup the container's cgroup goes under"),
+        click.option("--runtime", "runtime_opt", help="the OCI runtime for this container (default: the global one)"),
         click.argument("args", nargs=-1, type=click.UNPROCESSED),
     ]
     for o in reversed(opts):
@@ -147,16 +150,32 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
         flags.memory_swap = bundlemod.parse_swap(kw["memory_swap"])
     if kw["cpus"] is not None and kw["cpu_percent"] is not None:
         raise DockeeError("--cpus and --cpu cannot both be given")
+    ncpu = os.cpu_count() or 1
     if kw["cpus"] is not None:
         flags.cpu_quota = bundlemod.parse_cpus(kw["cpus"])
+        if flags.cpu_quota > ncpu * bundlemod.CPU_PERIOD:
+            raise DockeeError(f"invalid value {kw['cpus']!r} for --cpus: range of CPUs is from 0.01 to "
+                              f"{ncpu:.2f}, as there are only {ncpu} CPUs available")
     if kw["cpu_percent"] is not None:
         flags.cpu_quota = bundlemod.parse_cpu_percent(kw["cpu_percent"])
+        if flags.cpu_quota > ncpu * bundlemod.CPU_PERIOD:
+            raise DockeeError(f"invalid value {kw['cpu_percent']!r} for --cpu: the range is 1 to {ncpu * 100} "
+                              f"(percent of one CPU), as there are only {ncpu} CPUs available")
     if kw["cpu_shares"] is not None:
         if kw["cpu_shares"] < 2:
             raise DockeeError(f"invalid value {kw['cpu_shares']} for --cpu-shares: the minimum is 2")
         flags.cpu_shares = kw["cpu_shares"]
     if kw["cpuset"] is not None:
         flags.cpuset_cpus = bundlemod.parse_cpuset(kw["cpuset"])
+        online = bundlemod.online_cpus()
+        if online is not None:
+            missing = bundlemod.cpu_list(flags.cpuset_cpus) - bundlemod.cpu_list(online)
+            if missing:
+                raise DockeeError(f"--cpuset-cpus: requested CPUs are not available - requested "
+                                  f"{flags.cpuset_cpus}, available: {online}")
+    if flags.oom_kill_disable and kw["memory"] is None:
+        click.echo("WARNING: Disabling the OOM killer on containers without setting a '-m/memory' limit "
+                   "may be dangerous.", err=True)
     if kw["pids_limit"] is not None:
         if kw["pids_limit"] == 0 or kw["pids_limit"] < -1:
             raise DockeeError(f"invalid value {kw['pids_limit']} for --pids-limit")
@@ -180,8 +199,16 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
            "ExtraHosts": list(kw["add_host"])}
     create_kw = dict(name=kw["name"], user_spec=kw["user"], volumes=list(kw["volume"]), rm=kw["rm"],
                      network=net, ip=kw["ip"], ports=list(kw["publish"]), add_hosts=list(kw["add_host"]),
-                     cgroup_parent=kw["cgroup_parent"], raw=raw)
+                     cgroup_parent=kw["cgroup_parent"], raw=raw, runtime_name=kw["runtime_opt"])
     return image, flags, create_kw
+
+
+def _run_error(e: DockeeError) -> DockeeError:
+    """docker run/create exit 125 for their own failures (an unknown image, a taken name), where
+    other verbs exit 1; the container's command failures (126, 127) keep theirs."""
+    if isinstance(e, (NotFound, Conflict, StateError)):
+        e.exit_code = 125
+    return e
 
 
 @click.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False},
@@ -192,7 +219,10 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
 def run(ctx: click.Context, detach: bool, **kw: Any) -> None:
     image, flags, create_kw = _build(ctx, kw, detach)
     eng = engine(ctx)
-    rec = eng.create(image, flags, **create_kw)
+    try:
+        rec = eng.create(image, flags, **create_kw)
+    except DockeeError as e:
+        raise _run_error(e) from None
     if detach:
         eng.start(rec["id"])
         click.echo(rec["id"])
@@ -207,7 +237,10 @@ def run(ctx: click.Context, detach: bool, **kw: Any) -> None:
 @click.pass_context
 def create(ctx: click.Context, **kw: Any) -> None:
     image, flags, create_kw = _build(ctx, kw, False)
-    rec = engine(ctx).create(image, flags, **create_kw)
+    try:
+        rec = engine(ctx).create(image, flags, **create_kw)
+    except DockeeError as e:
+        raise _run_error(e) from None
     click.echo(rec["id"])
 
 
@@ -308,6 +341,11 @@ def render_template(tmpl: str, doc: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)
+    rest = _TEMPLATE.sub("", tmpl)
+    if "{{" in rest:  # never print an action we do not evaluate as if it were text
+        action = rest[rest.index("{{"):].split("}}")[0] + "}}"
+        raise DockeeError(f"--format: {action} is not supported (only {{{{.Field.Path}}}} and "
+                          "{{json .Field}})")
     return _TEMPLATE.sub(sub, tmpl.replace("\\t", "\t").replace("\\n", "\n"))
 
 
@@ -387,7 +425,7 @@ def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
     cdir = eng.containers.dir(rec["id"])
     oom = rec.get("oom_killed") or (status == "exited" and eng.containers.oom_killed(rec["id"]))
     return {
-        "Id": rec["id"], "Name": rec.get("name", ""), "Created": _iso(rec.get("created")),
+        "Id": rec["id"], "Name": "/" + rec.get("name", ""), "Created": _iso(rec.get("created")),
         "Path": (rec.get("command") or [""])[0], "Args": (rec.get("command") or [])[1:],
         "State": {"Status": status, "Running": status in ("running", "paused"), "Paused": status == "paused",
                   "OOMKilled": bool(oom), "Dead": False,
@@ -395,8 +433,10 @@ def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
                   "ExitCode": code if code is not None else 0,
                   "StartedAt": _iso(rec.get("started_at")), "FinishedAt": _iso(finished)},
         "Image": f"sha256:{rec.get('image_id', '')}", "ImageName": rec.get("image", ""),
-        "LogPath": str(cdir / "ctr.log"), "ResolvConfPath": "", "HostnamePath": "",
-        "RestartCount": max(0, int(rec.get("generation") or 0) - 1),
+        "LogPath": str(cdir / "ctr.log"),
+        "ResolvConfPath": str(cdir / "net" / "resolv.conf") if (cdir / "net" / "resolv.conf").exists() else "",
+        "HostnamePath": str(cdir / "hostname") if (cdir / "hostname").exists() else "",
+        "RestartCount": int(rec.get("restart_count") or 0),  # docker: restarts by a restart policy only
         "Driver": "overlay", "Platform": "linux",
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(reversed(rec.get("layer_dirs") or [])), "UpperDir": str(cdir / "upper"),
@@ -404,10 +444,24 @@ def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
         "Mounts": rec.get("volumes") or [],
         "Config": rec.get("config") or {},
         "HostConfig": rec.get("host_config") or {},
-        "NetworkSettings": {"Networks": {rec.get("network", ""): {"IPAddress": rec.get("ip") or ""}},
+        "NetworkSettings": {"Networks": {rec.get("network", ""): network_json(eng, rec)},
                             "IPAddress": rec.get("ip") or "", "Ports": docker_ports(published(eng, rec))},
         "OCIRuntime": rec.get("runtime", ""), "CgroupsPath": rec.get("cgroups_path", ""),
     }
+
+
+def network_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
+    from pyruntime.dockee.network.attach import container_network
+
+    net = container_network(eng.store, rec["id"]) or {}
+    subnet = ""
+    with contextlib.suppress(Exception):
+        from pyruntime.dockee.network import networks
+
+        subnet = networks.load(eng.store, rec.get("network", "")).subnet
+    return {"IPAddress": rec.get("ip") or "", "Gateway": net.get("gateway") or "",
+            "IPPrefixLen": int(subnet.split("/")[1]) if "/" in subnet else 0,
+            "MacAddress": net.get("mac") or "", "NetworkID": rec.get("network", "")}
 
 
 @click.command("inspect", help="Show containers (or images) as JSON.")
@@ -418,14 +472,16 @@ def container_json(eng: Engine, rec: dict[str, Any]) -> dict[str, Any]:
 def inspect(ctx: click.Context, fmt: str | None, kind: str | None, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
     docs = []
+    missing: list[NotFound] = []
     for ref in refs:
         doc: dict[str, Any] | None = None
         if kind != "image":
             try:
                 doc = container_json(eng, eng.resolve(ref))
-            except NotFound:
+            except NotFound as e:
                 if kind == "container":
-                    raise
+                    missing.append(e)
+                    continue
         if doc is None:
             from pyruntime.dockee.images import ImageStore
 
@@ -433,13 +489,19 @@ def inspect(ctx: click.Context, fmt: str | None, kind: str | None, refs: tuple[s
             try:
                 doc = images.inspect(images.resolve(ref))
             except NotFound:
-                raise NotFound(f"no such object: {ref}") from None
+                missing.append(NotFound(f"no such object: {ref}"))
+                continue
         docs.append(doc)
+    # docker prints what it found, then an error line per missing ref, exit 1
     if fmt:
         for d in docs:
             click.echo(render_template(fmt, d))
     else:
         click.echo(json.dumps(docs, indent=4))
+    if missing:
+        for err in missing[:-1]:
+            click.echo(f"dockee-shim: {err}", err=True)
+        raise missing[-1]
 
 
 # ---- logs -----------------------------------------------------------------------------------
@@ -537,11 +599,17 @@ def run_exec(argv: list[str], stdin: int | None) -> int:
     proc = subprocess.Popen(argv, stdin=stdin, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     tail = bytearray()
+    # the runtime's own words (`pyruntime: exec: ...`) speak as dockee-shim, like every other error
+    own = os.path.basename(argv[0]).encode() + b": "
 
     def copy() -> None:
         assert proc.stderr is not None
         out = sys.stderr.buffer
+        first = True
         while chunk := os.read(proc.stderr.fileno(), 65536):
+            if first and chunk.startswith(own):
+                chunk = b"dockee-shim: " + chunk[len(own):]
+            first = False
             out.write(chunk)
             out.flush()
             tail.extend(chunk)
@@ -579,11 +647,13 @@ def stop(ctx: click.Context, timeout: float, refs: tuple[str, ...]) -> None:
 def kill(ctx: click.Context, sig: str, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
     sig = sig.upper().removeprefix("SIG")
+    if not (sig.isdigit() and 0 < int(sig) < 65) and f"SIG{sig}" not in signal.Signals.__members__:
+        raise DockeeError(f"invalid signal: {sig}")  # docker checks before touching any container
 
     def one(ref: str) -> None:
         rec = eng.resolve(ref)
         if eng.status(rec)[0] not in ("running", "paused"):
-            raise DockeeError(f"container {rec['name']} is not running")
+            raise StateError(f"Cannot kill container: {ref}: container {rec['name']} is not running")
         eng.runtime_for(rec).kill(rec["id"], sig)
     sys.exit(1 if _each(refs, one) else 0)
 
@@ -603,7 +673,16 @@ def rm(ctx: click.Context, force: bool, volumes: bool, refs: tuple[str, ...]) ->
 @click.pass_context
 def pause(ctx: click.Context, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
-    sys.exit(1 if _each(refs, lambda r: eng.runtime_for(eng.resolve(r)).pause(eng.resolve(r)["id"])) else 0)
+
+    def one(ref: str) -> None:
+        rec = eng.resolve(ref)
+        status = eng.status(rec)[0]
+        if status == "paused":
+            raise StateError(f"Container {rec['name'] or ref} is already paused")
+        if status != "running":
+            raise StateError(f"Container {rec['name'] or ref} is not running")
+        eng.runtime_for(rec).pause(rec["id"])
+    sys.exit(1 if _each(refs, one) else 0)
 
 
 @click.command("unpause", help="Thaw paused containers.")
@@ -611,7 +690,13 @@ def pause(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.pass_context
 def unpause(ctx: click.Context, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
-    sys.exit(1 if _each(refs, lambda r: eng.runtime_for(eng.resolve(r)).resume(eng.resolve(r)["id"])) else 0)
+
+    def one(ref: str) -> None:
+        rec = eng.resolve(ref)
+        if eng.status(rec)[0] != "paused":
+            raise StateError(f"Container {rec['name'] or ref} is not paused")
+        eng.runtime_for(rec).resume(rec["id"])
+    sys.exit(1 if _each(refs, one) else 0)
 
 
 @click.command("restart", help="Stop, then start containers.")
@@ -911,7 +996,7 @@ def volume() -> None:
     pass
 
 
-@volume.command("create")
+@volume.command("create", help="Create a named volume.")
 @click.argument("name", required=False)
 @click.pass_context
 def volume_create(ctx: click.Context, name: str | None) -> None:
@@ -923,7 +1008,7 @@ def _volume_users(eng: Engine, name: str) -> list[str]:
     return [r["id"] for r in eng.containers.all() if any(v.get("Name") == name for v in r.get("volumes") or [])]
 
 
-@volume.command("ls")
+@volume.command("ls", help="List volumes.")
 @click.option("-q", "--quiet", is_flag=True)
 @click.pass_context
 def volume_ls(ctx: click.Context, quiet: bool) -> None:
@@ -934,7 +1019,7 @@ def volume_ls(ctx: click.Context, quiet: bool) -> None:
         click.echo(v["Name"] if quiet else f"{v.get('Driver', 'local'):<10}{v['Name']}")
 
 
-@volume.command("rm")
+@volume.command("rm", help="Remove volumes (-f: even in use).")
 @click.option("-f", "--force", is_flag=True)
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
@@ -944,7 +1029,7 @@ def volume_rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
     sys.exit(1 if _each(names, lambda n: vols.remove(n, _volume_users(eng, n), force)) else 0)
 
 
-@volume.command("inspect")
+@volume.command("inspect", help="Show volumes as JSON.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
@@ -952,7 +1037,7 @@ def volume_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
     click.echo(json.dumps([vols.inspect(n) for n in names], indent=4))
 
 
-@volume.command("prune")
+@volume.command("prune", help="Remove volumes no container uses.")
 @click.option("-f", "--force", is_flag=True)
 @click.pass_context
 def volume_prune(ctx: click.Context, force: bool) -> None:

@@ -12,9 +12,19 @@ class DockeeError(Exception):
 class NotFound(DockeeError):
     """An unknown image, container, volume or network."""
 
+    exit_code = 1  # docker: 1 for every verb but run/create (which say 125: see cli_containers)
+
 
 class Conflict(DockeeError):
     """A taken name, an image in use, a network in use."""
+
+    exit_code = 1
+
+
+class StateError(DockeeError):
+    """The container is not in the state the verb needs (not running, not paused): docker exits 1."""
+
+    exit_code = 1
 
 
 class CommandError(DockeeError):

@@ -33,6 +33,7 @@ from pyruntime.dockee.store import Store, atomic_write_json
 from pyruntime.dockee.volumes import Volumes
 
 SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
+VOLUME_MODES = {"ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private", "rprivate"}
 
 
 def self_command() -> str:
@@ -161,13 +162,14 @@ class Engine:
     # ---- create ----
     def create(self, image_ref: str, flags: bundlemod.RunFlags, *, name: str | None, user_spec: str | None,
                volumes: list[str], rm: bool, network: str, ip: str | None, ports: list[str],
-               add_hosts: list[str], cgroup_parent: str | None, raw: dict[str, Any]) -> dict[str, Any]:
+               add_hosts: list[str], cgroup_parent: str | None, raw: dict[str, Any],
+               runtime_name: str | None = None) -> dict[str, Any]:
         from pyruntime.dockee.images import ImageStore
 
         self.store.ensure()
         img = ImageStore(self.store).resolve(image_ref)
         mounts_plan = self._plan_volumes(volumes)  # refuses missing sources before anything exists
-        runtime = OCIRuntime(self.runtime_name, self.runtime_root)
+        runtime = OCIRuntime(runtime_name or self.runtime_name, self.runtime_root)
         cid = new_id()
         rec: dict[str, Any] = {
             "id": cid, "name": name or "", "image": image_ref, "image_id": img.id,
@@ -183,12 +185,12 @@ class Engine:
             binds = []
             fresh: list[tuple[str, str]] = []  # (volume dir, destination) of volumes made now
             vols = Volumes(self.store)
-            for kind, src, dst, ro in mounts_plan:
+            for kind, src, dst, ro, modes in mounts_plan:
                 if kind == "volume":
                     anonymous = src == ""
                     is_new = anonymous or not vols.exists(src)
                     doc = vols.create(src or None, anonymous=anonymous)
-                    if is_new:
+                    if is_new and "nocopy" not in modes:
                         fresh.append((doc["Mountpoint"], dst))
                     if anonymous:
                         rec["anon_volumes"].append(doc["Name"])
@@ -198,7 +200,11 @@ class Engine:
                 else:
                     source = src
                     rec["volumes"].append({"Type": "bind", "Source": source, "Destination": dst, "RW": not ro})
-                binds.append(bundlemod.bind_mount(source, dst, ro))
+                bind = bundlemod.bind_mount(source, dst, ro)
+                prop = [m for m in modes if m.endswith(("shared", "slave", "private"))]
+                if prop:
+                    bind["options"] = ["rbind", prop[-1], *bind["options"][2:]]
+                binds.append(bind)
             flags.binds = binds
             if network == "host" and not flags.hostname:
                 flags.hostname = socket.gethostname()  # docker and podman: the host's name
@@ -248,20 +254,30 @@ class Engine:
             raise
         return rec
 
-    def _plan_volumes(self, specs: list[str]) -> list[tuple[str, str, str, bool]]:
+    def _plan_volumes(self, specs: list[str]) -> list[tuple[str, str, str, bool, list[str]]]:
+        """-v specs -> (kind, source, destination, read-only, modes); refusals before anything exists."""
         out = []
         for spec in specs:
             parts = spec.split(":")
+            if "" in parts or len(parts) > 3:
+                what = "empty section between colons" if "" in parts else "too many colons"
+                raise DockeeError(f"invalid spec: {spec}: {what}")
             ro = False
+            modes: list[str] = []
             if len(parts) == 3:
-                if parts[2] not in ("ro", "rw", "z", "Z"):
-                    raise DockeeError(f"invalid mode {parts[2]!r} in -v {spec}: use ro or rw")
-                ro = parts[2] == "ro"
+                modes = parts[2].split(",")
+                for mode in modes:  # docker/podman: ro|rw, z|Z, nocopy, a propagation (SELinux: none here)
+                    if mode not in VOLUME_MODES:
+                        raise DockeeError(f"invalid mode {mode!r} in -v {spec}: use ro, rw, z, Z, nocopy or a "
+                                          "propagation (shared, slave, private, r...)")
+                if "ro" in modes and "rw" in modes:
+                    raise DockeeError(f"invalid mode {parts[2]!r} in -v {spec}: ro and rw together")
+                ro = "ro" in modes
                 parts = parts[:2]
             if len(parts) == 1:
                 if not parts[0].startswith("/"):
                     raise DockeeError(f"invalid -v {spec}: the container path must be absolute")
-                out.append(("volume", "", parts[0], False))
+                out.append(("volume", "", parts[0], False, modes))
                 continue
             if len(parts) != 2 or not parts[1].startswith("/"):
                 raise DockeeError(f"invalid -v {spec}: expected HOST:CONTAINER[:ro] with an absolute container path")
@@ -270,9 +286,9 @@ class Engine:
                 src = os.path.abspath(src)
                 if not os.path.exists(src):
                     raise DockeeError(f"-v {spec}: the source path {src} does not exist")
-                out.append(("bind", src, dst, ro))
+                out.append(("bind", src, dst, ro, modes))
             else:
-                out.append(("volume", src, dst, ro))
+                out.append(("volume", src, dst, ro, modes))
         return out
 
     # ---- start ----
@@ -316,6 +332,7 @@ class Engine:
                         size = monitor.terminal_size(0)
                         if size:
                             monitor.resize(cdir, *size)
+                began = time.time()  # before the process can run, so never after its end (F2)
                 rt.start(cid)
             except BaseException as e:
                 if sock is not None:
@@ -326,7 +343,7 @@ class Engine:
                 if rec.get("rm"):
                     self._teardown(rec, volumes=True)
                 raise
-            rec["started_at"] = time.time()
+            rec["started_at"] = began
             rec["boot_id"] = boot_id()
             self.containers.save(rec)
         if sock is None:
@@ -337,8 +354,11 @@ class Engine:
         finally:
             sock.close()
         monitor.wait_for_file(self.containers.exit_file(cid), 30, alive=lambda: monitor.conmon_alive(cdir))
+        seen = self.containers.read_exit(cid)
         done = self.finish(cid)
-        code = done.get("exit_code") if done else None
+        code = done.get("exit_code") if done else (seen[0] if seen else None)
+        if done is None and code is None:
+            return 137  # removed under us (rm -f kills with SIGKILL): docker says 137 too
         return 255 if code is None or code < 0 else int(code)
 
     def _forward(self, rec: dict[str, Any], sig: int) -> None:
@@ -457,9 +477,12 @@ class Engine:
             rt: OCIRuntime | None = self.runtime_for(rec)
         except DockeeError:
             rt = None
+        deleted = True
         if rt is not None:
-            with contextlib.suppress(DockeeError):
-                rt.delete(cid, force=True)  # kills whatever still runs; a no-op when unknown
+            try:
+                deleted = rt.delete(cid, force=True)  # kills whatever still runs; a no-op when unknown
+            except DockeeError:
+                deleted = rt.state(cid) is None
         pid = monitor.conmon_pid(cdir)
         if pid and monitor.conmon_alive(cdir):
             with contextlib.suppress(OSError):
@@ -476,4 +499,6 @@ class Engine:
                     vols.remove(name, [], force=True)
         if overlay.is_mounted(cdir / "merged"):
             raise DockeeError(f"container {cid[:12]}: its root is still mounted at {cdir / 'merged'}")
+        if not deleted:  # keep the only handle on its runtime state and cgroups: rm -f can retry
+            raise DockeeError(f"container {cid[:12]}: the runtime could not delete it; it is kept, retry rm -f")
         self.containers.forget(cid)
