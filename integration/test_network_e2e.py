@@ -245,15 +245,18 @@ def test_a_restarted_container_keeps_its_mac_so_its_published_port_answers_at_on
     assert "link/ether 02:42:" + ":".join(f"{int(b):02x}" for b in ip.split(".")) in out
 
 
-def test_a_start_whose_network_setup_fails_claims_no_address(env: Env) -> None:
-    """F42: the ADD failed (its host port was published by another container meanwhile): the
-    container holds no address, and neither `inspect` nor `network inspect` shows one."""
+def test_a_start_whose_host_port_was_taken_claims_no_address(env: Env) -> None:
+    """F42, F41: its host port was published by another container meanwhile: the start is refused in
+    one line, the container keeps its exit status, holds no address, and neither `inspect` nor
+    `network inspect` shows one."""
     hp = free_port()
     env.sh("run", "-d", "--name", "web", "--net", env.net, "-p", f"{hp}:80", "busybox", "sleep", "300")
     env.sh("stop", "-t", "0", "web")
+    code = json.loads(env.sh("inspect", "web"))[0]["State"]["ExitCode"]
     env.sh("run", "-d", "--name", "web9", "--net", env.net, "-p", f"{hp}:80", "busybox", "sleep", "300")
     p = dockee(env.root, "start", "web")
-    assert p.returncode != 0 and "already published" in p.stderr, p.stderr
+    assert p.returncode != 0 and "already published" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert json.loads(env.sh("inspect", "web"))[0]["State"]["ExitCode"] == code
     doc = json.loads(env.sh("network", "inspect", env.net))[0]["Containers"]
     assert [c["Name"] for c in doc.values()] == ["web9"]
     web9_ip = next(iter(doc.values()))["IPv4Address"].split("/")[0]

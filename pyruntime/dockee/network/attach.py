@@ -250,11 +250,38 @@ def prepare_start(store: Store, container_id: str) -> str | None:
                 got = pool.allocate(container_id, IFNAME)
             except CNIError as e:
                 raise Conflict(e.msg)
+        try:
+            _check_ports(conf, str(got))
+        except BaseException:
+            pool.release(container_id, IFNAME, got)
+            raise
         if runtime.get("ips") != [rng.prefixed(got)]:
             runtime["ips"] = [rng.prefixed(got)]
             atomic_write_json(net_dir(store, container_id) / "cni.json", plan)
         _set_member_ip(store, name, container_id, str(got))
     return str(got)
+
+
+def _check_ports(conf: dict[str, Any], ip: str) -> None:
+    """At a start, as `run` does: a host port that another container published meanwhile, or that a
+    host process listens on, is refused in one line before anything runs (the container keeps its
+    previous exit status) rather than by the hook's ADD."""
+    from pyruntime.dockee.network import nat
+
+    mappings = [PortMapping(p["hostPort"], p["containerPort"], p["protocol"], p.get("hostIP", ""))
+                for p in conf.get("runtimeConfig", {}).get("portMappings") or []]
+    if not mappings:
+        return
+    current = nat.published(conf.get("nftTable", "dockee"))
+    for m in mappings:
+        for (proto, hip, hport), (cip, _cport) in current.items():
+            if proto == m.protocol and hport == m.host_port and (not hip or not m.host_ip or hip == m.host_ip) \
+                    and cip != ip:
+                raise Conflict(f"-p {m.describe()}: host port is already published (to {cip})")
+    try:
+        nat.check_free(tuple(mappings))
+    except CNIError as e:
+        raise Conflict(f"-p: {e.msg}")
 
 
 def stopped(store: Store, container_id: str) -> None:
