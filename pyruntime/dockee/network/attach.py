@@ -3,7 +3,8 @@
 `plan_for` is called by `run`/`create` before the bundle is written, for any network other than
 "none" and "host".  It reserves the container's address and host ports, writes its /etc/hosts and
 /etc/resolv.conf, and returns a NetworkPlan whose hooks go into config.json (createRuntime: ADD
-through the CNI plugin, poststop: DEL of links and NAT, the address is kept) and whose mounts are
+through the CNI plugin, poststop: DEL of links, NAT and the address, as docker and podman free it at
+a stop; `prepare_start` takes one again at every start, `stopped` finishes a stop) and whose mounts are
 added to config.json's mounts.  It raises DockeeError (one line) on bad input and leaves nothing.
 `release` undoes everything for one container and is idempotent: `rm`/`rm -f` call it whatever
 state the container is in (also after a SIGKILL of the container or a crash of dockee-shim).

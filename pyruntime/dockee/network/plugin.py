@@ -171,8 +171,8 @@ def add(env: Env, conf: NetConf, early: tuple[int, insidens.Helper] | None = Non
 
 
 def teardown(record: dict[str, Any], path: str, release_ip: bool) -> None:
-    """Undo an ADD from its record; idempotent.  release_ip=False keeps the address (a stopped
-    dockee container keeps its IP and name until it is removed)."""
+    """Undo an ADD from its record; idempotent.  release_ip=False keeps the address (a dockee
+    container restarted without its poststop: its next ADD asks for it again)."""
     ip = record.get("ip")
     ports = _mappings(record)
     first: BaseException | None = None
