@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +24,11 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not i
 class Tmux:
     """One tmux server on a private socket (never the user's), one session in it."""
 
-    def __init__(self) -> None:
-        self.socket = f"pyrt-{uuid.uuid4().hex[:10]}"
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
 
     def __call__(self, *args: str) -> str:
-        p = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+        p = subprocess.run(["tmux", "-S", str(self.socket), "-f", "/dev/null", *args],
                            capture_output=True, text=True, timeout=10)
         return p.stdout
 
@@ -72,11 +73,12 @@ class Tmux:
 
     def kill(self) -> None:
         self("kill-server")
+        self.socket.unlink(missing_ok=True)
 
 
 @pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    t = Tmux()
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    t = Tmux(tmp_path / "tmux.sock")
     yield t
     t.kill()
 
