@@ -472,7 +472,9 @@ def _podman_obs(user: User, runtime: str) -> dict[str, Any]:
     obs["rm -f"] = (p.returncode, p.stdout.strip() == cid)
     p = pm("run", "--rm", "--network", "none", "--userns=keep-id", IMAGE, "id", "-u")
     obs["keep-id"] = (p.returncode, p.stdout.split())
-    line = " ".join([*base, "run", "--rm", "-it", "--network", "none", IMAGE, "sh", "-c", "'tty; exit 3'"])
+    # the pause lets conmon drain the pty before the exit: under load podman may drop the last
+    # output of a process that exits at once (with either runtime)
+    line = " ".join([*base, "run", "--rm", "-it", "--network", "none", IMAGE, "sh", "-c", "'tty; sleep 1; exit 3'"])
     p = user.run("env", *[f"{k}={v}" for k, v in env.items()], "script", "-qec", line, "/dev/null")
     obs["-it"] = (p.returncode, [ln for ln in p.stdout.replace("^@", "").splitlines() if ln.strip()])
     return obs
