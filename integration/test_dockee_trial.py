@@ -290,3 +290,13 @@ def test_F39_non_root_is_told_once(dk: Dockee) -> None:
 def test_F40_oom_kill_disable_without_memory_warns(dk: Dockee) -> None:
     p = dk("run", "--rm", "--net", "none", "-k", "busybox", "true")
     assert p.returncode == 0 and "WARNING: Disabling the OOM killer" in p.stderr
+
+
+def test_F46_logs_tail_streams_from_the_end(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "--name", n, "--net", "none", "busybox", "sh", "-c",
+              "seq 1 20000; echo tail-a; echo tail-b >&2; echo tail-c").returncode == 0
+    p = dk("logs", "--tail", "2", n)
+    assert (p.stdout, p.stderr) == ("tail-c\n", "tail-b\n"), p
+    assert dk("logs", "--tail", "0", n).stdout == ""
+    assert dk("logs", n).stdout.count("\n") == 20002

@@ -7,6 +7,7 @@ lifecycle.Engine; the work lives there and in bundle/overlay/containers/monitor/
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -525,15 +526,28 @@ def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, ref: str
     eng = engine(ctx)
     rec = eng.resolve(ref)
     path = eng.containers.dir(rec["id"]) / "ctr.log"
-    entries, offset = logsmod.read_entries(path)
+    offset = logsmod.complete_end(path)
+    start = 0
+    n = -1
     if tail != "all":
         try:
             n = int(tail)
         except ValueError:
             raise DockeeError(f"invalid value {tail!r} for --tail: a number or 'all'") from None
-        entries = entries[-n:] if n > 0 else []
-    for e in entries:
-        _emit(e, timestamps)
+        if n < 0:
+            n = -1  # docker: a negative --tail is all
+        start = logsmod.tail_start(path, n, offset) if n > 0 else (offset if n == 0 else 0)
+    if n != 0:
+        # streamed, and for --tail read from the end: a log of gigabytes costs no memory
+        last: collections.deque[logsmod.Entry] = collections.deque(maxlen=n if n > 0 else None)
+        with contextlib.suppress(BrokenPipeError):
+            for e in logsmod.iter_entries(path, start, offset):
+                if n > 0:
+                    last.append(e)
+                else:
+                    _emit(e, timestamps)
+            for e in last:
+                _emit(e, timestamps)
     if not follow:
         return
 

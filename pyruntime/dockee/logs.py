@@ -57,6 +57,89 @@ class Joiner:
         return out
 
 
+def complete_end(path: Path) -> int:
+    """Byte offset after the last whole raw line now (a line being written is left for `follow`)."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            pos = end
+            while pos > 0:
+                step = min(65536, pos)
+                f.seek(pos - step)
+                block = f.read(step)
+                i = block.rfind(b"\n")
+                if i >= 0:
+                    return pos - step + i + 1
+                pos -= step
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def tail_start(path: Path, n: int, end: int) -> int:
+    """Where the last n entries begin, found reading backwards from `end` (never the whole file):
+    after n final (`F`) raw lines, at the next earlier final line that leaves no counted entry
+    open (an entry's partial `P` chunks may precede another stream's lines)."""
+    counted = 0
+    open_streams: set[str] = set()
+
+    def boundary(line: bytes) -> bool:
+        nonlocal counted
+        parsed = parse_line(line)
+        if not parsed or not parsed[2]:
+            return False
+        stream = parsed[1]
+        open_streams.discard(stream)  # this final line ends the stream's earlier entry
+        if counted < n:
+            counted += 1
+            open_streams.add(stream)
+            return False
+        return not open_streams
+
+    with open(path, "rb") as f:
+        pos, carry = end, b""
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step) + carry
+            lines = block.split(b"\n")
+            carry = lines[0]  # maybe cut: finished by the next (earlier) block
+            offset = pos - step + len(lines[0]) + 1
+            starts = []
+            for line in lines[1:]:
+                starts.append((offset, line))
+                offset += len(line) + 1
+            for start, line in reversed(starts):
+                if boundary(line):
+                    return start + len(line) + 1
+            pos -= step
+        if boundary(carry):
+            return len(carry) + 1
+    return 0
+
+
+def iter_entries(path: Path, start: int = 0, end: int | None = None) -> Iterator[Entry]:
+    """The whole entries between two byte offsets, streamed (a log may be larger than memory)."""
+    j = Joiner()
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        f.seek(start)
+        left = (end - start) if end is not None else None
+        while left is None or left > 0:
+            raw = f.readline() if left is None else f.readline(left)
+            if not raw:
+                break
+            if left is not None:
+                left -= len(raw)
+            e = j.feed(raw)
+            if e:
+                yield e
+    yield from j.flush()
+
+
 def read_entries(path: Path) -> tuple[list[Entry], int]:
     """Every whole entry so far, and the byte offset where following should continue."""
     try:
