@@ -120,3 +120,17 @@ def test_foreground_exec_t_follows_the_callers_terminal_size(
     rt("run", "-d", "--bundle", str(bundle), cid, check=True)
     _resizes_follow(tmux, f"{rt.binary} --root {rt.root} exec -t --env 'PS1=$ ' {cid} sh")
     tmux("send-keys", "-t", "t", "exit", "Enter")
+
+
+def test_the_first_thing_a_container_sees_is_the_callers_size(tmux: Tmux, pyrt: Runtime) -> None:
+    """The pty has the caller's size before the process starts, not only once the proxy
+    runs: a `stty size` at once must not read 0 0.  (runc 1.1 resizes after the start and
+    loses this race now and then: no reference here.)"""
+    rt = pyrt
+    config = _terminal_config()
+    config["process"]["args"] = ["sh", "-c", "echo FIRST=$(stty size)"]
+    bundle = rt.bundle(config)
+    cid = rt.new_id()
+    # the shell around keeps the pane (and the answer) after the container is gone
+    tmux.start(f"sh -c '{rt.binary} --root {rt.root} run --bundle {bundle} {cid}; sleep 60'", 90, 25)
+    assert tmux.answer("FIRST") == "25 90"
