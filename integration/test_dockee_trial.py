@@ -300,3 +300,24 @@ def test_F46_logs_tail_streams_from_the_end(dk: Dockee) -> None:
     assert (p.stdout, p.stderr) == ("tail-c\n", "tail-b\n"), p
     assert dk("logs", "--tail", "0", n).stdout == ""
     assert dk("logs", n).stdout.count("\n") == 20002
+
+
+def test_F19_F4_F22_F27_tables_formats_and_streaming(dk: Dockee) -> None:
+    n = name()
+    assert dk("run", "-d", "--name", n, "--net", "none", "busybox", "sleep", "60").returncode == 0
+    out = dk("ps", "--format", "table {{.ID}}\\t{{.Names}}", "-f", f"name={n}").stdout.splitlines()
+    assert out[0].split() == ["CONTAINER", "ID", "NAMES"] and out[1].split()[1] == n, out
+    assert dk("ps", "-aq", "-f", "status=exited", "-f", f"name={n}").stdout == ""
+    head = dk("stats", "--no-stream", n).stdout.splitlines()[0]
+    for col in ("CPU %", "MEM USAGE / LIMIT", "NET I/O", "BLOCK I/O", "PIDS"):
+        assert col in head, head
+    assert dk("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", n).stdout == f"{n} 1\n"
+    p = dk("top", n, "-o", "pid,comm")
+    assert p.returncode == 0 and p.stdout.split()[:2] == ["PID", "COMMAND"] and "sleep" in p.stdout, p
+    # streaming into a pipe: each refresh arrives as it happens, even when killed by SIGTERM
+    p = subprocess.run(["timeout", "3", *dk.argv("stats", n)], capture_output=True, text=True, timeout=30)
+    assert p.stdout.count("NET I/O") >= 1 and n in p.stdout, p
+    assert dk("kill", n).returncode == 0
+    dk("wait", n)
+    rows = dk("stats", "--no-stream", n).stdout.splitlines()
+    assert len(rows) == 2 and "0.00%" in rows[1], rows  # a stopped container: a row of zeros

@@ -392,6 +392,10 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | N
         for r in rows:
             click.echo(json.dumps(r))
         return
+    if fmt and fmt.startswith("table") and fmt.strip() != "table":
+        for line in format_table(fmt, rows, PS_HEADERS, render_template):
+            click.echo(line)
+        return
     if fmt and fmt != "table":
         for r in rows:
             click.echo(render_template(fmt, r))
@@ -402,6 +406,26 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, no_trunc: bool, fmt: str | N
     click.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
     for r in rows:
         click.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+PS_HEADERS = {"ID": "CONTAINER ID", "Id": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE",
+              "ExitCode": "EXIT CODE", "Ports": "PORTS", "Names": "NAMES"}
+
+
+def format_table(fmt: str, rows: list[dict[str, Any]], headers: dict[str, str],
+                 render: Callable[[str, Any], str]) -> list[str]:
+    """docker's `--format 'table {{.A}}\t{{.B}}'`: a header row of the fields' column names, then
+    the rows, tab-separated cells aligned as docker's tabwriter does (3 spaces between)."""
+    body = fmt.strip()[len("table"):].strip()
+    header = render(body, {k: headers.get(k, k.upper()) for k in {**headers, **(rows[0] if rows else {})}})
+    cells = [line.split("\t") for line in [header] + [render(body, r) for r in rows]]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for i, c in enumerate(row[:-1]):
+            widths[i] = max(widths.get(i, 0), len(c))
+    return ["   ".join(c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)).rstrip()
+            for row in cells]
 
 
 def _matches(key: str, value: str, rec: dict[str, Any], row: dict[str, Any]) -> bool:
@@ -762,10 +786,12 @@ def exited(ctx: click.Context, cid: str) -> None:
 
 # ---- top / stats / commit -------------------------------------------------------------------
 
-@click.command("top", help="Show a container's processes.")
+@click.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+               help="Show a container's processes (extra arguments go to ps, e.g. -o pid,comm).")
 @click.argument("ref")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def top(ctx: click.Context, ref: str) -> None:
+def top(ctx: click.Context, ref: str, ps_args: tuple[str, ...]) -> None:
     eng = engine(ctx)
     rec = eng.resolve(ref)
     if eng.status(rec)[0] not in ("running", "paused"):
@@ -773,8 +799,11 @@ def top(ctx: click.Context, ref: str) -> None:
     pids = eng.runtime_for(rec).pids(rec["id"])
     if not pids:
         return
-    p = subprocess.run(["ps", "-o", "user,pid,ppid,c,stime,tty,time,args", "-p", ",".join(map(str, pids))],
-                       capture_output=True, text=True)
+    fields = list(ps_args) if ps_args else ["-o", "user,pid,ppid,c,stime,tty,time,args"]
+    p = subprocess.run(["ps", *fields, "-p", ",".join(map(str, pids))], capture_output=True, text=True)
+    if p.returncode != 0 and not p.stdout:
+        why = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode
+        raise DockeeError(f"top: ps {' '.join(ps_args)}: {why}")
     click.echo(p.stdout, nl=False)
 
 
@@ -809,51 +838,104 @@ def _human_bytes(n: float) -> str:
     return f"{n}"
 
 
-@click.command("stats", help="Live CPU %, memory and pids of running containers.")
+def net_io(pid: int | None) -> tuple[int, int]:
+    """Bytes received and sent by the container's interfaces but lo (its /proc/PID/net/dev)."""
+    rx = tx = 0
+    if not pid:
+        return 0, 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                iface, _, rest = line.partition(":")
+                if iface.strip() != "lo":
+                    fields = rest.split()
+                    rx += int(fields[0])
+                    tx += int(fields[8])
+    return rx, tx
+
+
+def block_io(data: dict[str, Any]) -> tuple[int, int]:
+    """Bytes read and written, from the runtime's blkio stats."""
+    rd = wr = 0
+    for e in ((data.get("blkio") or {}).get("ioServiceBytesRecursive") or []):
+        op = str(e.get("op", "")).lower()
+        if op == "read":
+            rd += int(e.get("value") or 0)
+        elif op == "write":
+            wr += int(e.get("value") or 0)
+    return rd, wr
+
+
+def _si_bytes(n: float) -> str:
+    """docker's NET I/O and BLOCK I/O units (decimal): 1.2kB, 3.4MB."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{int(n)}{unit}" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n}"
+
+
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
+@click.command("stats", help="Live CPU %, memory, network, block I/O and pids of running containers.")
 @click.option("--no-stream", is_flag=True, help="print one table and exit")
 @click.option("-a", "--all", "all_", is_flag=True)
+@click.option("--format", "fmt", help="a template such as {{.Name}} {{.CPUPerc}}, or table ...")
 @click.argument("refs", nargs=-1)
 @click.pass_context
-def stats(ctx: click.Context, no_stream: bool, all_: bool, refs: tuple[str, ...]) -> None:
-    from rich.console import Console
-    from rich.live import Live
-    from rich.table import Table
-
+def stats(ctx: click.Context, no_stream: bool, all_: bool, fmt: str | None, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
     recs = [eng.resolve(r) for r in refs] if refs else eng.containers.all()
     prev: dict[str, tuple[float, int]] = {}
 
-    def sample() -> Table:
-        table = Table(box=None, pad_edge=False)
-        for h in ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"):
-            table.add_column(h)
+    def sample() -> list[dict[str, Any]]:
+        rows = []
         for rec in recs:
+            row = {"ID": rec["id"][:12], "Container": rec.get("name") or rec["id"][:12],
+                   "Name": rec.get("name", ""), "CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%",
+                   "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": "0"}
             try:
                 data = eng.runtime_for(rec).stats(rec["id"])
             except DockeeError:
-                if all_:
-                    table.add_row(rec["id"][:12], rec.get("name", ""), "--", "-- / --", "--", "--")
+                if all_ or refs:  # docker: a stopped container named or -a shows a row of zeros
+                    rows.append(row)
                 continue
             now = time.monotonic()
             cpu, used, limit, pids = stats_sample(data)
             before = prev.get(rec["id"])
             prev[rec["id"]] = (now, cpu)
             pct = (cpu - before[1]) / ((now - before[0]) * 1e9) * 100 if before and now > before[0] else 0.0
-            table.add_row(rec["id"][:12], rec.get("name", ""), f"{pct:.2f}%",
-                          f"{_human_bytes(used)} / {_human_bytes(limit)}",
-                          f"{(used / limit * 100 if limit else 0):.2f}%", str(pids))
-        return table
+            rx, tx = net_io(rec.get("pid"))
+            rd, wr = block_io(data)
+            row.update(CPUPerc=f"{pct:.2f}%", MemUsage=f"{_human_bytes(used)} / {_human_bytes(limit)}",
+                       MemPerc=f"{(used / limit * 100 if limit else 0):.2f}%", PIDs=str(pids),
+                       NetIO=f"{_si_bytes(rx)} / {_si_bytes(tx)}", BlockIO=f"{_si_bytes(rd)} / {_si_bytes(wr)}")
+            rows.append(row)
+        return rows
 
-    console = Console()
+    def render(rows: list[dict[str, Any]]) -> list[str]:
+        if fmt and not fmt.startswith("table"):
+            return [render_template(fmt, r) for r in rows]
+        body = fmt if fmt and fmt.strip() != "table" else "table " + "\t".join(
+            "{{." + k + "}}" for k in ("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"))
+        return format_table(body, rows, STATS_HEADERS, render_template)
+
     sample()  # CPU % is a delta: the first sample only sets the baseline
     time.sleep(0.5)
     if no_stream:
-        console.print(sample())
+        click.echo("\n".join(render(sample())))
         return
-    with contextlib.suppress(KeyboardInterrupt), Live(sample(), console=console, auto_refresh=False) as live:
+    tty = sys.stdout.isatty()
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
         while True:
+            # each refresh as it happens, also into a pipe (docker clears the screen on a terminal)
+            text = "\n".join(render(sample()))
+            sys.stdout.write(("\x1b[2J\x1b[H" if tty else "") + text + "\n")
+            sys.stdout.flush()
             time.sleep(1)
-            live.update(sample(), refresh=True)
 
 
 def commit_config(rec: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:

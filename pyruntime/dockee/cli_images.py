@@ -150,7 +150,15 @@ def list_images(ctx: click.Context, quiet: bool, fmt: str | None, no_trunc: bool
         for r in rows:
             click.echo(json.dumps(r))
         return
-    if fmt:
+    if fmt and fmt.startswith("table") and fmt.strip() != "table":
+        from pyruntime.dockee.cli_containers import format_table
+
+        headers = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedAt": "CREATED AT",
+                   "CreatedSince": "CREATED", "Size": "SIZE", "VirtualSize": "SIZE", "Digest": "DIGEST"}
+        for text in format_table(fmt, rows, headers, _template):
+            click.echo(text)
+        return
+    if fmt and fmt != "table":
         for r in rows:
             click.echo(_template(fmt, r))
         return
