@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from . import state as st_mod
-from . import sync
+from . import sync, trace
 from .errors import ConfigError, ContainerNotRunning, RuntimeErr
 from .record import dataclass
 from .spec import parse_process, parse_spec
@@ -110,6 +110,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     if opts.console_socket and not proc.terminal:
         raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
     spec = parse_spec(st.config)
+    trace.mark("config")
     rt.debug(f"exec {cid}: joining the namespaces of init {st.pid}")
     ns_fds = _open_namespaces(st, [ns.type for ns in spec.linux.namespaces])
     pipes = None
@@ -137,7 +138,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     exec_pidfd = -1
     deadline = time.monotonic() + SETUP_DEADLINE
     try:
-        if st.cgroup:
+        if st.cgroup and (opts.cgroups or not _enter_cgroups(st.cgroup, pid)):
             from .cgroups import manager_from_record
 
             manager = manager_from_record(st.cgroup)
@@ -145,6 +146,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
                 join_sub_cgroups(manager.paths(), opts.cgroups, pid)
             else:
                 manager.apply(pid)
+        trace.mark("cgroup")
         parent.send(sync.GO)
         exec_pid = _await(parent, sync.INIT_PID, [pid], deadline)["pid"]
         # pinned, so a failure below kills exactly the process we started (as runc does)
@@ -180,9 +182,27 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
         parent.close()
         if exec_pidfd >= 0:
             os.close(exec_pidfd)
+    trace.mark("init")
     if opts.detach:
         return 0
-    return _wait(exec_pid, master, pipes)
+    code = _wait(exec_pid, master, pipes)
+    trace.mark("container")
+    return code
+
+
+def _enter_cgroups(record: dict[str, Any], pid: int) -> bool:
+    """runc's EnterPid: `pid` into each recorded directory's cgroup.procs, without the
+    cgroups package (its import and apply's mkdirs cost more than the rest of an exec).
+    False, with nothing written, when a directory is gone or none is recorded: then the
+    manager's apply recreates what is missing, as before."""
+    dirs = sorted(set((record.get("paths") or {}).values()))
+    if not dirs or not all(os.path.isdir(d) for d in dirs):
+        return False
+    from .freezer import write_control
+
+    for d in dirs:
+        write_control(os.path.join(d, "cgroup.procs"), str(pid))
+    return True
 
 
 def _await(chan: sync.Channel, kind: str, watch: list[int], deadline: float) -> dict[str, Any]:

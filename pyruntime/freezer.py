@@ -5,7 +5,8 @@ whole `pause`; these are the same writes and checks as the managers' freeze and 
 (cgroups/v1.py, v2.py): v1's freezer.state, written again until it reads FROZEN (each
 write retries the tasks that were busy in the kernel the last time), or cgroup2's
 cgroup.freeze, after which cgroup.events says when every task has stopped.  A hybrid
-host without a v1 freezer uses the unified directory, as V1Manager does.
+host without a v1 freezer uses the unified directory, as V1Manager does.  exec joins the
+container's cgroups through write_control too (runc's EnterPid: one write per directory).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _target(record: dict[str, Any], verb: str) -> tuple[str, str]:
     raise CgroupError(f"cannot {verb}: the freezer controller is not mounted")
 
 
-def _write(path: str, value: str) -> None:
+def write_control(path: str, value: str) -> None:
+    """One write to a cgroup control file; failures as cgroups.fs.write_checked words them."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -76,26 +78,26 @@ def freeze(record: dict[str, Any]) -> None:
         state = os.path.join(d, "freezer.state")
 
         def frozen() -> bool:
-            _write(state, "FROZEN")
+            write_control(state, "FROZEN")
             return _read(state).strip() == "FROZEN"
 
         if not _poll(frozen):
-            _write(state, "THAWED")
+            write_control(state, "THAWED")
             raise CgroupError(f"{state}: did not reach FROZEN within {TIMEOUT}s")
         return
     control = os.path.join(d, "cgroup.freeze")
     if not os.path.exists(control):
         raise CgroupError(f"{d}: cannot freeze: no cgroup.freeze (kernel older than 5.2?)")
-    _write(control, "1")
+    write_control(control, "1")
     events = os.path.join(d, "cgroup.events")
     if not _poll(lambda: "frozen 1" in _read(events).splitlines()):
-        _write(control, "0")
+        write_control(control, "0")
         raise CgroupError(f"{d}: did not freeze within {TIMEOUT}s")
 
 
 def thaw(record: dict[str, Any]) -> None:
     kind, d = _target(record, "thaw")
     if kind == "v1":
-        _write(os.path.join(d, "freezer.state"), "THAWED")
+        write_control(os.path.join(d, "freezer.state"), "THAWED")
     else:
-        _write(os.path.join(d, "cgroup.freeze"), "0")
+        write_control(os.path.join(d, "cgroup.freeze"), "0")

@@ -124,7 +124,9 @@ def fast(argv: list[str]) -> int:
                  bool(gopts.get("--debug")))
     try:
         root, rootless = state_root(gopts)
-        return _dispatch(root, log, verb, opts, pos, rootless)
+        code = _dispatch(root, log, verb, opts, pos, rootless)
+        trace.mark("verb")  # the verb's own work since its last mark
+        return code
     except RuntimeErr as e:
         if gopts.get("--debug"):
             import traceback
