@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import secrets
+import select
 import shutil
 import signal
 import statistics
@@ -65,7 +66,7 @@ RUNTIMES = ("pyruntime", "runc")
 Results = dict[str, dict[str, float | None]]
 # the phases of trace.py's marks, in the order the breakdown prints them
 PHASES = ("interp", "imports", "cli", "config", "cgroup", "state", "init", "container",
-          "teardown", "exit", "other")
+          "teardown", "verb", "exit", "other")
 BREAKDOWN_VERBS = ("run", "create", "start", "state", "kill", "delete", "list", "pause",
                    "resume", "exec")
 
@@ -136,7 +137,8 @@ def phases_from_trace(text: str, t_spawn: int, t_end: int) -> dict[str, float] |
 
     Each mark ends the phase it names; the time spent importing within a phase is moved to
     `imports`; marks after `container` (a foreground run's delete) count as `teardown`; the
-    time after the last mark (flush, interpreter exit, reaping) is `exit`.
+    time after the last mark (flush, interpreter exit, reaping) is `exit`; `verb` is what a
+    verb did after its last finer mark (all of the work of those without any).
     """
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
@@ -375,25 +377,36 @@ class Runtime:
     trace: Path | None = None  # pyruntime: where its phase marks go (PYRUNTIME_TRACE)
 
     def call(self, *args: str, capture: bool = False, timeout: float | None = None) -> Call:
-        """Run the runtime once and time it; a timeout counts as rc -1."""
+        """Run the runtime once and time it; a timeout counts as rc -1.
+
+        The exit is awaited on a pidfd, not by subprocess's timed wait, which polls with a
+        doubling sleep (0.5, 1, 2 ... 50 ms) and so adds up to half a verb's own time to it;
+        output goes to files, so no pipe can fill up and stall the runtime."""
         argv = [self.path, "--root", str(self.root), *args]
         env = None
         if self.trace is not None:
             self.trace.unlink(missing_ok=True)
             env = dict(os.environ, PYRUNTIME_TRACE=str(self.trace))
-        with tempfile.TemporaryFile() as err:
-            out_to: Any = subprocess.PIPE if capture else subprocess.DEVNULL
+        with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+            out_to: Any = out if capture else subprocess.DEVNULL
             t0 = time.monotonic_ns()  # trace.py's clock
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_to, stderr=err,
+                                    env=env)
+            pidfd = os.pidfd_open(proc.pid)
             try:
-                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out_to, stderr=err,
-                                      timeout=self.timeout if timeout is None else timeout,
-                                      check=False, env=env)
-                rc = proc.returncode
-                stdout = proc.stdout.decode(errors="replace") if capture else ""
-            except subprocess.TimeoutExpired:
-                rc, stdout = -1, ""
+                done = select.select([pidfd], [], [], self.timeout if timeout is None else timeout)[0]
+            finally:
+                os.close(pidfd)
+            if done:
+                rc = proc.wait()
+            else:
+                proc.kill()
+                proc.wait()
+                rc = -1
             t1 = time.monotonic_ns()
             ns = t1 - t0
+            out.seek(0)
+            stdout = out.read().decode(errors="replace") if capture and rc != -1 else ""
             err.seek(0)
             stderr = err.read().decode(errors="replace")
         if rc == -1:
