@@ -321,3 +321,33 @@ def test_F19_F4_F22_F27_tables_formats_and_streaming(dk: Dockee) -> None:
     dk("wait", n)
     rows = dk("stats", "--no-stream", n).stdout.splitlines()
     assert len(rows) == 2 and "0.00%" in rows[1], rows  # a stopped container: a row of zeros
+
+
+def test_F37_restart_ulimit_tmpfs_shm_label_pid_host(dk: Dockee) -> None:
+    n = name()
+    p = dk("run", "-d", "--name", n, "--net", "none", "--restart", "on-failure:2", "busybox", "sh", "-c",
+           "date +%s%N >> /runs; sleep 0.3; exit 3")
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if dk.inspect(n)["RestartCount"] == 2 and dk.inspect(n)["State"]["Status"] == "exited":
+            break
+        time.sleep(0.3)
+    doc = dk.inspect(n)
+    assert doc["RestartCount"] == 2 and doc["State"]["ExitCode"] == 3, doc["State"]
+    assert dk("start", "-a", n).returncode == 3  # a manual start still works
+    m = name()
+    p = dk("run", "-d", "--name", m, "--net", "none", "--restart", "always", "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    assert dk("stop", "-t", "1", m).returncode == 0
+    time.sleep(1)
+    assert dk.inspect(m)["State"]["Status"] == "exited"  # a manual stop disarms the policy
+    p = dk("run", "--rm", "--net", "none", "--ulimit", "nofile=512:2048", "--tmpfs", "/scratch:size=1m",
+           "--shm-size", "8m", "-l", "team=a", "--pid", "host", "busybox", "sh", "-c",
+           "ulimit -n; ulimit -Hn; grep -E ' /scratch | /dev/shm ' /proc/mounts | cut -d' ' -f2,4; [ $$ -ne 1 ]")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:2] == ["512", "2048"], lines
+    assert any(x.startswith("/scratch ") and "size=1024k" in x for x in lines), lines
+    assert any(x.startswith("/dev/shm ") and "size=8192k" in x for x in lines), lines
+    assert dk("run", "--rm", "--net", "none", "--restart", "bogus", "busybox", "true").returncode == 125

@@ -77,6 +77,11 @@ class RunFlags:
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # from the network plan
     cgroups_path: str = ""
     host_caps: list[str] | None = None  # the caller's bounding set: --privileged and ALL get no more
+    ulimits: list[dict[str, Any]] = field(default_factory=list)  # OCI rlimits from --ulimit
+    tmpfs: list[tuple[str, str]] = field(default_factory=list)  # (destination, options) from --tmpfs
+    shm_size: int | None = None  # bytes
+    pid_host: bool = False
+    ipc_host: bool = False
 
 
 # ---- flag parsers ---------------------------------------------------------------------------
@@ -148,6 +153,33 @@ def online_cpus(path: str = "/sys/devices/system/cpu/online") -> str | None:
             return f.read().strip() or None
     except OSError:
         return None
+
+
+ULIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+           "rtprio", "rttime", "sigpending", "stack", "as"}
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
+    """docker's --ulimit NAME=SOFT[:HARD] (-1: unlimited) -> an OCI rlimit."""
+    name, sep, limits = value.partition("=")
+    if not sep or name not in ULIMITS:
+        raise DockeeError(f"invalid value {value!r} for --ulimit: expected NAME=SOFT[:HARD], NAME one of "
+                          f"{', '.join(sorted(ULIMITS))}")
+    soft_s, _, hard_s = limits.partition(":")
+    try:
+        soft, hard = (int(x) if x != "-1" else (1 << 64) - 1 for x in (soft_s, hard_s or soft_s))
+    except ValueError:
+        raise DockeeError(f"invalid value {value!r} for --ulimit: limits must be numbers") from None
+    if soft > hard:
+        raise DockeeError(f"invalid value {value!r} for --ulimit: soft limit {soft} is above hard limit {hard}")
+    return {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+
+
+def parse_tmpfs(value: str) -> tuple[str, str]:
+    dst, _, opts = value.partition(":")
+    if not dst.startswith("/"):
+        raise DockeeError(f"invalid value {value!r} for --tmpfs: the path must be absolute")
+    return dst, opts
 
 
 def normalize_cap(name: str, flag: str) -> str:
@@ -360,8 +392,15 @@ def resources(flags: RunFlags) -> dict[str, Any]:
     return res
 
 
-def default_mounts(privileged: bool) -> list[dict[str, Any]]:
+def tmpfs_mounts(specs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """docker's --tmpfs defaults: noexec,nosuid,nodev, plus the given options."""
+    return [{"destination": dst, "type": "tmpfs", "source": "tmpfs",
+             "options": ["noexec", "nosuid", "nodev", *filter(None, opts.split(","))]} for dst, opts in specs]
+
+
+def default_mounts(privileged: bool, shm_size: int | None = None) -> list[dict[str, Any]]:
     ro = [] if privileged else ["ro"]
+    shm = f"size={shm_size // 1024}k" if shm_size else "size=65536k"
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -369,7 +408,7 @@ def default_mounts(privileged: bool) -> list[dict[str, Any]]:
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", *ro]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
@@ -395,12 +434,14 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
         "env": env,
         "cwd": flags.workdir or image_config.get("WorkingDir") or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "rlimits": [r for r in [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+                    if r["type"] not in {u["type"] for u in flags.ulimits}] + list(flags.ulimits),
         "noNewPrivileges": False,
     }
     if not process["cwd"].startswith("/"):
         raise DockeeError(f"the working directory {process['cwd']!r} is not an absolute path (-w)")
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")
+                  if not (t == "pid" and flags.pid_host) and not (t == "ipc" and flags.ipc_host)]
     if flags.net != "host":
         namespaces.append({"type": "network"})
     linux: dict[str, Any] = {
@@ -418,7 +459,8 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
         "process": process,
         "root": {"path": root_path, "readonly": flags.read_only},
         "hostname": flags.hostname,
-        "mounts": default_mounts(flags.privileged) + by_depth(list(flags.extra_mounts) + list(flags.binds)),
+        "mounts": default_mounts(flags.privileged, flags.shm_size)
+        + by_depth(list(flags.extra_mounts) + list(flags.binds) + tmpfs_mounts(flags.tmpfs)),
         "linux": linux,
     }
     if flags.hooks:

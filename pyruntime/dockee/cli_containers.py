@@ -50,7 +50,7 @@ _VALUE_OPTS = {"--name", "-e", "--env", "--env-file", "-v", "--volume", "-w", "-
                "--hostname", "-h", "--entrypoint", "-m", "--memory", "--memory-swap", "--cpus", "--cpu",
                "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset", "--pids-limit", "--cap-add", "--cap-drop",
                "--net", "--network", "--ip", "-p", "--publish", "--add-host", "--image", "--cgroup-parent",
-               "--runtime"}
+               "--runtime", "--ulimit", "--tmpfs", "--shm-size", "-l", "--label", "--pid", "--ipc", "--restart"}
 
 
 def rewrite_seed_args(args: list[str]) -> list[str]:
@@ -111,6 +111,15 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--image", "image_opt", help="the image (then every argument is the command)"),
         click.option("--cgroup-parent", help="cgroup the container's cgroup goes under"),
         click.option("--runtime", "runtime_opt", help="the OCI runtime for this container (default: the global one)"),
+        click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD], e.g. nofile=1024:1024"),
+        click.option("--tmpfs", multiple=True, help="PATH[:OPTIONS] a tmpfs mount"),
+        click.option("--shm-size", help="size of /dev/shm (64m)"),
+        click.option("-l", "--label", multiple=True, help="KEY=VALUE metadata"),
+        click.option("--pid", "pid_mode", type=click.Choice(["host", "private"]), default=None,
+                     help="host: share the host's pid namespace"),
+        click.option("--ipc", "ipc_mode", type=click.Choice(["host", "private", "shareable"]), default=None,
+                     help="host: share the host's ipc namespace"),
+        click.option("--restart", default="no", help="no, always, unless-stopped, on-failure[:N]"),
         click.argument("args", nargs=-1, type=click.UNPROCESSED),
     ]
     for o in reversed(opts):
@@ -181,6 +190,21 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
         if kw["pids_limit"] == 0 or kw["pids_limit"] < -1:
             raise DockeeError(f"invalid value {kw['pids_limit']} for --pids-limit")
         flags.pids_limit = kw["pids_limit"]
+    flags.ulimits = [bundlemod.parse_ulimit(u) for u in kw["ulimit"]]
+    flags.tmpfs = [bundlemod.parse_tmpfs(t) for t in kw["tmpfs"]]
+    if kw["shm_size"] is not None:
+        flags.shm_size = bundlemod.parse_size(kw["shm_size"], "--shm-size")
+    flags.pid_host = kw["pid_mode"] == "host"
+    flags.ipc_host = kw["ipc_mode"] == "host"
+    labels = {}
+    for lab in kw["label"]:
+        k, _, v = lab.partition("=")
+        if not k:
+            raise DockeeError(f"invalid value {lab!r} for --label: expected KEY=VALUE")
+        labels[k] = v
+    restart = parse_restart(kw["restart"])
+    if restart["Name"] != "no" and kw["rm"]:
+        raise DockeeError("conflicting options: --restart and --rm")
     flags.cap_add = [bundlemod.normalize_cap(c, "--cap-add") for c in kw["cap_add"]]
     flags.cap_drop = [bundlemod.normalize_cap(c, "--cap-drop") for c in kw["cap_drop"]]
     bundlemod.resources(flags)  # refuses inconsistent memory/swap now
@@ -197,11 +221,23 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
            "Privileged": flags.privileged, "CapAdd": flags.cap_add, "CapDrop": flags.cap_drop,
            "NetworkMode": net, "AutoRemove": kw["rm"], "Binds": list(kw["volume"]),
            "CgroupParent": kw["cgroup_parent"] or "", "PortBindings": list(kw["publish"]),
-           "ExtraHosts": list(kw["add_host"])}
+           "ExtraHosts": list(kw["add_host"]), "RestartPolicy": restart, "ShmSize": flags.shm_size or 0,
+           "PidMode": kw["pid_mode"] or "", "IpcMode": kw["ipc_mode"] or "", "Tmpfs": dict(flags.tmpfs),
+           "Ulimits": [{"Name": u.partition("=")[0], "Soft": r["soft"], "Hard": r["hard"]}
+                       for u, r in zip(kw["ulimit"], flags.ulimits, strict=True)], "Labels": labels}
     create_kw = dict(name=kw["name"], user_spec=kw["user"], volumes=list(kw["volume"]), rm=kw["rm"],
                      network=net, ip=kw["ip"], ports=list(kw["publish"]), add_hosts=list(kw["add_host"]),
                      cgroup_parent=kw["cgroup_parent"], raw=raw, runtime_name=kw["runtime_opt"])
     return image, flags, create_kw
+
+
+def parse_restart(value: str) -> dict[str, Any]:
+    name, _, count = value.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or (count and name != "on-failure"):
+        raise DockeeError(f"invalid restart policy {value!r}: use no, always, unless-stopped or on-failure[:N]")
+    if count and not count.isdigit():
+        raise DockeeError(f"invalid restart policy {value!r}: the maximum retry count must be a number")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
 def _run_error(e: DockeeError) -> DockeeError:
@@ -692,6 +728,8 @@ def kill(ctx: click.Context, sig: str, refs: tuple[str, ...]) -> None:
         rec = eng.resolve(ref)
         if eng.status(rec)[0] not in ("running", "paused"):
             raise StateError(f"Cannot kill container: {ref}: container {rec['name']} is not running")
+        if sig in ("KILL", "TERM", "INT", "9", "15", "2"):  # docker: a manual stop disarms --restart
+            eng.mark_stopped_by_user(rec["id"])
         eng.runtime_for(rec).kill(rec["id"], sig)
     sys.exit(1 if _each(refs, one) else 0)
 
@@ -779,9 +817,12 @@ def wait(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.argument("cid")
 @click.pass_context
 def exited(ctx: click.Context, cid: str) -> None:
-    """conmon's exit command: record the exit; remove --rm containers."""
+    """conmon's exit command: record the exit; remove --rm containers; apply --restart."""
+    eng = engine(ctx)
     with contextlib.suppress(NotFound):
-        engine(ctx).finish(cid)
+        done = eng.finish(cid)
+        if done is not None:
+            eng.maybe_restart(done)
 
 
 # ---- top / stats / commit -------------------------------------------------------------------

@@ -245,7 +245,7 @@ class Engine:
                              "WorkingDir": spec["process"]["cwd"], "User": user,
                              "Entrypoint": ([flags.entrypoint] if flags.entrypoint is not None
                                             else img.config.get("Entrypoint")),
-                             "Tty": flags.tty, "OpenStdin": flags.stdin}
+                             "Tty": flags.tty, "OpenStdin": flags.stdin, "Labels": raw.get("Labels") or {}}
             rec["flags"] = {k: v for k, v in asdict(flags).items() if k not in ("hooks", "extra_mounts", "binds")}
             rec["cgroups_path"] = flags.cgroups_path
             self.containers.save(rec)
@@ -309,6 +309,7 @@ class Engine:
             cdir = self.containers.dir(cid)
             overlay.mount([Path(p) for p in rec["layer_dirs"]], cdir / "upper", cdir / "work", cdir / "merged")
             rec["generation"] = int(rec.get("generation") or 0) + 1
+            rec["stopped_by_user"] = False  # a restart policy applies again
             rec["finished_at"] = None
             rec["exit_code"] = None
             rec["oom_killed"] = False
@@ -419,12 +420,46 @@ class Engine:
                 self._teardown(done, volumes=True)
             return done
 
+    # ---- restart policy (conmon's exit command) ----
+    def maybe_restart(self, rec: dict[str, Any]) -> bool:
+        """docker's --restart: start again after an exit nobody asked for, with a doubling delay."""
+        policy = (rec.get("host_config") or {}).get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        count = int(rec.get("restart_count") or 0)
+        if name == "no" or rec.get("stopped_by_user") or rec.get("finished_at") is None:
+            return False
+        if name == "on-failure" and (rec.get("exit_code") == 0 or (
+                policy.get("MaximumRetryCount") and count >= int(policy["MaximumRetryCount"]))):
+            return False
+        ran = float(rec.get("finished_at") or 0) - float(rec.get("started_at") or 0)
+        time.sleep(0.1 if ran >= 10 else min(0.1 * 2 ** count, 10))
+        cid = rec["id"]
+        with self.containers.locked(cid):
+            try:
+                now = self.containers.load(cid)
+            except DockeeError:
+                return False
+            if now.get("stopped_by_user") or now.get("generation") != rec.get("generation"):
+                return False  # stopped, removed or started by someone meanwhile
+            now["restart_count"] = count + 1
+            self.containers.save(now)
+        self.start(cid)
+        return True
+
+    def mark_stopped_by_user(self, cid: str) -> None:
+        with self.containers.locked(cid):
+            with contextlib.suppress(DockeeError):
+                rec = self.containers.load(cid)
+                rec["stopped_by_user"] = True
+                self.containers.save(rec)
+
     # ---- stop / kill ----
     def stop(self, ref: str, timeout: float = 10) -> dict[str, Any]:
         rec = self.resolve(ref)
         cid = rec["id"]
         status, _, _ = self.status(rec)
         if status in ("running", "paused"):
+            self.mark_stopped_by_user(cid)
             rt = self.runtime_for(rec)
             with contextlib.suppress(RuntimeFailure):
                 rt.kill(cid, "TERM")
