@@ -138,3 +138,24 @@ def test_prune_removes_a_bridge_whose_record_is_gone(shim: Shim) -> None:
     os.unlink(store.networks / "lost.json")
     assert shim("network", "prune", "-f").returncode == 0
     assert not link_exists(net.bridge)
+
+
+def test_prune_removes_the_bridge_and_table_of_a_store_deleted_without_network_rm(shim: Shim,
+                                                                                    tmp_path: Path) -> None:
+    """F48: a store deleted with its networks still there left its bridge and nft table on the host
+    for good; the bridge's ifalias names the store, so any store's `network prune` removes both."""
+    from pyruntime.dockee.network import nat
+
+    gone = Shim(tmp_path / "gone")
+    assert gone("network", "create", "--subnet", str(free_subnet()), "g").returncode == 0
+    net = networks.load(Store(gone.root), "g")
+    nat.ensure_table(net.table)  # as the first container's ADD makes it
+    try:
+        shutil.rmtree(gone.root)
+        assert shim("network", "prune", "-f").returncode == 0
+        assert not link_exists(net.bridge)
+        assert sh("nft", "list", "table", "ip", net.table, check=False).returncode != 0
+    finally:
+        if link_exists(net.bridge):
+            sh("ip", "link", "del", net.bridge, check=False)
+        sh("nft", "delete", "table", "ip", net.table, check=False)

@@ -120,17 +120,22 @@ def prune(obj: Context, force: bool) -> None:
             continue
         networks.remove(store, n.name)
         click.echo(n.name)
+    # what no record names any more: bridges of this store whose record is gone, and everything of
+    # stores deleted without `network rm` (their bridges' ifalias names the root, the table follows)
     orphans = networks.orphan_bridges(store)
-    if orphans:
-        from pyruntime.dockee.network import bridge
+    gone = networks.gone_stores()
+    if orphans or gone:
+        from pyruntime.dockee.network import bridge, nat
         from pyruntime.dockee.network.cniconf import CNIError
 
-        with bridge.iproute() as ipr:
-            for name in orphans:  # a bridge of this store whose network record is gone
-                try:
+        try:
+            with bridge.iproute() as ipr:
+                for name in orphans + [b for bridges in gone.values() for b in bridges]:
                     bridge.delete_link(ipr, name)
-                except CNIError as e:
-                    raise DockeeError(f"bridge {name}: {e.msg}")
+            for root in gone:
+                nat.delete_table(networks.table_of_root(root))
+        except CNIError as e:
+            raise DockeeError(f"network prune: {e.msg}")
 
 
 def register(group: click.Group) -> None:

@@ -48,9 +48,7 @@ class Network:
 
 def nft_table(store: Store) -> str:
     """`dockee` for the default store; another store (tests, a second user) gets its own table."""
-    if os.path.realpath(store.root) == os.path.realpath(DEFAULT_ROOT):
-        return "dockee"
-    return "dockee_" + hashlib.sha256(os.path.realpath(store.root).encode()).hexdigest()[:10]
+    return table_of_root(os.path.realpath(store.root))
 
 
 def ipam_dir(store: Store) -> Path:
@@ -183,6 +181,28 @@ def bridge_owner(ifname: str) -> tuple[str, str] | None:
         return None
     root, _, name = alias[len(ALIAS_PREFIX):].rpartition(" ")
     return (root, name) if root and name else None
+
+
+def table_of_root(root: str) -> str:
+    """nft_table for a store root given as a real path (that may no longer exist)."""
+    if root == os.path.realpath(DEFAULT_ROOT):
+        return "dockee"
+    return "dockee_" + hashlib.sha256(root.encode()).hexdigest()[:10]
+
+
+def gone_stores() -> dict[str, list[str]]:
+    """Store roots that no longer exist -> the bridges made for them (a store deleted without
+    `network rm`): its bridges, and its nft table (named after the root), are nobody's any more."""
+    out: dict[str, list[str]] = {}
+    try:
+        links = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return out
+    for link in links:
+        owner = bridge_owner(link)
+        if owner is not None and not os.path.isdir(owner[0]):
+            out.setdefault(owner[0], []).append(link)
+    return out
 
 
 def orphan_bridges(store: Store) -> list[str]:
