@@ -248,6 +248,7 @@ class Runtime:
         if pid == 0:
             parent.close()
             stage1(child, plan, self.sys)  # never returns
+        trace.mark("fork")
         gc.unfreeze()
         gc.enable()
         child.close()

@@ -125,10 +125,12 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     if not opts.detach:
         rt.sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
     parent, child = sync.Channel.pair()
+    trace.mark("init")
     pid = os.fork()
     if pid == 0:
         parent.close()
         stage1(child, plan, rt.sys)  # never returns
+    trace.mark("fork")
     child.close()
     for _t, fd in ns_fds:
         os.close(fd)

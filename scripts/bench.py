@@ -65,7 +65,7 @@ RUNTIMES = ("pyruntime", "runc")
 
 Results = dict[str, dict[str, float | None]]
 # the phases of trace.py's marks, in the order the breakdown prints them
-PHASES = ("interp", "imports", "cli", "config", "cgroup", "state", "init", "container",
+PHASES = ("interp", "imports", "cli", "config", "fork", "cgroup", "state", "init", "container",
           "teardown", "verb", "exit", "other")
 BREAKDOWN_VERBS = ("run", "create", "start", "state", "kill", "delete", "list", "pause",
                    "resume", "exec")
