@@ -351,3 +351,23 @@ def test_F37_restart_ulimit_tmpfs_shm_label_pid_host(dk: Dockee) -> None:
     assert any(x.startswith("/scratch ") and "size=1024k" in x for x in lines), lines
     assert any(x.startswith("/dev/shm ") and "size=8192k" in x for x in lines), lines
     assert dk("run", "--rm", "--net", "none", "--restart", "bogus", "busybox", "true").returncode == 125
+
+
+def test_F35_rename_version_info_stop_signal_logs_since(dk: Dockee) -> None:
+    n, m = name(), name()
+    assert dk("run", "-d", "--name", n, "--net", "none", "busybox", "sh", "-c",
+              "echo early; trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.1; done").returncode == 0
+    assert dk("rename", n, m).returncode == 0
+    assert dk.inspect(m)["Name"] == f"/{m}" and dk("inspect", n).returncode == 1
+    time.sleep(1.5)
+    p = dk("stop", "-s", "USR1", "-t", "10", m)
+    assert p.returncode == 0, p.stderr
+    assert dk.inspect(m)["State"]["ExitCode"] == 7
+    stamped = dk("logs", "-t", m).stdout.splitlines()
+    second = stamped[1].split()[0]
+    assert dk("logs", "--since", second, m).stdout == "got-usr1\n"
+    assert dk("logs", "--until", second, m).stdout == "early\n"
+    assert dk("logs", "--since", "1h", m).stdout == "early\ngot-usr1\n"
+    assert dk("logs", "--since", "bogus", m).returncode == 125
+    assert "Version:" in dk("version").stdout
+    assert "Containers:" in dk("info").stdout

@@ -567,7 +567,43 @@ def inspect(ctx: click.Context, fmt: str | None, kind: str | None, refs: tuple[s
 
 # ---- logs -----------------------------------------------------------------------------------
 
-def _emit(e: logsmod.Entry, timestamps: bool) -> None:
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+
+
+def parse_log_time(value: str, flag: str) -> float:
+    """docker's --since/--until: a duration ago (90s, 10m, 1.5h), Unix seconds, or an RFC 3339 time."""
+    import datetime
+
+    m = _DURATION.match(value)
+    if m:
+        return time.time() - float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    with contextlib.suppress(ValueError):
+        return float(value)
+    try:
+        dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DockeeError(f"invalid value {value!r} for {flag}: a duration (10m), Unix seconds or "
+                          "a time such as 2024-01-02T15:04:05Z") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    return dt.timestamp()
+
+
+def entry_time(ts: str) -> float:
+    """conmon's 2024-01-02T15:04:05.123456789+00:00 (nanoseconds) -> Unix seconds."""
+    import datetime
+
+    head, dot, rest = ts.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        ts = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _emit_raw(e: logsmod.Entry, timestamps: bool) -> None:
     stream = sys.stdout.buffer if e.stream == "stdout" else sys.stderr.buffer
     if timestamps:  # docker prints UTC as Z; conmon writes +00:00
         ts = e.time[:-6] + "Z" if e.time.endswith("+00:00") else e.time
@@ -580,10 +616,23 @@ def _emit(e: logsmod.Entry, timestamps: bool) -> None:
 @click.option("-f", "--follow", is_flag=True)
 @click.option("-n", "--tail", default="all", help="number of lines from the end")
 @click.option("-t", "--timestamps", is_flag=True)
+@click.option("--since", help="only entries since a time (RFC 3339, Unix seconds) or a duration ago (10m)")
+@click.option("--until", help="only entries before a time or a duration ago")
 @click.argument("ref")
 @click.pass_context
-def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, ref: str) -> None:
+def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, since: str | None, until: str | None,
+         ref: str) -> None:
     eng = engine(ctx)
+    lo = parse_log_time(since, "--since") if since else None
+    hi = parse_log_time(until, "--until") if until else None
+    if lo is not None or hi is not None:
+        def emit_in_range(e: logsmod.Entry, ts: bool) -> None:
+            t = entry_time(e.time)
+            if (lo is None or t >= lo) and (hi is None or t < hi):
+                _emit_raw(e, ts)
+        emit: Callable[[logsmod.Entry, bool], None] = emit_in_range
+    else:
+        emit = _emit_raw
     rec = eng.resolve(ref)
     path = eng.containers.dir(rec["id"]) / "ctr.log"
     offset = logsmod.complete_end(path)
@@ -605,9 +654,9 @@ def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, ref: str
                 if n > 0:
                     last.append(e)
                 else:
-                    _emit(e, timestamps)
+                    emit(e, timestamps)
             for e in last:
-                _emit(e, timestamps)
+                emit(e, timestamps)
     if not follow:
         return
 
@@ -619,7 +668,7 @@ def logs(ctx: click.Context, follow: bool, tail: str, timestamps: bool, ref: str
             return False
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
         for e in logsmod.follow(path, running, start_at=offset):
-            _emit(e, timestamps)
+            emit(e, timestamps)
 
 
 # ---- exec -----------------------------------------------------------------------------------
@@ -705,13 +754,62 @@ def run_exec(argv: list[str], stdin: int | None) -> int:
 
 # ---- stop / kill / rm / pause / restart / wait ----------------------------------------------
 
-@click.command("stop", help="Stop containers: SIGTERM, then SIGKILL after the timeout.")
+def check_signal(sig: str) -> str:
+    sig = sig.upper().removeprefix("SIG")
+    if not (sig.isdigit() and 0 < int(sig) < 65) and f"SIG{sig}" not in signal.Signals.__members__:
+        raise DockeeError(f"invalid signal: {sig}")  # docker checks before touching any container
+    return sig
+
+
+@click.command("stop", help="Stop containers: SIGTERM (or -s), then SIGKILL after the timeout.")
 @click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.option("-s", "--signal", "sig", default="TERM", show_default=True, help="the signal to stop with")
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_context
-def stop(ctx: click.Context, timeout: float, refs: tuple[str, ...]) -> None:
+def stop(ctx: click.Context, timeout: float, sig: str, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
-    sys.exit(1 if _each(refs, lambda r: eng.stop(r, timeout)) else 0)
+    sig = check_signal(sig)
+    sys.exit(1 if _each(refs, lambda r: eng.stop(r, timeout, sig)) else 0)
+
+
+@click.command("rename", help="Rename a container.")
+@click.argument("ref")
+@click.argument("new_name")
+@click.pass_context
+def rename(ctx: click.Context, ref: str, new_name: str) -> None:
+    eng = engine(ctx)
+    eng.containers.rename(eng.containers.resolve(ref), new_name)
+
+
+@click.command("version", help="Show dockee-shim's and its runtime's versions.")
+@click.pass_context
+def version(ctx: click.Context) -> None:
+    o = ctx.obj
+    try:
+        p = subprocess.run([o.runtime, "--version"], capture_output=True, text=True, timeout=30)
+        rt = (p.stdout.strip().splitlines() or ["unknown"])[0]
+    except OSError:
+        rt = "not found"
+    import platform
+
+    click.echo(f"Client: dockee-shim\n Version:     0.1.0\n OS/Arch:     linux/{platform.machine()}\n"
+               f" Python:      {platform.python_version()}\n\nRuntime: {o.runtime}\n Version:     {rt}")
+
+
+@click.command("info", help="Show the store's containers, images and the runtime.")
+@click.pass_context
+def info(ctx: click.Context) -> None:
+    from pyruntime.dockee.images import ImageStore
+
+    eng = engine(ctx)
+    recs = eng.containers.all()
+    eng.prefetch(recs)
+    states = [eng.status(r)[0] for r in recs]
+    images = ImageStore(ctx.obj.store).all() if ctx.obj.store.root.exists() else []
+    click.echo(f"Containers: {len(recs)}\n Running: {states.count('running')}\n Paused: {states.count('paused')}\n"
+               f" Stopped: {len(recs) - states.count('running') - states.count('paused')}\n"
+               f"Images: {len({i.id for i in images})}\nStorage Driver: overlay\nDocker Root Dir: {eng.store.root}\n"
+               f"Default Runtime: {ctx.obj.runtime}\nCPUs: {os.cpu_count()}\nKernel Version: {os.uname().release}")
 
 
 @click.command("kill", help="Send a signal (default KILL) to containers.")
@@ -720,9 +818,7 @@ def stop(ctx: click.Context, timeout: float, refs: tuple[str, ...]) -> None:
 @click.pass_context
 def kill(ctx: click.Context, sig: str, refs: tuple[str, ...]) -> None:
     eng = engine(ctx)
-    sig = sig.upper().removeprefix("SIG")
-    if not (sig.isdigit() and 0 < int(sig) < 65) and f"SIG{sig}" not in signal.Signals.__members__:
-        raise DockeeError(f"invalid signal: {sig}")  # docker checks before touching any container
+    sig = check_signal(sig)
 
     def one(ref: str) -> None:
         rec = eng.resolve(ref)
@@ -1204,7 +1300,7 @@ def container_prune(ctx: click.Context, force: bool) -> None:
 def register(group: click.Group) -> None:
     """Add this module's verbs to `group`."""
     for cmd in (run, create, start, ps, inspect, logs, exec_, stop, kill, rm, pause, unpause, restart, wait,
-                exited, top, stats, commit, volume, export, cp, port):
+                exited, top, stats, commit, volume, export, cp, port, rename, version, info):
         assert cmd.name is not None
         group.add_command(cmd, cmd.name)
 
@@ -1216,5 +1312,5 @@ def register(group: click.Group) -> None:
                       ("start", start), ("stop", stop), ("logs", logs), ("run", run), ("create", create),
                       ("exec", exec_), ("kill", kill), ("restart", restart), ("commit", commit), ("top", top),
                       ("stats", stats), ("wait", wait), ("pause", pause), ("unpause", unpause),
-                      ("export", export), ("cp", cp), ("port", port)):
+                      ("export", export), ("cp", cp), ("port", port), ("rename", rename)):
         container.add_command(cmd, name)

@@ -126,6 +126,18 @@ class Containers:
             atomic_write_json(tmp / "record.json", rec)
             os.rename(tmp, self.dir(rec["id"]))
 
+    def rename(self, cid: str, name: str) -> None:
+        if not _NAME.match(name):
+            raise DockeeError(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+        with self.store.lock("containers"):
+            for other in self.all():
+                if other.get("name") == name:
+                    raise Conflict(f"the container name {name!r} is already in use by container {other['id'][:12]}")
+            with self.locked(cid):
+                rec = self.load(cid)
+                rec["name"] = name
+                self.save(rec)
+
     @contextlib.contextmanager
     def locked(self, cid: str) -> Iterator[None]:
         with locked(self.store.root / "locks" / f"container-{cid}"):

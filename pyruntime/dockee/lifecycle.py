@@ -454,7 +454,7 @@ class Engine:
                 self.containers.save(rec)
 
     # ---- stop / kill ----
-    def stop(self, ref: str, timeout: float = 10) -> dict[str, Any]:
+    def stop(self, ref: str, timeout: float = 10, sig: str = "TERM") -> dict[str, Any]:
         rec = self.resolve(ref)
         cid = rec["id"]
         status, _, _ = self.status(rec)
@@ -462,7 +462,7 @@ class Engine:
             self.mark_stopped_by_user(cid)
             rt = self.runtime_for(rec)
             with contextlib.suppress(RuntimeFailure):
-                rt.kill(cid, "TERM")
+                rt.kill(cid, sig)
             if status == "paused":
                 with contextlib.suppress(RuntimeFailure):
                     rt.resume(cid)
