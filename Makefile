@@ -11,7 +11,7 @@ APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables 
 # venv's scripts, /usr/local/bin/pyruntime among them, must run for unprivileged users too.
 PYTHON_BASE ?= /usr/bin/python3.11
 
-.PHONY: setup demo test unit integration lint bench conformance mutation clean
+.PHONY: setup demo test unit integration lint bench bench-state conformance mutation clean
 
 setup: $(VENV)/.installed
 	@for b in pyruntime dockee-shim dockee-cni-bridge; do ln -sf "$(CURDIR)/$(VENV)/bin/$$b" /usr/local/bin/$$b; done
@@ -49,6 +49,10 @@ bench: setup
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_dockee.py
 	$(PY) scripts/bench_network.py
+
+# the check that `pyruntime state` stays within 2x of `runc state`, both measured in this run
+bench-state: setup
+	$(PY) scripts/bench.py --sections state --rounds 6 --strict state_median_ms
 
 conformance: setup
 	bash integration/conformance/run.sh

@@ -859,10 +859,14 @@ class Bench:
 
     def round_robin(self) -> list[tuple[str, Callable[[Runtime, int], None], int]]:
         """Sections measured in rounds, the runtimes alternating: (name, fn, iterations)."""
-        return [("run", self.bench_run, self.args.iterations),
-                ("cycle", self.bench_cycle, self.args.iterations),
-                ("state", self.bench_state, self.args.state_iterations),
-                ("verbs", self.bench_verbs, self.args.iterations)]
+        out = [("run", self.bench_run, self.args.iterations),
+               ("cycle", self.bench_cycle, self.args.iterations),
+               ("state", self.bench_state, self.args.state_iterations),
+               ("verbs", self.bench_verbs, self.args.iterations)]
+        return [s for s in out if self.wanted(s[0])]
+
+    def wanted(self, section: str) -> bool:
+        return not self.args.sections or section in self.args.sections
 
     def sections(self) -> list[tuple[str, Callable[[Runtime], None]]]:
         out: list[tuple[str, Callable[[Runtime], None]]] = []
@@ -872,7 +876,7 @@ class Bench:
         if self.args.seccomp:
             out.append(("seccomp", self.bench_seccomp))
         out.append(("window", self.bench_window))
-        return out
+        return [s for s in out if self.wanted(s[0])]
 
     def measure(self) -> None:
         self.build_bundle()
@@ -1016,7 +1020,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds one runtime invocation may take (default 60)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the results here")
-    p.add_argument("--strict", action="store_true", help="exit 2 if a target is missed")
+    p.add_argument("--strict", nargs="*", metavar="TARGET", default=None,
+                   help="exit 2 if a target is missed (only these, if named: e.g. "
+                        "state_median_ms)")
+    p.add_argument("--sections", nargs="+", metavar="SECTION",
+                   choices=("run", "cycle", "state", "verbs", "list", "memory", "rss", "seccomp",
+                            "window"),
+                   help="measure only these sections (default: all)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = p.parse_args(argv)
     if args.iterations < 1 or args.state_iterations < 1 or args.list_iterations < 1:
@@ -1112,7 +1122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if bench.errors or problems:
         return 1
-    if args.strict and any(v["met"] is False for v in verdicts.values()):
+    if args.strict is not None and any(v["met"] is False for k, v in verdicts.items()
+                                       if not args.strict or k in args.strict):
         return 2
     return 0
 
