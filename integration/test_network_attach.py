@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -95,6 +96,20 @@ def http_get(url: str) -> str:
         return str(r.read().decode())
 
 
+def first_get(url: str) -> str:
+    """The first request to a server just started: `start` returns before httpd listens."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return http_get(url)
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_two_containers_by_ip_and_name_host_and_published_port(dk: Dockee) -> None:
     net = dk.network()
     hp = free_port()
@@ -102,7 +117,7 @@ def test_two_containers_by_ip_and_name_host_and_published_port(dk: Dockee) -> No
     dk.start(web, ["httpd", "-f", "-p", "80", "-h", "/www"])
     assert web.ip == str(net.net.network_address + 2)
     # the host reaches the container directly, and through the published port on 127.0.0.1 and the bridge
-    assert http_get(f"http://{web.ip}/") == "hi\n"
+    assert first_get(f"http://{web.ip}/") == "hi\n"
     assert http_get(f"http://127.0.0.1:{hp}/") == "hi\n"
     assert http_get(f"http://{net.gateway}:{hp}/") == "hi\n"
     # a container started later finds it by IP and by name, and through the published port
@@ -131,7 +146,7 @@ def test_release_removes_veth_rules_and_address_and_network_rm_the_bridge(dk: Do
     hp = free_port()
     cid, plan = dk.plan(net.name, "srv", ports=[f"127.0.0.1:{hp}:80"])
     rid = dk.start(plan, ["httpd", "-f", "-p", "80", "-h", "/www"])
-    assert http_get(f"http://127.0.0.1:{hp}/") == "hi\n"
+    assert first_get(f"http://127.0.0.1:{hp}/") == "hi\n"
     veth = host_veth_name(cid, "eth0")
     assert link_exists(veth) and link_exists(net.bridge)
     with pytest.raises(Conflict, match="in use"):
