@@ -371,3 +371,51 @@ def test_F35_rename_version_info_stop_signal_logs_since(dk: Dockee) -> None:
     assert dk("logs", "--since", "bogus", m).returncode == 125
     assert "Version:" in dk("version").stdout
     assert "Containers:" in dk("info").stdout
+
+
+def test_F16_ctrl_p_ctrl_q_detaches_and_attach_comes_back(dk: Dockee, tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed")
+    session = f"dk{uuid.uuid4().hex[:8]}"
+    n = name()
+    result = tmp_path / "exit"
+    cmd = " ".join(dk.argv("run", "-it", "--name", n, "--net", "none", "busybox", "sh"))
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                    f"{cmd}; echo $? > {result}; sleep 60"], check=True)
+
+    def until(text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                               text=True).stdout
+            if text in s:
+                return s
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared:\n{s}")
+
+    def keys(*k: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+    def wait_file() -> str:
+        deadline = time.monotonic() + 15
+        while not result.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return result.read_text().strip()
+    try:
+        until("/ #")
+        keys("echo one-$((40+2))", "Enter")
+        until("one-42")
+        keys("C-p", "C-q")
+        assert wait_file() == "0"
+        assert dk.inspect(n)["State"]["Running"] is True
+        result.unlink()
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                        f"{' '.join(dk.argv('attach', n))}; echo $? > {result}; sleep 60"], check=True)
+        time.sleep(1)
+        keys("echo two-$((40+3))", "Enter")
+        until("two-43")
+        keys("exit 5", "Enter")
+        assert wait_file() == "5"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)

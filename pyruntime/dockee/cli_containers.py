@@ -772,6 +772,14 @@ def stop(ctx: click.Context, timeout: float, sig: str, refs: tuple[str, ...]) ->
     sys.exit(1 if _each(refs, lambda r: eng.stop(r, timeout, sig)) else 0)
 
 
+@click.command("attach", help="Attach to a running container's terminal or output (^P^Q detaches).")
+@click.option("--no-stdin", is_flag=True, help="do not attach stdin")
+@click.argument("ref")
+@click.pass_context
+def attach(ctx: click.Context, no_stdin: bool, ref: str) -> None:
+    sys.exit(engine(ctx).attach(ref, stdin=not no_stdin))
+
+
 @click.command("rename", help="Rename a container.")
 @click.argument("ref")
 @click.argument("new_name")
@@ -1300,7 +1308,7 @@ def container_prune(ctx: click.Context, force: bool) -> None:
 def register(group: click.Group) -> None:
     """Add this module's verbs to `group`."""
     for cmd in (run, create, start, ps, inspect, logs, exec_, stop, kill, rm, pause, unpause, restart, wait,
-                exited, top, stats, commit, volume, export, cp, port, rename, version, info):
+                exited, top, stats, commit, volume, export, cp, port, rename, version, info, attach):
         assert cmd.name is not None
         group.add_command(cmd, cmd.name)
 
@@ -1312,5 +1320,6 @@ def register(group: click.Group) -> None:
                       ("start", start), ("stop", stop), ("logs", logs), ("run", run), ("create", create),
                       ("exec", exec_), ("kill", kill), ("restart", restart), ("commit", commit), ("top", top),
                       ("stats", stats), ("wait", wait), ("pause", pause), ("unpause", unpause),
-                      ("export", export), ("cp", cp), ("port", port), ("rename", rename)):
+                      ("export", export), ("cp", cp), ("port", port), ("rename", rename),
+                      ("attach", attach)):
         container.add_command(cmd, name)

@@ -25,7 +25,7 @@ from typing import Any
 from pyruntime.dockee import bundle as bundlemod
 from pyruntime.dockee import monitor, overlay
 from pyruntime.dockee.containers import Containers, boot_id, derive_status, new_id
-from pyruntime.dockee.errors import Conflict, DockeeError, NotFound
+from pyruntime.dockee.errors import Conflict, DockeeError, NotFound, StateError
 from pyruntime.dockee.export import resolve_in
 from pyruntime.dockee.network import attach as netattach
 from pyruntime.dockee.runtime import OCIRuntime, RuntimeFailure
@@ -349,11 +349,34 @@ class Engine:
             self.containers.save(rec)
         if sock is None:
             return 0
+        return self._attached(rec, sock, bool(rec.get("stdin") if stdin is None else stdin))
+
+    def attach(self, ref: str, stdin: bool = True) -> int:
+        """docker attach: the running container's terminal or output; ^P^Q detaches again."""
+        rec = self.resolve(ref)
+        status, _, _ = self.status(rec)
+        if status not in ("running", "paused"):
+            raise StateError(f"You cannot attach to a stopped container, start it first ({rec['name']})")
+        cdir = self.containers.dir(rec["id"])
+        sock = monitor.connect_attach(cdir)
+        if rec.get("tty"):
+            size = monitor.terminal_size(0)
+            if size:
+                monitor.resize(cdir, *size)
+        return self._attached(rec, sock, stdin and bool(rec.get("stdin")))
+
+    def _attached(self, rec: dict[str, Any], sock: Any, stdin: bool) -> int:
+        """Relay until the container ends (its exit code) or the user detaches (0, it runs on)."""
+        cid = rec["id"]
+        cdir = self.containers.dir(cid)
         try:
-            monitor.relay(sock, stdin=bool(rec.get("stdin") if stdin is None else stdin), tty=bool(rec.get("tty")),
-                          bundle=cdir, on_signal=lambda sig: self._forward(rec, sig))
+            detached = monitor.relay(sock, stdin=stdin, tty=bool(rec.get("tty")), bundle=cdir,
+                                     on_signal=lambda sig: self._forward(rec, sig))
         finally:
             sock.close()
+        if detached:
+            sys.stderr.write("\r\nread escape sequence\r\n")
+            return 0
         monitor.wait_for_file(self.containers.exit_file(cid), 30, alive=lambda: monitor.conmon_alive(cdir))
         seen = self.containers.read_exit(cid)
         done = self.finish(cid)

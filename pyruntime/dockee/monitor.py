@@ -85,6 +85,8 @@ def conmon_argv(s: ConmonSpec) -> list[str]:
         argv.append("-t")
     if s.stdin:
         argv.append("-i")
+        if s.tty:  # ^P^Q detaches and `attach` comes back: the shell must not see an EOF meanwhile
+            argv.append("--leave-stdin-open")
     for a in s.runtime_args:
         argv += ["--runtime-arg", a]
     argv += ["--exit-command", s.exit_command[0]]
@@ -193,13 +195,17 @@ def terminal_size(fd: int = 0) -> tuple[int, int] | None:
     return size.lines, size.columns
 
 
+DETACH_KEYS = b"\x10\x11"  # docker's default escape sequence: ctrl-p ctrl-q
+
+
 def relay(sock: socket.socket, *, stdin: bool, tty: bool, bundle: Path,
-          on_signal: Callable[[int], None] | None = None) -> None:
+          on_signal: Callable[[int], None] | None = None) -> bool:
     """Copy the container's output to ours, and our stdin to it, until conmon closes the socket.
 
     With a terminal, ours is put in raw mode (^C travels as a byte to the container's terminal)
     and SIGWINCH resizes the container's terminal. Without one, SIGINT/SIGTERM are forwarded
-    through `on_signal` (docker's sig-proxy).
+    through `on_signal` (docker's sig-proxy). With a terminal and stdin, ^P^Q detaches (docker's
+    escape sequence): True is returned and the container keeps running.
     """
     import termios
     import tty as ttymod
@@ -224,6 +230,8 @@ def relay(sock: socket.socket, *, stdin: bool, tty: bool, bundle: Path,
     out = sys.stdout.buffer
     err = sys.stderr.buffer
     watch = [sock] + ([in_fd] if in_fd >= 0 else [])
+    held = b""  # a ^P that may start the escape sequence
+    detach = tty and in_fd >= 0
     try:
         while True:
             try:
@@ -245,10 +253,21 @@ def relay(sock: socket.socket, *, stdin: bool, tty: bool, bundle: Path,
                     chunk = os.read(in_fd, 8192)
                 except OSError:
                     chunk = b""
+                eof = not chunk
+                if detach:
+                    chunk, held = held + chunk, b""
+                    if DETACH_KEYS in chunk:
+                        before = chunk[:chunk.index(DETACH_KEYS)]
+                        if before:
+                            with contextlib.suppress(OSError):
+                                sock.sendall(before)
+                        return True
+                    if not eof and chunk.endswith(DETACH_KEYS[:1]):
+                        chunk, held = chunk[:-1], chunk[-1:]
                 if chunk:
                     with contextlib.suppress(OSError):
                         sock.sendall(chunk)
-                else:
+                if eof:
                     watch.remove(in_fd)
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_WR)
@@ -257,6 +276,7 @@ def relay(sock: socket.socket, *, stdin: bool, tty: bool, bundle: Path,
             termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+    return False
 
 
 def conmon_alive(bundle: Path) -> bool:
