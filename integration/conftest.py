@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -26,6 +27,11 @@ __all__ = ["PYRUNTIME", "REPO", "Runtime", "base_config", "busybox_rootfs"]
 CACHE = Path(os.environ.get("PYRUNTIME_TEST_CACHE", str(REPO / ".cache" / "test")))
 RECIPE = REPO / "bundles" / "busybox.sh"
 BUSYBOX = Path(os.environ.get("BUSYBOX", "/bin/busybox"))
+# an exception that escaped every verb (errors.describe's last line of defence) or a
+# traceback: never what a user may see from pyruntime, whatever error a test provokes
+ESCAPED = re.compile(r"internal error: [A-Za-z_][\w.]*(:|(Error|Exception|Exit|Interrupt|Iteration)\b)"
+                     r"|Traceback \(most recent call last\)")
+_escaped: list[str] = []  # what Runtime saw during the current test (and its teardown)
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
@@ -77,8 +83,12 @@ class Runtime:
     def __call__(self, *args: str, check: bool = False, timeout: float = 60,
                  input: str | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
         # files, not pipes: a created container's init holds its stdio open until it exits
-        return run_captured([self.binary, "--root", str(self.root), *args], timeout=timeout,
-                            input=input, check=check, **kw)
+        p = run_captured([self.binary, "--root", str(self.root), *args], timeout=timeout,
+                         input=input, check=check, **kw)
+        if os.path.basename(self.binary) != "runc" and "--debug" not in args and p.stderr \
+                and ESCAPED.search(p.stderr):
+            _escaped.append(f"pyruntime {' '.join(args)} -> {p.returncode}:\n{p.stderr.rstrip()}")
+        return p
 
     def bundle(self, config: dict[str, Any], name: str | None = None) -> Path:
         b = self.tmp / (name or f"bundle-{uuid.uuid4().hex[:8]}")
@@ -105,6 +115,17 @@ class Runtime:
     def cleanup(self) -> None:
         for cid in self.ids:
             self("delete", "--force", cid, timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def no_escaped_exception() -> Iterator[None]:
+    """Issue 10: every error path a test provokes through Runtime (its cleanup included:
+    autouse, so torn down after `pyrt`) ends in one line, never an escaped exception."""
+    del _escaped[:]
+    yield
+    found, _escaped[:] = list(_escaped), []
+    if found:
+        pytest.fail("pyruntime let an exception escape:\n" + "\n".join(found), pytrace=False)
 
 
 @pytest.fixture
