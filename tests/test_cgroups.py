@@ -618,3 +618,23 @@ def test_v2_refusals_name_fields() -> None:
             parse({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}),
             Facts(V2_ALL - {"hugetlb"}),
         )
+
+
+def test_read_procs_skips_a_cgroup_removed_while_read(tmp_path: Path) -> None:
+    """Reading cgroup.procs of a cgroup being removed fails with ENODEV after open worked;
+    read_procs skips it as it skips one already gone (a delete racing a create's cleanup)."""
+    import errno
+
+    from pyruntime.cgroups.fs import CgroupFS, read_procs
+
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "cgroup.procs").write_text("12\n")
+    (tmp_path / "gone" / "cgroup.procs").write_text("")
+
+    class Vanishing(CgroupFS):
+        def read(self, path: Path) -> str:
+            if path.parent.name == "gone":
+                raise OSError(errno.ENODEV, "No such device")
+            return super().read(path)
+
+    assert read_procs(Vanishing(), tmp_path) == [12]

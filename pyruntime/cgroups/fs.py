@@ -68,10 +68,16 @@ REAL = CgroupFS()
 
 
 def read_or(fs: CgroupFS, path: Path, default: str | None = None) -> str | None:
-    """The file's text, or `default` when it does not exist (optional control files)."""
+    """The file's text, or `default` when it does not exist (optional control files), or
+    its cgroup is being removed: then open succeeds and read fails with ENODEV, which a
+    `delete --force` racing a failing create's cleanup met as a bare "No such device"."""
     try:
         return fs.read(path)
     except FileNotFoundError:
+        return default
+    except OSError as e:
+        if e.errno != errno.ENODEV:
+            raise
         return default
 
 
