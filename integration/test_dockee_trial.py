@@ -419,3 +419,38 @@ def test_F16_ctrl_p_ctrl_q_detaches_and_attach_comes_back(dk: Dockee, tmp_path: 
         assert wait_file() == "5"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_F41_a_failed_start_keeps_the_previous_exit(dk: Dockee) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    a, b = name(), name()
+    assert dk("run", "--name", a, "-p", f"{port}:80", "busybox", "sh", "-c", "exit 3").returncode == 3
+    p = dk("run", "-d", "--name", b, "-p", f"{port}:80", "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    p = dk("start", a)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+    state = dk.inspect(a)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 3), state
+    assert dk("rm", "-f", b).returncode == 0
+    assert dk("start", "-a", a).returncode == 3
+
+
+def test_F32_a_killed_loads_staging_goes_at_the_next_import(dk: Dockee, tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    dk("images")  # the store exists
+    stale = Path(dk.root) / "tmp" / f"layer-{dead.pid}-zz"
+    (stale / "diff").mkdir(parents=True)
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "f").write_text("x")
+    tar = tmp_path / "r.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    img = f"sw{uuid.uuid4().hex[:8]}:1"
+    try:
+        assert dk("import", str(tar), img).returncode == 0
+        assert not stale.exists()
+    finally:
+        dk("rmi", img)

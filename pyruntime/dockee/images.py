@@ -244,6 +244,9 @@ class ImageStore:
         from pyruntime.dockee.layers import extract
 
         self.store.ensure()
+        if not getattr(self, "_swept", False):  # a killed load's staging goes at the next one (trial F32)
+            self._swept = True
+            self.sweep_tmp()
         staging = Path(tempfile.mkdtemp(prefix=f"layer-{os.getpid()}-", dir=self.store.tmp))
         try:
             os.chmod(staging, 0o755)
@@ -441,12 +444,19 @@ class ImageStore:
                 out.append(f"Deleted: sha256:{img.id}")
             self._write_tags(tags)
             self._gc_locked(tags)
+            self.sweep_tmp(trash=True)
+        return out
+
+    def sweep_tmp(self, trash: bool = False) -> None:
+        """Remove what killed loads, imports, commits and saves left in tmp/ (their pid is gone);
+        trash-* only under the images lock (a removal may be moving things there)."""
+        with contextlib.suppress(OSError):
             for name in os.listdir(self.store.tmp):
                 m = re.match(r"^(?:layer|save|load)-(\d+)-", name)
-                if (m and not os.path.exists(f"/proc/{m.group(1)}")) or name.startswith("trash-"):
+                if (m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}")) \
+                        or (trash and name.startswith("trash-")):
                     p = self.store.tmp / name
                     shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        return out
 
     def inspect(self, img: Image) -> dict[str, Any]:
         history = img.raw.get("history") or []

@@ -308,6 +308,8 @@ class Engine:
             rec["ip"] = netattach.prepare_start(self.store, cid)  # released at its stop, as in docker
             cdir = self.containers.dir(cid)
             overlay.mount([Path(p) for p in rec["layer_dirs"]], cdir / "upper", cdir / "work", cdir / "merged")
+            previous = {k: rec.get(k) for k in ("generation", "started_at", "finished_at", "finished_generation",
+                                                 "exit_code", "oom_killed")}
             rec["generation"] = int(rec.get("generation") or 0) + 1
             rec["stopped_by_user"] = False  # a restart policy applies again
             rec["finished_at"] = None
@@ -321,7 +323,7 @@ class Engine:
             try:
                 rec["pid"] = monitor.launch(spec)
             except monitor.CreateFailed as e:
-                self._record_failure(rec, e.exit_code)
+                self._record_failure(rec, e.exit_code, previous)
                 if rec.get("rm"):
                     self._teardown(rec, volumes=True)
                 raise
@@ -340,7 +342,8 @@ class Engine:
                     sock.close()
                 with contextlib.suppress(DockeeError):
                     rt.delete(cid, force=True)
-                self._record_failure(rec, getattr(e, "exit_code", 125) if isinstance(e, DockeeError) else 125)
+                self._record_failure(rec, getattr(e, "exit_code", 125) if isinstance(e, DockeeError) else 125,
+                                     previous)
                 if rec.get("rm"):
                     self._teardown(rec, volumes=True)
                 raise
@@ -389,7 +392,16 @@ class Engine:
         with contextlib.suppress(DockeeError):
             self.runtime_for(rec).kill(rec["id"], str(sig))
 
-    def _record_failure(self, rec: dict[str, Any], code: int) -> None:
+    def _record_failure(self, rec: dict[str, Any], code: int, previous: dict[str, Any] | None = None) -> None:
+        """A start that failed. A container that had run before keeps its last exit (docker's
+        `start` of a container whose port is now taken leaves `Exited (0)` as it was)."""
+        if previous and previous.get("finished_at") is not None:
+            rec.update(previous)
+            with contextlib.suppress(OSError):
+                self.containers.save(rec)
+            with contextlib.suppress(DockeeError):
+                overlay.unmount(self.containers.dir(rec["id"]) / "merged")
+            return
         rec["started_at"] = rec.get("started_at") or time.time()
         rec["finished_at"] = time.time()
         rec["finished_generation"] = rec.get("generation")
