@@ -454,3 +454,15 @@ def test_F32_a_killed_loads_staging_goes_at_the_next_import(dk: Dockee, tmp_path
         assert not stale.exists()
     finally:
         dk("rmi", img)
+
+
+def test_F26_F37_devices_privileged_and_device_flag(dk: Dockee) -> None:
+    p = dk("run", "--rm", "--net", "none", "--privileged", "busybox", "sh", "-c",
+           "test -b /dev/loop0 || test -c /dev/loop-control; ls /dev | wc -l")
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[-1]) > 30, p.stdout
+    p = dk("run", "--rm", "--net", "none", "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
+           "echo x > /dev/mynull && test -c /dev/mynull")
+    assert p.returncode == 0, p.stderr
+    p = dk("run", "--rm", "--net", "none", "--device", "/etc/passwd", "busybox", "true")
+    assert p.returncode == 125 and "not a device node" in p.stderr

@@ -81,6 +81,7 @@ class RunFlags:
     tmpfs: list[tuple[str, str]] = field(default_factory=list)  # (destination, options) from --tmpfs
     shm_size: int | None = None  # bytes
     pid_host: bool = False
+    devices: list[dict[str, Any]] = field(default_factory=list)  # OCI linux.devices (--device, --privileged)
     ipc_host: bool = False
 
 
@@ -173,6 +174,56 @@ def parse_ulimit(value: str) -> dict[str, Any]:
     if soft > hard:
         raise DockeeError(f"invalid value {value!r} for --ulimit: soft limit {soft} is above hard limit {hard}")
     return {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+
+
+def host_device(path: str, inside: str | None = None, perms: str = "rwm") -> dict[str, Any]:
+    """A host device node -> an OCI linux.devices entry (same type, numbers, mode, owner)."""
+    import os
+    import stat as statmod
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DockeeError(f"--device {path}: {e.strerror}") from None
+    if statmod.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif statmod.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise DockeeError(f"--device {path}: not a device node")
+    return {"path": inside or path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "fileMode": statmod.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "_access": perms}
+
+
+def parse_device(value: str) -> dict[str, Any]:
+    """docker's --device HOST[:CONTAINER[:PERMS]]."""
+    parts = value.split(":")
+    host = parts[0]
+    inside = parts[1] if len(parts) > 1 and parts[1] else None
+    perms = parts[2] if len(parts) > 2 else "rwm"
+    if len(parts) == 2 and parts[1] and set(parts[1]) <= set("rwm"):
+        inside, perms = None, parts[1]
+    if not host.startswith("/") or (inside and not inside.startswith("/")) or not perms or set(perms) - set("rwm"):
+        raise DockeeError(f"invalid value {value!r} for --device: expected HOST[:CONTAINER[:rwm]]")
+    return host_device(host, inside, perms)
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """--privileged: every device node of the host's /dev (docker does the same), not pts/ or shm."""
+    import os
+
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in ("pts", "shm", "mqueue")]
+        for f in sorted(filenames):
+            path = os.path.join(dirpath, f)
+            if os.path.islink(path) or path in ("/dev/console", "/dev/ptmx", "/dev/tty"):
+                continue
+            try:
+                out.append(host_device(path))
+            except DockeeError:
+                continue
+    return out
 
 
 def parse_tmpfs(value: str) -> tuple[str, str]:
@@ -359,7 +410,9 @@ def process_args(image_config: dict[str, Any], flags: RunFlags) -> list[str]:
 
 
 def resources(flags: RunFlags) -> dict[str, Any]:
-    res: dict[str, Any] = {"devices": [{"allow": flags.privileged, "access": "rwm"}]}
+    res: dict[str, Any] = {"devices": [{"allow": flags.privileged, "access": "rwm"}] + [
+        {"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"], "access": d["_access"]}
+        for d in flags.devices]}
     mem: dict[str, Any] = {}
     if flags.memory is not None:
         mem["limit"] = flags.memory
@@ -446,6 +499,8 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
         namespaces.append({"type": "network"})
     linux: dict[str, Any] = {
         "namespaces": namespaces,
+        **({"devices": [{k: v for k, v in d.items() if not k.startswith("_")} for d in flags.devices]}
+           if flags.devices else {}),
         "resources": resources(flags),
         "cgroupsPath": flags.cgroups_path,
     }

@@ -50,7 +50,8 @@ _VALUE_OPTS = {"--name", "-e", "--env", "--env-file", "-v", "--volume", "-w", "-
                "--hostname", "-h", "--entrypoint", "-m", "--memory", "--memory-swap", "--cpus", "--cpu",
                "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset", "--pids-limit", "--cap-add", "--cap-drop",
                "--net", "--network", "--ip", "-p", "--publish", "--add-host", "--image", "--cgroup-parent",
-               "--runtime", "--ulimit", "--tmpfs", "--shm-size", "-l", "--label", "--pid", "--ipc", "--restart"}
+               "--runtime", "--ulimit", "--tmpfs", "--shm-size", "-l", "--label", "--pid", "--ipc", "--restart",
+               "--device"}
 
 
 def rewrite_seed_args(args: list[str]) -> list[str]:
@@ -120,6 +121,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ipc", "ipc_mode", type=click.Choice(["host", "private", "shareable"]), default=None,
                      help="host: share the host's ipc namespace"),
         click.option("--restart", default="no", help="no, always, unless-stopped, on-failure[:N]"),
+        click.option("--device", multiple=True, help="HOST[:CONTAINER[:rwm]] a host device"),
         click.argument("args", nargs=-1, type=click.UNPROCESSED),
     ]
     for o in reversed(opts):
@@ -191,6 +193,10 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
             raise DockeeError(f"invalid value {kw['pids_limit']} for --pids-limit")
         flags.pids_limit = kw["pids_limit"]
     flags.ulimits = [bundlemod.parse_ulimit(u) for u in kw["ulimit"]]
+    flags.devices = [bundlemod.parse_device(d) for d in kw["device"]]
+    if flags.privileged:  # docker: every host device (losetup, mknod-free mkfs on /dev/loopN, ...)
+        given = {d["path"] for d in flags.devices}
+        flags.devices += [d for d in bundlemod.host_devices() if d["path"] not in given]
     flags.tmpfs = [bundlemod.parse_tmpfs(t) for t in kw["tmpfs"]]
     if kw["shm_size"] is not None:
         flags.shm_size = bundlemod.parse_size(kw["shm_size"], "--shm-size")
