@@ -466,3 +466,14 @@ def test_F26_F37_devices_privileged_and_device_flag(dk: Dockee) -> None:
     assert p.returncode == 0, p.stderr
     p = dk("run", "--rm", "--net", "none", "--device", "/etc/passwd", "busybox", "true")
     assert p.returncode == 125 and "not a device node" in p.stderr
+
+
+def test_images_filter_and_no_registry_hint(dk: Dockee) -> None:
+    dk("run", "--rm", "--net", "none", "busybox", "true")  # the embedded image exists
+    out = dk("images", "--format", "{{.Repository}}:{{.Tag}}", "-f", "reference=busybox").stdout.split()
+    assert out and all(x.endswith("busybox:latest") for x in out), out
+    assert dk("images", "-q", "-f", "reference=nosuch*").stdout == ""
+    assert dk("images", "-q", "-f", "dangling=true", "-f", "reference=busybox").stdout == ""
+    assert dk("images", "-f", "bogus=1").returncode == 125
+    p = dk("pull", "alpine")
+    assert p.returncode == 125 and "load" in p.stderr and p.stderr.count("\n") == 1, p.stderr

@@ -132,8 +132,31 @@ def _template(fmt: str, row: dict[str, Any]) -> str:
     return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", field, text)
 
 
-def list_images(ctx: click.Context, quiet: bool, fmt: str | None, no_trunc: bool) -> None:
-    imgs = _images(ctx).all()
+def image_filter(filters: tuple[str, ...]) -> Callable[[Image], bool]:
+    """docker images -f: dangling=true|false, reference=PATTERN (shell-style, with or without tag)."""
+    import fnmatch
+
+    checks: list[Callable[[Image], bool]] = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if key == "dangling" and value in ("true", "false"):
+            def dangling(i: Image, want: bool = value == "true") -> bool:
+                return (not i.tags) == want
+            checks.append(dangling)
+        elif key == "reference" and sep and value:
+            def reference(i: Image, pat: str = value if ":" in value.rsplit("/", 1)[-1] else value + ":*") -> bool:
+                return any(fnmatch.fnmatchcase(t, pat) or fnmatch.fnmatchcase(t.removeprefix("localhost/"), pat)
+                           for t in i.tags)
+            checks.append(reference)
+        else:
+            raise DockeeError(f"invalid filter {f!r}: use dangling=true|false or reference=PATTERN")
+    return lambda i: all(c(i) for c in checks)
+
+
+def list_images(ctx: click.Context, quiet: bool, fmt: str | None, no_trunc: bool,
+                filters: tuple[str, ...] = ()) -> None:
+    keep = image_filter(filters)
+    imgs = [i for i in _images(ctx).all() if keep(i)]
     if quiet:
         seen = []
         for img in sorted(imgs, key=lambda i: i.created, reverse=True):
@@ -322,9 +345,20 @@ def _verbs() -> dict[str, click.Command]:
     @click.option("-a", "--all", "all_", is_flag=True, help="(accepted; there are no intermediate images)")
     @click.option("--format", "fmt", help="json or a Go template of fields like {{.Repository}}")
     @click.option("--no-trunc", is_flag=True)
+    @click.option("-f", "--filter", "filters", multiple=True, help="dangling=true|false, reference=busybox*")
+    @click.argument("repository", required=False)
     @click.pass_context
-    def images(ctx: click.Context, quiet: bool, all_: bool, fmt: str | None, no_trunc: bool) -> None:
-        list_images(ctx, quiet, fmt, no_trunc)
+    def images(ctx: click.Context, quiet: bool, all_: bool, fmt: str | None, no_trunc: bool,
+               filters: tuple[str, ...], repository: str | None) -> None:
+        list_images(ctx, quiet, fmt, no_trunc, filters + ((f"reference={repository}",) if repository else ()))
+
+    def no_registry(verb: str) -> click.Command:
+        @click.command(verb, hidden=True, context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def cmd(args: tuple[str, ...]) -> None:
+            raise DockeeError(f"{verb}: dockee-shim has no registry or builder; images come from `load`, "
+                              "`import`, `commit`, or the embedded `busybox`")
+        return cmd
 
     @click.command("rmi", help="Remove images.")
     @click.option("-f", "--force", is_flag=True, help="untag and remove even when in use or multiply tagged")
@@ -355,13 +389,14 @@ def _verbs() -> dict[str, click.Command]:
         do_prune(ctx, all_, force)
 
     return {"import": import_, "load": load, "save": save, "images": images, "rmi": rmi, "tag": tag,
-            "inspect": inspect, "prune": prune}
+            "inspect": inspect, "prune": prune, "pull": no_registry("pull"), "build": no_registry("build"),
+            "push": no_registry("push")}
 
 
 def register(group: click.Group) -> None:
     """Add this module's verbs to `group`: top-level ones and the `image` group."""
     verbs = _verbs()
-    for name in ("import", "load", "save", "images", "rmi", "tag"):
+    for name in ("import", "load", "save", "images", "rmi", "tag", "pull", "build", "push"):
         group.add_command(verbs[name], name)
 
     @group.group("image", help="Manage images.")
