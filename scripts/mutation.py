@@ -4,10 +4,11 @@ Each integration/mutations/<name>.patch holds comment lines `# test: <pytest nod
 (one or more) and then a unified diff (as `git diff` prints it) that removes one
 protection from the runtime.  For every patch this script copies the working tree (the
 files git tracks or would track) to a temporary directory, applies the diff there, gives
-the copy its own launcher (.venv/bin/pyruntime has this checkout's path built in, see
-scripts/write-launcher.py) and runs the named tests from the copy with PYRUNTIME_BIN
-naming that launcher and PYTHONPATH the copy, so that both the CLI and in-process tests
-use the mutated code.  Every named test must FAIL there.
+the copy its own launchers (.venv/bin/pyruntime and dockee-cni-bridge have this checkout's
+path built in, see scripts/write-launcher.py) and runs the named tests from the copy with
+PYRUNTIME_BIN naming its pyruntime, those launchers first on PATH and PYTHONPATH the copy,
+so that the CLIs (dockee-shim's plugin too) and in-process tests use the mutated code.
+Every named test must FAIL there.
 
 Before that, the union of the named tests runs once on an unmutated copy (the control):
 a test that fails without any mutation shows nothing.  Prints a table; exits non-zero
@@ -91,17 +92,29 @@ def copy_tree(dest: Path, ref: str | None = None) -> None:
         shutil.copy2(src, out, follow_symlinks=False)
 
 
+# (command, its main) for every program the tests run that imports our code: dockee-shim
+# runs the CNI plugin found next to its interpreter (attach.plugin_path) and the runtime on
+# PATH, so all three come from the copy or a plugin mutation goes unseen
+LAUNCHERS = (("pyruntime", "pyruntime.main"), ("dockee-shim", "pyruntime.dockee.cli"),
+             ("dockee-cni-bridge", "pyruntime.dockee.network.plugin"))
+
+
 def write_launcher(copy: Path) -> Path:
-    """A launcher like scripts/write-launcher.py's, with the copy first on sys.path."""
+    """Launchers like scripts/write-launcher.py's, with the copy first on sys.path, in
+    copy/.mutation-bin beside a link to the venv's python (so sys.executable's directory
+    holds the copy's dockee-cni-bridge); returns the pyruntime one."""
     paths = [str(copy), sysconfig.get_paths()["purelib"]]
     if sysconfig.get_paths()["platlib"] not in paths:
         paths.append(sysconfig.get_paths()["platlib"])
-    launcher = copy / ".mutation-bin" / "pyruntime"
-    launcher.parent.mkdir()
-    launcher.write_text(f"#!{PYTHON} -IS\nimport sys\nsys.path[0:0] = {paths!r}\n"
-                        "from pyruntime.main import main\nmain()\n")
-    launcher.chmod(0o755)
-    return launcher
+    bin_dir = copy / ".mutation-bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(PYTHON)
+    for name, module in LAUNCHERS:
+        launcher = bin_dir / name
+        launcher.write_text(f"#!{bin_dir / 'python'} -IS\nimport sys\nsys.path[0:0] = {paths!r}\n"
+                            f"from {module} import main\nmain()\n")
+        launcher.chmod(0o755)
+    return bin_dir / "pyruntime"
 
 
 def apply(copy: Path, diff: str) -> str:
@@ -122,6 +135,8 @@ def run_tests(copy: Path, tests: list[str], report: Path, timeout: float) -> dic
     """Run `tests` from `copy`; node id -> passed/failed/skipped/error/not run."""
     launcher = copy / ".mutation-bin" / "pyruntime"
     env = {**os.environ, "PYRUNTIME_BIN": str(launcher), "PYTHONPATH": str(copy),
+           "PATH": f"{launcher.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DOCKEE_SHIM": str(launcher.parent / "dockee-shim"),
            "PYRUNTIME_TEST_CACHE": os.environ.get("PYRUNTIME_TEST_CACHE", str(REPO / ".cache" / "test")),
            "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", str(report), *tests]
