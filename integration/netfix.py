@@ -103,7 +103,7 @@ def free_subnet() -> ipaddress.IPv4Network:
 
 def free_port(proto: str = "tcp") -> int:
     for _ in range(100):
-        port = random.randint(20000, 40000)
+        port = random.randint(20000, 32000)  # below the ephemeral range (32768-), which clients take
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
             try:
                 s.bind(("0.0.0.0", port))

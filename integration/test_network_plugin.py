@@ -308,7 +308,8 @@ def test_host_port_taken_fails_and_leaves_nothing(net: NetEnv) -> None:
     a, b, c = net.add_netns(), net.add_netns(), net.add_netns()
     hp = free_port()
     conf = net.conf(runtimeConfig={"portMappings": [{"hostPort": hp, "containerPort": 80, "protocol": "tcp"}]})
-    assert net.cni("ADD", conf, a, cid="a")[0] == 0
+    rc, out, err = net.cni("ADD", conf, a, cid="a")
+    assert rc == 0, (out, err)
     rc, out, _ = net.cni("ADD", conf, b, cid="b")  # published already
     assert rc != 0 and out["code"] == 102 and str(hp) in out["msg"]
     assert [link["ifname"] for link in ns_json(b, "link")] == ["lo"]
