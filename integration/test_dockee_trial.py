@@ -477,3 +477,14 @@ def test_images_filter_and_no_registry_hint(dk: Dockee) -> None:
     assert dk("images", "-f", "bogus=1").returncode == 125
     p = dk("pull", "alpine")
     assert p.returncode == 125 and "load" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_F37_init_reaps_as_pid_1(dk: Dockee) -> None:
+    if not (shutil.which("catatonit") or Path("/usr/libexec/podman/catatonit").exists()):
+        pytest.skip("no catatonit")
+    p = dk("run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c",
+           "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+    assert p.returncode == 0, p.stderr
+    first, own = p.stdout.splitlines()
+    assert first.startswith("/run/dockee-init -- sh") and own != "1", p.stdout
+    assert dk("run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "exit 4").returncode == 4

@@ -42,6 +42,8 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
+INIT_TARGET = "/run/dockee-init"  # where --init's binary appears (podman: /run/podman-init)
+
 CPU_PERIOD = 100_000  # microseconds, the kernel's default CFS period
 
 # the names podman's profile uses for the machine's architecture (Go's GOARCH) and libseccomp's
@@ -81,6 +83,7 @@ class RunFlags:
     tmpfs: list[tuple[str, str]] = field(default_factory=list)  # (destination, options) from --tmpfs
     shm_size: int | None = None  # bytes
     pid_host: bool = False
+    init_path: str | None = None  # --init: a static init (catatonit) bound at INIT_TARGET, run as pid 1
     devices: list[dict[str, Any]] = field(default_factory=list)  # OCI linux.devices (--device, --privileged)
     ipc_host: bool = False
 
@@ -483,7 +486,7 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
     process: dict[str, Any] = {
         "terminal": flags.tty,
         "user": user,
-        "args": process_args(image_config, flags),
+        "args": ([INIT_TARGET, "--"] if flags.init_path else []) + process_args(image_config, flags),
         "env": env,
         "cwd": flags.workdir or image_config.get("WorkingDir") or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
@@ -515,7 +518,8 @@ def build_spec(image_config: dict[str, Any], flags: RunFlags, *, root_path: str 
         "root": {"path": root_path, "readonly": flags.read_only},
         "hostname": flags.hostname,
         "mounts": default_mounts(flags.privileged, flags.shm_size)
-        + by_depth(list(flags.extra_mounts) + list(flags.binds) + tmpfs_mounts(flags.tmpfs)),
+        + by_depth(list(flags.extra_mounts) + list(flags.binds) + tmpfs_mounts(flags.tmpfs)
+                   + ([bind_mount(flags.init_path, INIT_TARGET, True)] if flags.init_path else [])),
         "linux": linux,
     }
     if flags.hooks:

@@ -122,6 +122,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="host: share the host's ipc namespace"),
         click.option("--restart", default="no", help="no, always, unless-stopped, on-failure[:N]"),
         click.option("--device", multiple=True, help="HOST[:CONTAINER[:rwm]] a host device"),
+        click.option("--init", "use_init", is_flag=True, help="run an init (catatonit) as pid 1 that reaps zombies"),
         click.argument("args", nargs=-1, type=click.UNPROCESSED),
     ]
     for o in reversed(opts):
@@ -194,6 +195,12 @@ def _build(ctx: click.Context, kw: dict[str, Any], detach: bool) -> tuple[str, A
         flags.pids_limit = kw["pids_limit"]
     flags.ulimits = [bundlemod.parse_ulimit(u) for u in kw["ulimit"]]
     flags.devices = [bundlemod.parse_device(d) for d in kw["device"]]
+    if kw["use_init"]:
+        flags.init_path = next((p for p in (shutil.which("catatonit"), "/usr/libexec/podman/catatonit",
+                                            shutil.which("tini-static"), shutil.which("docker-init"))
+                                if p and os.access(p, os.X_OK)), None)
+        if flags.init_path is None:
+            raise DockeeError("--init: no init binary found (apt-get install catatonit)")
     if flags.privileged:  # docker: every host device (losetup, mknod-free mkfs on /dev/loopN, ...)
         given = {d["path"] for d in flags.devices}
         flags.devices += [d for d in bundlemod.host_devices() if d["path"] not in given]

@@ -239,7 +239,7 @@ class Engine:
             spec = bundlemod.build_spec(img.config, flags, seccomp_profile=load_seccomp_profile(),
                                         machine=platform.machine())
             atomic_write_json(cdir / "config.json", spec)
-            rec["command"] = spec["process"]["args"]
+            rec["command"] = spec["process"]["args"][2 if flags.init_path else 0:]  # ps shows no init
             rec["config"] = {"Hostname": flags.hostname, "Env": spec["process"]["env"],
                              "Cmd": flags.command or img.config.get("Cmd"), "Image": image_ref,
                              "WorkingDir": spec["process"]["cwd"], "User": user,
