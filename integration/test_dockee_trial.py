@@ -488,3 +488,8 @@ def test_F37_init_reaps_as_pid_1(dk: Dockee) -> None:
     first, own = p.stdout.splitlines()
     assert first.startswith("/run/dockee-init -- sh") and own != "1", p.stdout
     assert dk("run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "exit 4").returncode == 4
+
+
+def test_F16_piped_input_into_run_it_still_ends_with_eof(dk: Dockee) -> None:
+    p = dk("run", "-it", "--rm", "--net", "none", "busybox", "sh", input="echo piped-ok; exit 3\n", timeout=30)
+    assert p.returncode == 3 and "piped-ok" in p.stdout, (p.stdout, p.stderr)

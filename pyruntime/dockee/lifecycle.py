@@ -319,7 +319,11 @@ class Engine:
             spec = monitor.ConmonSpec(
                 cid=cid, name=rec["name"], bundle=cdir, runtime=rt.binary, runtime_args=rt.global_args,
                 log_path=cdir / "ctr.log", tty=bool(rec.get("tty")), stdin=bool(rec.get("stdin")),
-                exit_command=[self_command(), "--root", str(self.store.root), "_exited", cid])
+                exit_command=[self_command(), "--root", str(self.store.root), "_exited", cid],
+                # ^P^Q detaches and `attach` comes back: a terminal's shell must not see an EOF then;
+                # piped input into -it still ends with an EOF
+                extra=["--leave-stdin-open"] if rec.get("tty") and rec.get("stdin")
+                and (not attach or os.isatty(0)) else [])
             try:
                 rec["pid"] = monitor.launch(spec)
             except monitor.CreateFailed as e:

@@ -85,8 +85,6 @@ def conmon_argv(s: ConmonSpec) -> list[str]:
         argv.append("-t")
     if s.stdin:
         argv.append("-i")
-        if s.tty:  # ^P^Q detaches and `attach` comes back: the shell must not see an EOF meanwhile
-            argv.append("--leave-stdin-open")
     for a in s.runtime_args:
         argv += ["--runtime-arg", a]
     argv += ["--exit-command", s.exit_command[0]]
