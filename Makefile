@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static libcap-dev libseccomp2 iproute2 jq runc nftables iptables \
 	containerd podman uidmap tmux bats gawk golang-go \
 	conmon skopeo umoci debootstrap containernetworking-plugins iperf3 libseccomp-dev \
-	python3.11-venv python3.11-dev
+	python3.11-venv python3.11-dev catatonit
 # Debian's interpreter, which every user may execute (pyenv's lives under root's home): the
 # venv's scripts, /usr/local/bin/pyruntime among them, must run for unprivileged users too.
 PYTHON_BASE ?= /usr/bin/python3.11
