@@ -97,6 +97,11 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _nft_tables() -> set[tuple[str, str]]:
+    p = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return {(w[1], w[2]) for w in (line.split() for line in p.stdout.splitlines()) if len(w) == 3}
+
+
 def run_vs_podman(dockee: str, repeat: int) -> None:
     """dockee-shim run --rm busybox true vs podman run --rm on the same image (saved by dockee, loaded
     by podman into a private store), with and without a network; debian vs busybox; conmon's RSS."""
@@ -106,6 +111,7 @@ def run_vs_podman(dockee: str, repeat: int) -> None:
           "--tmpdir", str(work / "podman-tmp"), "--storage-driver", "overlay",
           "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
     results: list[tuple[str, float]] = []
+    tables_before = _nft_tables()
     try:
         subprocess.run([*dk, "save", "-o", str(work / "busybox.tar"), "busybox"], check=True,
                        stdout=subprocess.DEVNULL)
@@ -155,6 +161,11 @@ def run_vs_podman(dockee: str, repeat: int) -> None:
         if shutil.which("podman"):
             subprocess.run([*pm, "rm", "-af"], capture_output=True)
             subprocess.run([*pm, "system", "reset", "-f"], capture_output=True)
+            # podman's default network (netavark) makes iptables-nft's nat and filter tables and
+            # leaves them: remove the ones that this run made
+            for family, name in sorted(_nft_tables() - tables_before):
+                if name in ("nat", "filter"):
+                    subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
                   if str(work) in line.split()[1]]
         for m in reversed(mounts):
