@@ -142,15 +142,21 @@ class Runtime:
         except OSError as e:
             raise RuntimeErr(f"creating the state directory {sdir}: {e.strerror}"
                              f"{self._root_hint()}") from e
-        ours = os.stat(sdir).st_ino
+        try:
+            ours = os.stat(sdir).st_ino
+        except FileNotFoundError:  # a `delete --force` took it between mkdir and here
+            raise RuntimeErr("container was deleted during create") from None
         try:
             cgroup, shared_cgroup = self._check_cgroup(spec, cid)
-        except BaseException:
+        except BaseException as e:
+            deleted = st_mod.deleted_under_us(str(sdir), ours, False)
             try:
-                if os.stat(sdir).st_ino == ours:  # not a later create's, after a delete
+                if deleted in ("", st_mod.DELETING):  # still ours: not removed nor replaced
                     st_mod.remove_state_dir(sdir)
             except OSError:
                 pass
+            if deleted and isinstance(e, Exception):
+                raise RuntimeErr("container was deleted during create") from e
             raise
         trace.mark("cgroup")
         st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
