@@ -117,6 +117,29 @@ class Runtime:
             self("delete", "--force", cid, timeout=30)
 
 
+def _conmon_parents() -> set[Path]:
+    """podman (cgroupfs) moves conmon into libpod_parent/conmon of every controller directory,
+    and makes that path as a plain directory where a controller is not mounted."""
+    return set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def podman_conmon_parents() -> Iterator[None]:
+    """Remove the libpod_parent trees that the session's podman runs made (best effort: a
+    concurrent podman may be using them, and then they stay)."""
+    before = _conmon_parents()
+    yield
+    for top in _conmon_parents() - before:
+        if os.path.ismount(top.parent):  # a real hierarchy: empty cgroups, deepest first
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+        else:  # a plain directory on /sys/fs/cgroup's tmpfs, with conmon's `tasks` file in it
+            shutil.rmtree(top, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def no_escaped_exception() -> Iterator[None]:
     """Issue 10: every error path a test provokes through Runtime (its cleanup included:

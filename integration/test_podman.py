@@ -17,7 +17,6 @@ is looked at.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -111,30 +110,11 @@ def _quote(s: str) -> str:
     return s if re.fullmatch(r"[\w./=:@%+,-]+", s) else "'" + s.replace("'", "'\\''") + "'"
 
 
-def _conmon_parents() -> set[Path]:
-    """podman (cgroupfs) moves conmon into libpod_parent/conmon of every controller directory,
-    and makes that path as a plain directory where a controller is not mounted."""
-    return set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
-
-
-def _remove_conmon_parents(made: set[Path]) -> None:
-    """Remove the libpod_parent trees this module's podman made (best effort: a concurrent
-    podman may be using them, and then they stay)."""
-    for top in made:
-        if os.path.ismount(top.parent):  # a real hierarchy: empty cgroups, deepest first
-            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-        else:  # a plain directory on /sys/fs/cgroup's tmpfs, with conmon's `tasks` file in it
-            shutil.rmtree(top, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     tmp = Path(tempfile.mkdtemp(prefix="pyrt-podman-"))
     pm = Podman(tmp)
     problems: list[str] = []
-    parents_before = _conmon_parents()
     try:
         layer = write_layer_tar(tmp_path_factory.mktemp("image") / "busybox-rootfs.tar")
         pm(PYRUNTIME_BIN, "import", "--change", "CMD=sh", str(layer), IMAGE, check=True)
@@ -142,7 +122,6 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     finally:
         problems += pm.cleanup()
         problems += remove_tool_leftovers(tmp, CGROUP_PARENT)
-        _remove_conmon_parents(_conmon_parents() - parents_before)
     assert not problems, problems
 
 
