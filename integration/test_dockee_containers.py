@@ -96,6 +96,11 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     base = tmp_path_factory.mktemp(f"dockee-{runtime}")
     d = Dockee(runtime, base / "store", base / "rt")
     yield d
+    tear_down_store(d, base)
+
+
+def tear_down_store(d: Dockee, base: Path) -> None:
+    """Remove every container and network of the store under `base`, and whatever is mounted there."""
     for cid in d.ids():
         d("rm", "-f", cid)
     d("network", "rm", "dockee0")  # the default network's bridge and nft table, made on first use

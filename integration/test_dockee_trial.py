@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netfix import remove_store_networks
-from test_dockee_containers import Dockee, leftovers
+from test_dockee_containers import Dockee, leftovers, tear_down_store
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +25,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockee]:
     base = tmp_path_factory.mktemp("dockee-trial")
     d = Dockee("pyruntime", base / "store", base / "rt")
     yield d
-    for cid in d.ids():
-        d("rm", "-f", cid)
-    d("network", "rm", "dockee0")
-    remove_store_networks(base / "store")  # whatever rm left: nothing of the store stays on the host
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4]
-            if mp.startswith(str(base)):
-                subprocess.run(["umount", "-l", mp], check=False)
+    tear_down_store(d, base)
 
 
 @pytest.fixture
