@@ -12,8 +12,9 @@ both over the whole corpus of valid and invalid configs.
 
 from __future__ import annotations
 
-import json
 import os
+
+from .fastjson import loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class SchemaSet:
         self.docs: dict[str, Any] = {}
         for name in sorted(os.listdir(directory)):
             if name.endswith(".json"):
-                with open(os.path.join(directory, name)) as f:
-                    self.docs[name] = json.load(f)
-        self._patterns: dict[str, Any] = {}
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    self.docs[name] = loads(f.read())
+        self._patterns: dict[str, Any] = dict(_KNOWN_PATTERNS)
 
     def resolve(self, ref: str, base: str) -> tuple[Any, str]:
         file, _, pointer = ref.partition("#")
@@ -141,7 +142,7 @@ class SchemaSet:
                 raise Unsupported("items as a list")
             if items is not None and not all(self._ok(items, base, x) for x in v):
                 return False
-            if s.get("uniqueItems") and len({json.dumps(x, sort_keys=True) for x in v}) != len(v):
+            if s.get("uniqueItems") and not _unique(v):
                 return False
         if "allOf" in s and not all(self._ok(sub, base, v) for sub in s["allOf"]):
             return False
@@ -158,7 +159,63 @@ class SchemaSet:
     def _pattern(self, pattern: str) -> Any:
         compiled = self._patterns.get(pattern)
         if compiled is None:
-            import re
+            import re  # a pattern not in _KNOWN_PATTERNS: re costs ~10 ms to import
 
             compiled = self._patterns[pattern] = re.compile(pattern)
         return compiled
+
+
+def _unique(items: list[Any]) -> bool:
+    import json  # no schema of ours uses uniqueItems today
+
+    return len({json.dumps(x, sort_keys=True) for x in items}) == len(items)
+
+
+# The patterns of our schemas, as plain string checks: `re` alone costs more than the whole
+# validation of a config.  Each behaves as re.search(pattern, v), `$` included (it also
+# matches before one final newline); tests compare them with `re` on tricky strings.
+_DIGITS = frozenset("0123456789")
+_SEMVER_IDENT = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
+
+
+def _before_dollar(v: str) -> str:
+    return v[:-1] if v.endswith("\n") else v
+
+
+def _semver(v: str) -> bool:
+    v = _before_dollar(v)
+    core, plus, build = v.partition("+")
+    if plus and not (build and _SEMVER_IDENT.issuperset(build)):
+        return False
+    core, dash, pre = core.partition("-")
+    if dash and not (pre and _SEMVER_IDENT.issuperset(pre)):
+        return False
+    numbers = core.split(".")
+    return len(numbers) == 3 and all(
+        n and _DIGITS.issuperset(n) and (n == "0" or n[0] != "0") for n in numbers)
+
+
+_CPU_LIST = frozenset("0123456789, -")
+
+
+def _page_size(v: str) -> bool:
+    v = _before_dollar(v)
+    return (len(v) >= 3 and v[0] in "123456789" and _DIGITS.issuperset(v[1:-2])
+            and v[-2] in "KMG" and v[-1] == "B")
+
+
+class _Check:
+    __slots__ = ("search",)
+
+    def __init__(self, search: Any) -> None:
+        self.search = search
+
+
+_KNOWN_PATTERNS = {
+    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$":
+        _Check(_semver),
+    "^[0-9, -]*$": _Check(lambda v: _CPU_LIST.issuperset(_before_dollar(v))),
+    "^[1-9][0-9]*[KMG]B$": _Check(_page_size),
+    "^MB:[^\\n]*$": _Check(lambda v: v.startswith("MB:") and "\n" not in _before_dollar(v)[3:]),
+    "^/": _Check(lambda v: v.startswith("/")),
+}

@@ -7,13 +7,16 @@ caller who skips validation never gets a traceback.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import os
 
 from .errors import ConfigError
 from .record import dataclass, field
+
+# json, pathlib and typing cost milliseconds of every `create`; type names are for checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
@@ -325,19 +328,30 @@ def parse_spec(d: Mapping[str, Any]) -> Spec:
     )
 
 
-def load_config(bundle: Path) -> dict[str, Any]:
+def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     """Read <bundle>/config.json; a missing or malformed file is a one-line ConfigError."""
-    path = bundle / "config.json"
+    path = os.path.join(os.fspath(bundle), "config.json")
     try:
-        text = path.read_text()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
-        raise ConfigError(str(path), "no such file")
+        raise ConfigError(path, "no such file")
     except OSError as e:
-        raise ConfigError(str(path), e.strerror or str(e))
+        raise ConfigError(path, e.strerror or str(e))
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, f"invalid JSON: {e}")
+    from .fastjson import DecodeError, loads
+
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        doc = loads(text)
+    except DecodeError:
+        import json  # only a malformed file pays for the module that words the error
+
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(path, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        raise
     if not isinstance(doc, dict):
-        raise ConfigError(str(path), "expected a JSON object")
+        raise ConfigError(path, "expected a JSON object")
     return doc

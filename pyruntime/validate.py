@@ -16,34 +16,35 @@ stop at the first problem.  They read the filesystem (the bundle's rootfs, names
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
-from itertools import pairwise
-from pathlib import Path
-from typing import Any
+from _json import encode_basestring_ascii as _quote  # json.dumps of a str, without json
 
 from .errors import ConfigError, RuntimeErr
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "oci-schemas"
+# json, pathlib, functools and typing cost milliseconds of every `create`: paths are str
+# here, and the type names below exist only for type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
+
+    Doc = Mapping[str, Any]
+    Check = Callable[[Doc, str | os.PathLike[str]], None]
+
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "oci-schemas")
 
 # Module-level so that tests can point them at fixtures.
-APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
-PROC_NS = Path("/proc/self/ns")
+APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
+PROC_NS = "/proc/self/ns"
 
 # config.json namespace type -> name under /proc/<pid>/ns
 _PROC_NS_NAME = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
                  "user": "user", "cgroup": "cgroup", "time": "time"}
 
-Doc = Mapping[str, Any]
-Check = Callable[[Doc, Path], None]
-
-
 # --- public entry points ----------------------------------------------------------
 
 
-def validate_config(doc: Doc, bundle: Path) -> None:
+def validate_config(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Raise ConfigError for the first problem in config.json; return None if it is usable."""
     if not isinstance(doc, dict):
         raise ConfigError("config.json", "expected a JSON object")
@@ -62,7 +63,7 @@ def validate_process(doc: Doc) -> None:
         _check_schema(ref, doc, ("process",), "process")
     wrapped = {"process": doc}
     for check in PROCESS_CHECKS:
-        check(wrapped, Path("/"))
+        check(wrapped, "/")
 
 
 def validate_resources(doc: Doc) -> None:
@@ -80,16 +81,30 @@ def validate_state(doc: Doc) -> None:
 # --- the schema, loaded lazily ------------------------------------------------------
 
 
-def _schema_files() -> list[Path]:
-    files = sorted(SCHEMA_DIR.glob("*.json"))
-    if not files:
+def _schema_files() -> list[str]:
+    try:
+        names = sorted(n for n in os.listdir(SCHEMA_DIR) if n.endswith(".json"))
+    except OSError:
+        names = []
+    if not names:
         raise RuntimeErr(f"{SCHEMA_DIR}: no JSON schemas found (broken installation)")
-    return files
+    return [os.path.join(SCHEMA_DIR, n) for n in names]
 
 
-@cache
+_memo: dict[str, Any] = {}  # functools.cache without functools
+
+
 def _validator(ref: str) -> Any:
+    key = "validator:" + ref
+    if key not in _memo:
+        _memo[key] = _make_validator(ref)
+    return _memo[key]
+
+
+def _make_validator(ref: str) -> Any:
     # jsonschema (and referencing) cost ~120 ms to import: only here, only for a bad document.
+    import json
+
     from jsonschema import Draft7Validator
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT7
@@ -97,19 +112,21 @@ def _validator(ref: str) -> Any:
     # The files refer to each other by bare file name ("defs.json#/definitions/uint32"),
     # which resolves against an empty base URI; so register them under their names.
     # Nothing is ever fetched from the network.
-    resources = [
-        (path.name, Resource.from_contents(json.loads(path.read_text()),
-                                           default_specification=DRAFT7))
-        for path in _schema_files()
-    ]
+    resources = []
+    for path in _schema_files():
+        with open(path, encoding="utf-8") as f:
+            contents = json.load(f)
+        resources.append((os.path.basename(path),
+                          Resource.from_contents(contents, default_specification=DRAFT7)))
     return Draft7Validator({"$ref": ref}, registry=Registry().with_resources(resources))
 
 
-@cache
 def _schema_set() -> Any:
-    from .schema import SchemaSet
+    if "schema_set" not in _memo:
+        from .schema import SchemaSet
 
-    return SchemaSet(str(SCHEMA_DIR))
+        _memo["schema_set"] = SchemaSet(SCHEMA_DIR)
+    return _memo["schema_set"]
 
 
 def _fast_valid(ref: str, doc: Any) -> bool:
@@ -184,6 +201,8 @@ def _json_type(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    import json  # only errors show values
+
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -197,7 +216,7 @@ def _where(parts: Iterable[str | int]) -> str:
         elif part.isidentifier():
             out += f".{part}" if out else part
         else:
-            out += f"[{json.dumps(part)}]"
+            out += f"[{_quote(part)}]"
     return out
 
 
@@ -223,6 +242,13 @@ def _is_abs(path: str) -> bool:
     return path.startswith("/")
 
 
+def _join(base: str, path: str) -> str:
+    """pathlib's `Path(base) / path` as text: "." and empty components dropped."""
+    full = path if path.startswith("/") else f"{base}/{path}"
+    parts = [p for p in full.split("/") if p and p != "."]
+    return ("/" if full.startswith("/") else "") + "/".join(parts) or "."
+
+
 def _warn(message: str) -> None:
     # logging costs a few ms to import and is needed only on this rare path.
     import logging
@@ -233,18 +259,18 @@ def _warn(message: str) -> None:
 # --- semantic checks: config.json ------------------------------------------------------
 
 
-def check_root(doc: Doc, bundle: Path) -> None:
+def check_root(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """root.path (relative to the bundle) must be an existing directory."""
     path = (doc.get("root") or {}).get("path")
     if not path:
         raise ConfigError("root.path", "required")
-    full = bundle / path
-    if not full.is_dir():
-        reason = "not a directory" if full.exists() else "no such directory"
+    full = _join(os.fspath(bundle), path)
+    if not os.path.isdir(full):
+        reason = "not a directory" if os.path.exists(full) else "no such directory"
         raise ConfigError("root.path", f"{full}: {reason}")
 
 
-def check_process(doc: Doc, bundle: Path) -> None:
+def check_process(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """create needs a process with args, an absolute cwd and NAME=value env entries."""
     if "process" not in doc:
         raise ConfigError("process", "required to create a container")
@@ -264,7 +290,7 @@ def check_process(doc: Doc, bundle: Path) -> None:
             raise ConfigError(f"process.env[{i}]", "invalid environment variable: NUL byte")
 
 
-def check_rlimits(doc: Doc, bundle: Path) -> None:
+def check_rlimits(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """The spec forbids duplicate rlimit types; setrlimit(2) rejects soft > hard."""
     seen: set[str] = set()
     for i, rlimit in enumerate(_process(doc).get("rlimits") or ()):
@@ -276,7 +302,7 @@ def check_rlimits(doc: Doc, bundle: Path) -> None:
             raise ConfigError(f"{where}.soft", "soft limit is greater than hard limit")
 
 
-def check_apparmor(doc: Doc, bundle: Path) -> None:
+def check_apparmor(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     if _process(doc).get("apparmorProfile") and not _apparmor_enabled():
         raise ConfigError("process.apparmorProfile",
                           "apparmor profile specified but AppArmor is not enabled on this system")
@@ -284,12 +310,13 @@ def check_apparmor(doc: Doc, bundle: Path) -> None:
 
 def _apparmor_enabled() -> bool:
     try:
-        return APPARMOR_ENABLED.read_text().startswith("Y")
+        with open(APPARMOR_ENABLED) as f:
+            return f.read().startswith("Y")
     except OSError:
         return False
 
 
-def check_selinux(doc: Doc, bundle: Path) -> None:
+def check_selinux(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Both labels alike where SELinux is off: an error, as in runc (labels.py says why)."""
     from .labels import labels_in, selinux_enabled
 
@@ -299,7 +326,7 @@ def check_selinux(doc: Doc, bundle: Path) -> None:
                           "but selinux is disabled or not supported")
 
 
-def check_scheduler(doc: Doc, bundle: Path) -> None:
+def check_scheduler(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Field combinations that sched_setattr(2) rejects (runtime-spec 1.3 process.scheduler)."""
     sched = _process(doc).get("scheduler")
     if not sched:
@@ -317,7 +344,7 @@ def check_scheduler(doc: Doc, bundle: Path) -> None:
                 raise ConfigError(f"process.scheduler.{key}", "only valid for SCHED_DEADLINE")
 
 
-def check_namespaces(doc: Doc, bundle: Path) -> None:
+def check_namespaces(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """No duplicate types; a joined namespace's path must exist; a new one must be supported."""
     seen: set[str] = set()
     for i, ns in enumerate(_linux(doc).get("namespaces") or ()):
@@ -332,7 +359,7 @@ def check_namespaces(doc: Doc, bundle: Path) -> None:
                 os.stat(path)
             except OSError as e:
                 raise ConfigError(f"{where}.path", f"{path}: {e.strerror}")
-        elif not (PROC_NS / _PROC_NS_NAME[ns_type]).exists():
+        elif not os.path.exists(os.path.join(PROC_NS, _PROC_NS_NAME[ns_type])):
             raise ConfigError(f"{where}.type",
                               f"{ns_type} namespaces are not supported by this kernel")
     if "mount" not in seen and doc.get("process") is not None:
@@ -340,7 +367,7 @@ def check_namespaces(doc: Doc, bundle: Path) -> None:
         raise ConfigError("linux.namespaces", "a mount namespace is required")
 
 
-def check_user_namespace(doc: Doc, bundle: Path) -> None:
+def check_user_namespace(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Mappings need a user namespace, and a new user namespace needs both mappings."""
     lx = _linux(doc)
     userns = _namespace(doc, "user")
@@ -362,7 +389,7 @@ def _check_no_overlap(key: str, maps: Sequence[Doc]) -> None:
     # The kernel rejects a map whose ranges overlap on either side (user_namespaces(7)).
     for side in ("containerID", "hostID"):
         ranges = sorted((m[side], m[side] + m["size"], i) for i, m in enumerate(maps))
-        for (_, end, _), (start, _, i) in pairwise(ranges):
+        for (_, end, _), (start, _, i) in zip(ranges, ranges[1:]):
             if start < end:
                 raise ConfigError(f"linux.{key}[{i}]", f"{side} range overlaps another mapping")
         for _, stop, i in ranges:
@@ -370,7 +397,7 @@ def _check_no_overlap(key: str, maps: Sequence[Doc]) -> None:
                 raise ConfigError(f"linux.{key}[{i}]", f"{side} range goes past 4294967295")
 
 
-def check_id_mappings_cover_user(doc: Doc, bundle: Path) -> None:
+def check_id_mappings_cover_user(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """In a new user namespace, the process's uid, gid and additional gids must be mapped."""
     userns = _namespace(doc, "user")
     if userns is None or userns.get("path") or "process" not in doc:
@@ -392,7 +419,7 @@ def check_id_mappings_cover_user(doc: Doc, bundle: Path) -> None:
                               f"gid {extra} is not mapped by linux.gidMappings")
 
 
-def check_uts(doc: Doc, bundle: Path) -> None:
+def check_uts(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     # As runc: a uts entry (new or joined) is enough; without one we would rename the host.
     if _namespace(doc, "uts") is None:
         for key in ("hostname", "domainname"):
@@ -400,7 +427,7 @@ def check_uts(doc: Doc, bundle: Path) -> None:
                 raise ConfigError(key, f"unable to set {key} without a private UTS namespace")
 
 
-def check_restricted_paths(doc: Doc, bundle: Path) -> None:
+def check_restricted_paths(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """maskedPaths/readonlyPaths are absolute, and need a mount namespace to stay private."""
     lx = _linux(doc)
     for key in ("maskedPaths", "readonlyPaths"):
@@ -417,7 +444,7 @@ def check_restricted_paths(doc: Doc, bundle: Path) -> None:
 _IPC_SYSCTL_PREFIXES = ("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.")
 
 
-def check_sysctl(doc: Doc, bundle: Path) -> None:
+def check_sysctl(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Only namespaced sysctls, and only when the container has its own such namespace.
 
     Follows runc: kernel.hostname is refused even with a uts namespace because the
@@ -445,13 +472,13 @@ def check_sysctl(doc: Doc, bundle: Path) -> None:
 
 def _is_host_netns(path: str) -> bool:
     try:
-        ours, theirs = os.stat(PROC_NS / "net"), os.stat(path)
+        ours, theirs = os.stat(os.path.join(PROC_NS, "net")), os.stat(path)
     except OSError:
         return False  # check_namespaces has already reported a missing path
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
-def check_time_offsets(doc: Doc, bundle: Path) -> None:
+def check_time_offsets(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Offsets are written to a new time namespace before its first process; never joined ones."""
     if not _linux(doc).get("timeOffsets"):
         return
@@ -464,7 +491,7 @@ def check_time_offsets(doc: Doc, bundle: Path) -> None:
                           "cannot set time offsets when joining an existing time namespace")
 
 
-def check_cgroups_path(doc: Doc, bundle: Path) -> None:
+def check_cgroups_path(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     # Refuse any "..": it could climb out of the cgroup hierarchy (or the systemd slice), and
     # refusing it outright spares the cgroup managers from normalising paths.
     path = _linux(doc).get("cgroupsPath") or ""
@@ -472,7 +499,7 @@ def check_cgroups_path(doc: Doc, bundle: Path) -> None:
         raise ConfigError("linux.cgroupsPath", "must not contain '..'")
 
 
-def check_mounts(doc: Doc, bundle: Path) -> None:
+def check_mounts(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Relative destinations: a warning, not an error, as in runc 1.1 (checked with 1.1.5).
 
     The spec says destinations MUST be absolute, but runc 1.1 still runs such configs (it
@@ -486,7 +513,7 @@ def check_mounts(doc: Doc, bundle: Path) -> None:
                   "taken relative to the container's root")
 
 
-def check_devices(doc: Doc, bundle: Path) -> None:
+def check_devices(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     for i, dev in enumerate(_linux(doc).get("devices") or ()):
         where = f"linux.devices[{i}]"
         if not _is_abs(dev["path"]):
@@ -502,7 +529,7 @@ HOOK_STAGES = ("prestart", "createRuntime", "createContainer", "startContainer",
                "poststop")
 
 
-def check_hooks(doc: Doc, bundle: Path) -> None:
+def check_hooks(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """The spec extends execv(3): a hook's path MUST be absolute."""
     hooks = doc.get("hooks") or {}
     for stage in HOOK_STAGES:  # other keys are unknown properties: ignored, not validated
@@ -511,7 +538,7 @@ def check_hooks(doc: Doc, bundle: Path) -> None:
                 raise ConfigError(f"hooks.{stage}[{i}].path", "must be an absolute path")
 
 
-def check_seccomp(doc: Doc, bundle: Path) -> None:
+def check_seccomp(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """Actions are enumerated by the schema; unknown syscall names are skipped later, as runc.
 
     SCMP_ACT_NOTIFY needs a listener to hand the notify fd to, may not be the default
@@ -533,7 +560,7 @@ def check_seccomp(doc: Doc, bundle: Path) -> None:
             raise ConfigError("linux.seccomp.listenerPath", "required when SCMP_ACT_NOTIFY is used")
 
 
-def check_memory(doc: Doc, bundle: Path) -> None:
+def check_memory(doc: Doc, bundle: str | os.PathLike[str]) -> None:
     """swap is memory+swap (cgroup v1 semantics): it needs a limit and cannot be below it."""
     memory = (_linux(doc).get("resources") or {}).get("memory") or {}
     limit, swap = memory.get("limit", 0), memory.get("swap", 0)

@@ -518,3 +518,50 @@ def test_where_format() -> None:
     assert validate._where(["linux", "sysctl", "net.ipv4.ip_forward"]) == \
         'linux.sysctl["net.ipv4.ip_forward"]'
     assert validate._where([]) == ""
+
+
+_PATTERN_SAMPLES = [
+    "", "\n", "\n\n", "/", "/x", "x/", "1.0.0", "1.0.0\n", "1.0.0\n\n", "01.0.0", "1.00.0", "0.0.0",
+    "1.2", "1.2.3.4", "1.2.3-", "1.2.3-rc.1", "1.2.3-rc-1+build.5", "1.2.3+", "1.2.3+b+c",
+    "1.2.3-a_b", "1.2.3-ü", "١.2.3", "1.2.3 ", " 1.2.3", "1.2.3-rc\n", "10.20.30+x-y.z",
+    "0-3,7", "0-3,7\n", "0-3\n7", "a", "2MB", "2MB\n", "02MB", "1GB", "1TB", "12KBB", "KB", "1kB",
+    "MB:", "MB:0=100;1=50", "MB:x\n", "MB:x\n\n", "MB:\nx", "mb:", "1.2.3\n-rc",
+]
+
+
+def test_known_patterns_match_as_re_does() -> None:
+    import random
+    import re
+
+    from pyruntime.schema import _KNOWN_PATTERNS
+
+    rng = random.Random(11)
+    alphabet = "0123456789.-+,: \nKMGBabzM/_é"
+    samples = _PATTERN_SAMPLES + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+                                  for _ in range(3000)]
+    samples += [f"{a}.{b}.{c}{d}" for a in ("0", "1", "01") for b in ("2", "00") for c in ("3", "")
+                for d in ("", "-x", "+y", "-x+y", "-+", "\n")]
+    for pattern, check in _KNOWN_PATTERNS.items():
+        compiled = re.compile(pattern)
+        for v in samples:
+            assert bool(check.search(v)) == bool(compiled.search(v)), (pattern, v)
+
+
+def test_every_schema_pattern_has_a_plain_check() -> None:
+    # an unknown pattern still works, through `re`, but costs every create ~10 ms
+    from pyruntime.schema import _KNOWN_PATTERNS, SchemaSet
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.add(node["pattern"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(SchemaSet(str(validate.SCHEMA_DIR)).docs)
+    assert found and found <= set(_KNOWN_PATTERNS)
