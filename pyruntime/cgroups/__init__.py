@@ -14,9 +14,7 @@ also joins the same path in the unified tree and name=systemd. See
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import os
 
 from pyruntime.cgroups.base import RECORD_VERSION, Manager
 from pyruntime.cgroups.detect import HYBRID, UNIFIED, V1, V2, parse_proc_cgroup
@@ -26,6 +24,11 @@ from pyruntime.cgroups.paths import resolve
 from pyruntime.cgroups.v1 import V1Manager
 from pyruntime.cgroups.v2 import V2Manager
 from pyruntime.errors import CgroupError
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = ["Manager", "new_manager", "manager_from_record", "CgroupError"]
 
@@ -42,7 +45,7 @@ def new_manager(
     cgroups_path: str,
     container_id: str,
     *,
-    root: Path = Path("/sys/fs/cgroup"),
+    root: str | os.PathLike[str] = "/sys/fs/cgroup",
     mountinfo: str | None = None,
     self_cgroup: str | None = None,
     fs: CgroupFS = REAL,
@@ -61,18 +64,19 @@ def new_manager(
     return V1Manager(container_id, layout.mode, paths, mounts, fs)
 
 
-def _str_map(record: Mapping[str, Any], key: str) -> dict[str, Path]:
+def _str_map(record: Mapping[str, Any], key: str) -> dict[str, str]:
     value = record.get(key)
-    if not isinstance(value, Mapping) or not all(
+    # A record is JSON: a dict, never another Mapping (no collections.abc at import).
+    if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v.startswith("/") for k, v in value.items()
     ):
         raise CgroupError(f"cgroup record: {key!r} must map names to absolute paths")
-    return {k: Path(v) for k, v in value.items()}
+    return dict(value)
 
 
 def manager_from_record(record: Mapping[str, Any], *, fs: CgroupFS = REAL) -> Manager:
     """Rebuild the manager saved by `Manager.record()`; touches nothing."""
-    if not isinstance(record, Mapping) or record.get("version") != RECORD_VERSION:
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
         raise CgroupError(f"cgroup record: unsupported version {record.get('version')!r}")
     mode = record.get("mode")
     container_id = record.get("id")

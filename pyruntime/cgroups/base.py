@@ -12,20 +12,24 @@ cgroup beforehand. `run_writes` executes a plan.
 from __future__ import annotations
 
 import errno
-import signal
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+import os
 
 from pyruntime.cgroups.fs import REAL, CgroupFS, read_procs, write_checked, write_failed
 from pyruntime.errors import CgroupError
 from pyruntime.record import dataclass
 
+# Every verb imports this package: the modules below (typing, abc, signal's enums) cost
+# milliseconds at import and matter only to type checkers.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from pyruntime.cgroups.resources import Resources
 
 RECORD_VERSION = 1
+#: signal.SIGKILL, the same number on every Linux architecture; `signal` builds enums.
+SIGKILL = 9
 
 
 def parse_resources(raw: Mapping[str, Any]) -> Resources:
@@ -36,7 +40,8 @@ def parse_resources(raw: Mapping[str, Any]) -> Resources:
     return parse(raw)
 
 
-class Write(NamedTuple):
+@dataclass(frozen=True)
+class Write:
     controller: str
     file: str
     value: str
@@ -66,10 +71,10 @@ class Facts:
         return self.files is None or name in self.files
 
 
-def run_writes(fs: CgroupFS, writes: list[Write], dir_for: Callable[[str], Path]) -> None:
+def run_writes(fs: CgroupFS, writes: list[Write], dir_for: Callable[[str], str]) -> None:
     deferred: list[Write] = []
     for w in writes:
-        path = dir_for(w.controller) / w.file
+        path = os.path.join(dir_for(w.controller), w.file)
         if w.retry_later:
             try:
                 fs.write(path, w.value)
@@ -80,7 +85,7 @@ def run_writes(fs: CgroupFS, writes: list[Write], dir_for: Callable[[str], Path]
             continue
         write_checked(fs, path, w.value, w.field)
     for w in deferred:
-        write_checked(fs, dir_for(w.controller) / w.file, w.value, w.field)
+        write_checked(fs, os.path.join(dir_for(w.controller), w.file), w.value, w.field)
 
 
 def check_pid(pid: int) -> None:
@@ -89,27 +94,40 @@ def check_pid(pid: int) -> None:
         raise CgroupError(f"cannot move pid {pid} into a cgroup")
 
 
-class Manager(ABC):
-    """One container's cgroups. Directories are fixed at construction."""
+def _below(d: str, mount: str) -> bool:
+    """`d` strictly below `mount`, both already normalised."""
+    return d.startswith(mount.rstrip("/") + "/") and d != mount
+
+
+class Manager:
+    """One container's cgroups. Directories are fixed at construction.
+
+    Paths are absolute `str`s (os.PathLike accepted); the modes implement the
+    methods that raise NotImplementedError here (no abc: it costs import time).
+    """
 
     def __init__(
         self,
         container_id: str,
         mode: str,
-        paths: Mapping[str, Path],
-        mounts: Mapping[str, Path],
+        paths: Mapping[str, str | os.PathLike[str]],
+        mounts: Mapping[str, str | os.PathLike[str]],
         fs: CgroupFS = REAL,
     ) -> None:
-        for key, d in paths.items():
+        norm = os.path.normpath
+        own = {key: norm(os.fspath(d)) for key, d in paths.items()}
+        where: dict[str, str] = {}
+        for key, d in own.items():
             mount = mounts.get(key)
-            if mount is None or mount not in d.parents:
-                # A record pointing at a hierarchy root (or outside it) must never
-                # reach destroy(), which removes whole sub-trees.
+            if mount is None or not _below(d, norm(os.fspath(mount))):
+                # A record pointing at a hierarchy root (or outside it, `..` included)
+                # must never reach destroy(), which removes whole sub-trees.
                 raise CgroupError(f"cgroup {key} directory {d} is not below its mount {mount}")
+            where[key] = norm(os.fspath(mount))
         self.container_id = container_id
         self.mode = mode
-        self._paths = dict(paths)
-        self._mounts = {k: mounts[k] for k in paths}
+        self._paths = own
+        self._mounts = where
         self.fs = fs
 
     def record(self) -> dict[str, Any]:
@@ -118,16 +136,16 @@ class Manager(ABC):
             "version": RECORD_VERSION,
             "id": self.container_id,
             "mode": self.mode,
-            "paths": {k: str(v) for k, v in sorted(self._paths.items())},
-            "mounts": {k: str(v) for k, v in sorted(self._mounts.items())},
+            "paths": dict(sorted(self._paths.items())),
+            "mounts": dict(sorted(self._mounts.items())),
         }
 
     def paths(self) -> dict[str, str]:
-        return {k: str(v) for k, v in sorted(self._paths.items())}
+        return dict(sorted(self._paths.items()))
 
-    def _unique_dirs(self) -> list[tuple[str, Path]]:
+    def _unique_dirs(self) -> list[tuple[str, str]]:
         """(key, dir) once per directory: co-mounted controllers share one."""
-        seen: set[Path] = set()
+        seen: set[str] = set()
         out = []
         for key in sorted(self._paths):
             d = self._paths[key]
@@ -170,52 +188,52 @@ class Manager(ABC):
             # nothing new appears, catching children forked meanwhile.
             was_frozen, frozen = False, False
         self._signal_each(sig)
-        if not frozen and sig == signal.SIGKILL:
+        if not frozen and sig == SIGKILL:
             for _ in range(10):
                 if not self.pids():
                     break
                 self._signal_each(sig)
-        if frozen and (sig == signal.SIGKILL or not was_frozen):
+        if frozen and (sig == SIGKILL or not was_frozen):
             self.thaw()
 
-    @abstractmethod
     def apply(self, pid: int) -> None:
         """Create the directories (only in mounted hierarchies) and move `pid` in.
 
         Idempotent, so it also serves exec's join. pid -1 only creates.
         """
+        raise NotImplementedError
 
-    @abstractmethod
     def set(self, resources: Mapping[str, Any]) -> None:
         """Write raw linux.resources JSON; used at create and on update."""
+        raise NotImplementedError
 
-    @abstractmethod
     def check(self, resources: Mapping[str, Any]) -> None:
         """Raise CgroupError for resources this mode cannot apply; no side effects."""
+        raise NotImplementedError
 
-    @abstractmethod
     def unenforced(self, resources: Mapping[str, Any]) -> list[str]:
         """Fields `set` accepts but cannot enforce here, for the CLI to warn about."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def freeze(self) -> None: ...
+    def freeze(self) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    def thaw(self) -> None: ...
+    def thaw(self) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    def is_frozen(self) -> bool: ...
+    def is_frozen(self) -> bool:
+        raise NotImplementedError
 
-    @abstractmethod
-    def kill_all(self, sig: int) -> None: ...
+    def kill_all(self, sig: int) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
     def stats(self) -> dict[str, Any]:
         """runc's `events --stats` event: {"type": "stats", "id": ..., "data": {...}}."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def oom_kill_count(self) -> int: ...
+    def oom_kill_count(self) -> int:
+        raise NotImplementedError
 
-    @abstractmethod
     def destroy(self) -> None:
         """Remove every directory, sub-cgroups first; missing ones are fine."""
+        raise NotImplementedError

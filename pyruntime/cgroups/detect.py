@@ -10,12 +10,13 @@ cgroup.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
-from pathlib import Path
 
 from pyruntime.errors import CgroupError
 from pyruntime.record import dataclass
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 V1 = "v1"
 V2 = "v2"
@@ -59,7 +60,7 @@ class MountEntry:
 class Hierarchy:
     """One mounted hierarchy: where it is mounted and which of its cgroups is there."""
 
-    mountpoint: Path
+    mountpoint: str
     #: The hierarchy path visible at the mount point ("/" unless a sub-tree is bound).
     root: str = "/"
 
@@ -75,12 +76,24 @@ class Layout:
         return frozenset(k for k in self.hierarchies if k in V1_CONTROLLERS)
 
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+_OCTAL = "01234567"
 
 
 def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo.
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+    """mountinfo writes space, tab, newline and backslash as \\ooo (no re: import cost)."""
+    if "\\" not in field:
+        return field
+    out, i, n = [], 0, len(field)
+    while i < n:
+        c = field[i]
+        code = field[i + 1 : i + 4]
+        if c == "\\" and len(code) == 3 and all(d in _OCTAL for d in code):
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def parse_mountinfo(text: str) -> list[MountEntry]:
@@ -108,13 +121,13 @@ def _is_at_or_below(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def detect(mountinfo: str, root: Path = Path("/sys/fs/cgroup")) -> Layout:
+def detect(mountinfo: str, root: str | os.PathLike[str] = "/sys/fs/cgroup") -> Layout:
     """The cgroup mode and mounted hierarchies at or below `root`.
 
     v2: a cgroup2 is mounted at `root` itself. hybrid: v1 controllers plus a
     cgroup2 somewhere below `root` (usually `unified`). v1: controllers only.
     """
-    top = os.path.normpath(str(root))
+    top = os.path.normpath(os.fspath(root))
     # A later mount on the same mount point hides the earlier one.
     by_mountpoint: dict[str, MountEntry] = {}
     for entry in parse_mountinfo(mountinfo):
@@ -126,11 +139,11 @@ def detect(mountinfo: str, root: Path = Path("/sys/fs/cgroup")) -> Layout:
 
     at_root = by_mountpoint.get(top)
     if at_root is not None and at_root.fstype == "cgroup2":
-        return Layout(V2, {UNIFIED: Hierarchy(Path(top), at_root.root)})
+        return Layout(V2, {UNIFIED: Hierarchy(top, at_root.root)})
 
     hierarchies: dict[str, Hierarchy] = {}
     for entry in by_mountpoint.values():
-        where = Hierarchy(Path(entry.mountpoint), entry.root)
+        where = Hierarchy(entry.mountpoint, entry.root)
         if entry.fstype == "cgroup2":
             hierarchies.setdefault(UNIFIED, where)
             continue

@@ -3,6 +3,10 @@
 Every read, write, mkdir, rmdir, signal and wait the managers do goes through a
 `CgroupFS`, so unit tests can hand them a fake tree in `tmp_path` that behaves
 like the kernel (control files appear on mkdir, rmdir refuses busy groups).
+
+Paths are plain `str` (os.path.join), never pathlib: this package is on the path
+of every `create`, and pathlib alone (with re, fnmatch, urllib) costs more to
+import than runc's whole `state`.
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from pyruntime.errors import CgroupError
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+join = os.path.join
 
 #: Where resource fields live in config.json, for error messages.
 FIELD_PREFIX = "linux.resources"
@@ -22,11 +30,11 @@ FIELD_PREFIX = "linux.resources"
 class CgroupFS:
     """Plain file operations with the cgroupfs rules built in."""
 
-    def read(self, path: Path) -> str:
+    def read(self, path: str) -> str:
         with open(path, encoding="ascii", errors="replace") as f:
             return f.read()
 
-    def write(self, path: Path, value: str) -> None:
+    def write(self, path: str, value: str) -> None:
         # No O_CREAT: a misspelt control file must fail (ENOENT), never become
         # a regular file, which it would on the tmpfs under /sys/fs/cgroup.
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -35,22 +43,22 @@ class CgroupFS:
         finally:
             os.close(fd)
 
-    def mkdir(self, path: Path) -> None:
+    def mkdir(self, path: str) -> None:
         os.mkdir(path, 0o755)
 
-    def rmdir(self, path: Path) -> None:
+    def rmdir(self, path: str) -> None:
         os.rmdir(path)
 
-    def exists(self, path: Path) -> bool:
+    def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
-    def is_dir(self, path: Path) -> bool:
+    def is_dir(self, path: str) -> bool:
         return os.path.isdir(path)
 
-    def listdir(self, path: Path) -> list[str]:
+    def listdir(self, path: str) -> list[str]:
         return os.listdir(path)
 
-    def subdirs(self, path: Path) -> list[str]:
+    def subdirs(self, path: str) -> list[str]:
         with os.scandir(path) as it:
             return [e.name for e in it if e.is_dir(follow_symlinks=False)]
 
@@ -67,7 +75,7 @@ class CgroupFS:
 REAL = CgroupFS()
 
 
-def read_or(fs: CgroupFS, path: Path, default: str | None = None) -> str | None:
+def read_or(fs: CgroupFS, path: str, default: str | None = None) -> str | None:
     """The file's text, or `default` when it does not exist (optional control files), or
     its cgroup is being removed: then open succeeds and read fails with ENODEV, which a
     `delete --force` racing a failing create's cleanup met as a bare "No such device"."""
@@ -81,14 +89,14 @@ def read_or(fs: CgroupFS, path: Path, default: str | None = None) -> str | None:
         return default
 
 
-def read_checked(fs: CgroupFS, path: Path) -> str:
+def read_checked(fs: CgroupFS, path: str) -> str:
     try:
         return fs.read(path)
     except OSError as e:
         raise CgroupError(f"{path}: {e.strerror or e}") from e
 
 
-def write_checked(fs: CgroupFS, path: Path, value: str, field: str = "") -> None:
+def write_checked(fs: CgroupFS, path: str, value: str, field: str = "") -> None:
     """Write one value; failures become '<file>: <reason>' naming the OCI field."""
     try:
         fs.write(path, value)
@@ -96,7 +104,7 @@ def write_checked(fs: CgroupFS, path: Path, value: str, field: str = "") -> None
         raise write_failed(path, value, field, e) from e
 
 
-def write_failed(path: Path, value: str, field: str, err: OSError) -> CgroupError:
+def write_failed(path: str, value: str, field: str, err: OSError) -> CgroupError:
     reason = err.strerror or str(err)
     if err.errno == errno.ENOENT:
         reason = "no such control file (controller missing or not supported by this kernel)"
@@ -104,22 +112,43 @@ def write_failed(path: Path, value: str, field: str, err: OSError) -> CgroupErro
     return CgroupError(f"{path}: cannot write {value!r}{what}: {reason}")
 
 
-def walk_dirs_bottom_up(fs: CgroupFS, top: Path) -> Iterator[Path]:
+def relative_parts(mount: str, d: str) -> list[str]:
+    """The components of `d` below `mount` (Path.relative_to(...).parts, for str)."""
+    top = mount.rstrip("/") + "/"
+    if not d.startswith(top):
+        raise CgroupError(f"{d} is not below {mount}")
+    return [p for p in d[len(top) :].split("/") if p]
+
+
+def flat_keyed(text: str) -> dict[str, int]:
+    """'key value' lines (memory.stat, cpu.stat, *.events) -> {key: int}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def walk_dirs_bottom_up(fs: CgroupFS, top: str) -> Iterator[str]:
     """`top` and every sub-cgroup below it, children before parents."""
     try:
         names = fs.subdirs(top)
     except FileNotFoundError:
         return
     for name in sorted(names):
-        yield from walk_dirs_bottom_up(fs, top / name)
+        yield from walk_dirs_bottom_up(fs, join(top, name))
     yield top
 
 
-def read_procs(fs: CgroupFS, top: Path) -> list[int]:
+def read_procs(fs: CgroupFS, top: str) -> list[int]:
     """Pids in `top` and all its sub-cgroups; a group vanishing meanwhile is skipped."""
     pids: list[int] = []
     for d in walk_dirs_bottom_up(fs, top):
-        text = read_or(fs, d / "cgroup.procs", "") or ""
+        text = read_or(fs, join(d, "cgroup.procs"), "") or ""
         pids.extend(int(line) for line in text.split())
     return pids
 
@@ -139,12 +168,13 @@ def poll(
         delay = min(delay * 2, 0.05)
 
 
-def remove_tree(fs: CgroupFS, top: Path, timeout: float = 2.0) -> None:
+def remove_tree(fs: CgroupFS, top: str, timeout: float = 2.0) -> None:
     """rmdir `top` and its sub-cgroups depth-first, retrying while processes exit.
 
     A cgroup with live tasks answers EBUSY until the last task is reaped, which
     takes a moment after SIGKILL; anything already gone counts as removed.
     """
+    top = os.fspath(top)
     last: OSError | None = None
 
     def attempt() -> bool:

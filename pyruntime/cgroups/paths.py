@@ -14,11 +14,16 @@ Rules (decided here, pure, no filesystem access):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import os
 
-from pyruntime.cgroups.detect import UNIFIED, V2, Layout
+from pyruntime.cgroups.detect import UNIFIED, V2
 from pyruntime.errors import CgroupError
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pyruntime.cgroups.detect import Layout
 
 DEFAULT_PREFIX = ""
 
@@ -58,7 +63,7 @@ def hierarchy_keys(layout: Layout) -> list[str]:
 
 def resolve(
     cgroups_path: str, container_id: str, layout: Layout, own: Mapping[str, str]
-) -> dict[str, Path]:
+) -> dict[str, str]:
     """{hierarchy key: absolute directory} for the container; no side effects.
 
     `own` is this process's /proc/self/cgroup as parsed by detect.parse_proc_cgroup.
@@ -74,11 +79,11 @@ def resolve(
         raise CgroupError(f"cgroupsPath {path!r} names the parent cgroup itself, not a new one")
     absolute = path.startswith("/")
 
-    result: dict[str, Path] = {}
+    result: dict[str, str] = {}
     for key in hierarchy_keys(layout):
         hier = layout.hierarchies[key]
         if absolute:
-            result[key] = hier.mountpoint.joinpath(*rel)
+            result[key] = os.path.join(hier.mountpoint, *rel)
             continue
         base = own.get(key, "/")
         mount_root = hier.root.rstrip("/")
@@ -87,5 +92,5 @@ def resolve(
                 f"own {key} cgroup {base} is outside the part mounted at {hier.mountpoint}"
             )
         base_rel = _components(base[len(mount_root) :])
-        result[key] = hier.mountpoint.joinpath(*base_rel, *rel)
+        result[key] = os.path.join(hier.mountpoint, *base_rel, *rel)
     return result

@@ -12,13 +12,58 @@ harmless. Those fields come out as None.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any
-
 from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.errors import CgroupError
 from pyruntime.record import dataclass, field
+
+# create parses linux.resources on every run: no re, typing or collections.abc imports
+# (milliseconds each); the syntax checks below are spelt out instead of regexes.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+_DIGITS = frozenset("0123456789")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_LOWER_DIGITS = _LOWER | _DIGITS
+_KNOB = _LOWER_DIGITS | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ.")
+
+
+def _is_number(text: str) -> bool:
+    """One or more ASCII digits (str.isdigit also takes other scripts' digits)."""
+    return bool(text) and all(c in _DIGITS for c in text)
+
+
+def _is_cpu_list(text: str) -> bool:
+    """A list like 0-3,5: numbers or number ranges, comma separated."""
+    for item in text.split(","):
+        parts = item.split("-")
+        if len(parts) > 2 or not all(_is_number(p) for p in parts):
+            return False
+    return True
+
+
+def _is_page_size(text: str) -> bool:
+    """A size like 2MB or 1GB."""
+    return text[-2:] in ("KB", "MB", "GB", "TB") and _is_number(text[:-2])
+
+
+def _is_name(text: str, max_len: int = 0) -> bool:
+    """No whitespace and no slash, as an interface or device name."""
+    if not text or (max_len and len(text) > max_len):
+        return False
+    return not any(c.isspace() or c == "/" for c in text)
+
+
+def _is_unified_key(key: str) -> bool:
+    """"<controller>.<knob>", e.g. memory.high: never a path."""
+    controller, dot, knob = key.partition(".")
+    return (
+        bool(dot and controller and knob)
+        and controller[0] in _LOWER
+        and all(c in _LOWER_DIGITS for c in controller)
+        and all(c in _KNOB for c in knob)
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +175,7 @@ def _obj(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] |
     value = parent.get(key)
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise _fail(where, f"expected an object, got {type(value).__name__}")
     return value
 
@@ -207,12 +252,9 @@ def _memory(raw: Mapping[str, Any]) -> Memory:
     )
 
 
-_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
-
-
 def _cpuset_list(raw: Mapping[str, Any], key: str, where: str) -> str | None:
     value = _str(raw, key, where)
-    if value is not None and value.strip() and not _CPU_LIST.match(value.strip()):
+    if value is not None and value.strip() and not _is_cpu_list(value.strip()):
         raise _fail(where, f"{value!r} is not a list like 0-3,5")
     return value
 
@@ -249,7 +291,7 @@ def _throttle(raw: Mapping[str, Any], key: str) -> tuple[ThrottleDevice, ...]:
     out = []
     for i, item in enumerate(_list(raw, key, f"blockIO.{key}")):
         where = f"blockIO.{key}[{i}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         major, minor = _device_numbers(item, where)
         rate = _int(item, "rate", where + ".rate", lo=0)
@@ -264,7 +306,7 @@ def _block_io(raw: Mapping[str, Any]) -> BlockIO:
     devices = []
     for i, item in enumerate(_list(raw, "weightDevice", w + "weightDevice")):
         where = f"{w}weightDevice[{i}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         major, minor = _device_numbers(item, where)
         devices.append(
@@ -286,17 +328,14 @@ def _block_io(raw: Mapping[str, Any]) -> BlockIO:
     )
 
 
-_PAGE_SIZE = re.compile(r"^[0-9]+[KMGT]B$")
-
-
 def _hugepages(items: list[Any]) -> tuple[HugepageLimit, ...]:
     out = []
     for i, item in enumerate(items):
         where = f"hugepageLimits[{i}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         size = _str(item, "pageSize", where + ".pageSize")
-        if size is None or not _PAGE_SIZE.match(size):
+        if size is None or not _is_page_size(size):
             raise _fail(where + ".pageSize", f"{size!r} is not a size like 2MB or 1GB")
         limit = _int(item, "limit", where + ".limit", lo=0)
         if limit is None:
@@ -309,7 +348,7 @@ def _devices(items: list[Any]) -> tuple[DeviceRule, ...]:
     out = []
     for i, item in enumerate(items):
         where = f"devices[{i}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         allow = _bool(item, "allow", where + ".allow")
         if allow is None:
@@ -334,17 +373,14 @@ def _devices(items: list[Any]) -> tuple[DeviceRule, ...]:
     return tuple(out)
 
 
-_IFNAME = re.compile(r"^[^\s/]{1,15}$")
-
-
 def _network(raw: Mapping[str, Any]) -> Network:
     prios = []
     for i, item in enumerate(_list(raw, "priorities", "network.priorities")):
         where = f"network.priorities[{i}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         name = _str(item, "name", where + ".name")
-        if name is None or not _IFNAME.match(name):
+        if name is None or not _is_name(name, 15):
             raise _fail(where + ".name", f"{name!r} is not an interface name")
         prio = _int(item, "priority", where + ".priority", lo=0, hi=2**32 - 1)
         if prio is None:
@@ -360,9 +396,9 @@ def _rdma(raw: Mapping[str, Any]) -> dict[str, RdmaLimit]:
     out = {}
     for name, item in raw.items():
         where = f"rdma.{name}"
-        if not re.match(r"^[^\s/]+$", name):
+        if not _is_name(name):
             raise _fail(where, "is not a device name")
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise _fail(where, "expected an object")
         out[name] = RdmaLimit(
             hca_handles=_int(item, "hcaHandles", where + ".hcaHandles", lo=0, hi=2**32 - 1),
@@ -372,14 +408,11 @@ def _rdma(raw: Mapping[str, Any]) -> dict[str, RdmaLimit]:
 
 
 # "<controller>.<knob>"; never a path, never cgroup.* core files we manage.
-_UNIFIED_KEY = re.compile(r"^[a-z_][a-z0-9_]*\.[A-Za-z0-9_.]+$")
-
-
 def _unified(raw: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in raw.items():
         where = f"unified.{key}"
-        if not _UNIFIED_KEY.match(key) or key.startswith("cgroup."):
+        if not _is_unified_key(key) or key.startswith("cgroup."):
             raise _fail(where, "is not a controller file name like memory.high")
         if not isinstance(value, str):
             raise _fail(where, f"expected a string, got {value!r}")
@@ -393,7 +426,7 @@ def parse(raw: Mapping[str, Any] | None) -> Resources:
     """Parse linux.resources; CgroupError names the first bad field."""
     if raw is None:
         return Resources()
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise CgroupError(f"{PREFIX}: expected an object, got {type(raw).__name__}")
     memory = _obj(raw, "memory", "memory")
     cpu = _obj(raw, "cpu", "cpu")

@@ -9,11 +9,15 @@ or a controller that is not mounted simply reports nothing there.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from pyruntime.cgroups.fs import CgroupFS, read_or
+from pyruntime.cgroups.fs import CgroupFS, flat_keyed, join, read_or
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+__all__ = ["event", "flat_keyed", "v1_stats", "v2_stats"]
 
 UINT64_MAX = 2**64 - 1
 
@@ -22,20 +26,7 @@ def event(container_id: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "stats", "id": container_id, "data": data}
 
 
-def flat_keyed(text: str) -> dict[str, int]:
-    """'key value' lines (memory.stat, cpu.stat, *.events) -> {key: int}."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                continue
-    return out
-
-
-def _int(fs: CgroupFS, path: Path, default: int = 0) -> int:
+def _int(fs: CgroupFS, path: str, default: int = 0) -> int:
     text = read_or(fs, path)
     if text is None:
         return default
@@ -48,7 +39,7 @@ def _int(fs: CgroupFS, path: Path, default: int = 0) -> int:
         return default
 
 
-def _ints(fs: CgroupFS, path: Path) -> list[int]:
+def _ints(fs: CgroupFS, path: str) -> list[int]:
     return [int(x) for x in (read_or(fs, path, "") or "").split() if x.isdigit()]
 
 
@@ -129,45 +120,45 @@ def _empty_stats() -> dict[str, Any]:
 # -- v1 --------------------------------------------------------------------
 
 
-def _v1_cpu(fs: CgroupFS, cpuacct: Path | None, cpu: Path | None) -> dict[str, Any]:
+def _v1_cpu(fs: CgroupFS, cpuacct: str | None, cpu: str | None) -> dict[str, Any]:
     usage = _usage(0, [], [], [], 0, 0)
     if cpuacct is not None:
-        kernel = _int(fs, cpuacct / "cpuacct.usage_sys", -1)
-        user = _int(fs, cpuacct / "cpuacct.usage_user", -1)
+        kernel = _int(fs, join(cpuacct, "cpuacct.usage_sys"), -1)
+        user = _int(fs, join(cpuacct, "cpuacct.usage_user"), -1)
         if kernel < 0 or user < 0:
             # Older kernels only give clock ticks in cpuacct.stat.
-            ticks = flat_keyed(read_or(fs, cpuacct / "cpuacct.stat", "") or "")
+            ticks = flat_keyed(read_or(fs, join(cpuacct, "cpuacct.stat"), "") or "")
             hz = os.sysconf("SC_CLK_TCK")
             kernel = ticks.get("system", 0) * 1_000_000_000 // hz
             user = ticks.get("user", 0) * 1_000_000_000 // hz
         usage = _usage(
-            _int(fs, cpuacct / "cpuacct.usage"),
-            _ints(fs, cpuacct / "cpuacct.usage_percpu"),
-            _ints(fs, cpuacct / "cpuacct.usage_percpu_sys"),
-            _ints(fs, cpuacct / "cpuacct.usage_percpu_user"),
+            _int(fs, join(cpuacct, "cpuacct.usage")),
+            _ints(fs, join(cpuacct, "cpuacct.usage_percpu")),
+            _ints(fs, join(cpuacct, "cpuacct.usage_percpu_sys")),
+            _ints(fs, join(cpuacct, "cpuacct.usage_percpu_user")),
             kernel,
             user,
         )
     throttling: dict[str, Any] = {}
     if cpu is not None:
-        st = flat_keyed(read_or(fs, cpu / "cpu.stat", "") or "")
+        st = flat_keyed(read_or(fs, join(cpu, "cpu.stat"), "") or "")
         throttling = _throttling(
             st.get("nr_periods", 0), st.get("nr_throttled", 0), st.get("throttled_time", 0)
         )
     return {"usage": usage, "throttling": throttling}
 
 
-def _v1_mem_entry(fs: CgroupFS, d: Path, prefix: str) -> dict:
+def _v1_mem_entry(fs: CgroupFS, d: str, prefix: str) -> dict:
     return _mem_entry(
-        _int(fs, d / f"{prefix}.limit_in_bytes"),
-        _int(fs, d / f"{prefix}.usage_in_bytes"),
-        _int(fs, d / f"{prefix}.max_usage_in_bytes"),
-        _int(fs, d / f"{prefix}.failcnt"),
+        _int(fs, join(d, f"{prefix}.limit_in_bytes")),
+        _int(fs, join(d, f"{prefix}.usage_in_bytes")),
+        _int(fs, join(d, f"{prefix}.max_usage_in_bytes")),
+        _int(fs, join(d, f"{prefix}.failcnt")),
     )
 
 
-def _v1_memory(fs: CgroupFS, d: Path) -> dict[str, Any]:
-    raw = flat_keyed(read_or(fs, d / "memory.stat", "") or "")
+def _v1_memory(fs: CgroupFS, d: str) -> dict[str, Any]:
+    raw = flat_keyed(read_or(fs, join(d, "memory.stat"), "") or "")
     return _nonzero(
         {
             "cache": raw.get("cache", 0),
@@ -182,11 +173,11 @@ def _v1_memory(fs: CgroupFS, d: Path) -> dict[str, Any]:
     )
 
 
-def _pids(fs: CgroupFS, d: Path) -> dict[str, Any]:
-    limit = _int(fs, d / "pids.max")
+def _pids(fs: CgroupFS, d: str) -> dict[str, Any]:
+    limit = _int(fs, join(d, "pids.max"))
     # runc reports an unlimited pids.max as 0, i.e. leaves it out.
     return _nonzero(
-        {"current": _int(fs, d / "pids.current"), "limit": 0 if limit == UINT64_MAX else limit},
+        {"current": _int(fs, join(d, "pids.current")), "limit": 0 if limit == UINT64_MAX else limit},
         "current",
         "limit",
     )
@@ -207,20 +198,20 @@ def _v1_blkio_lines(text: str) -> list[dict]:
     return out
 
 
-def _v1_blkio(fs: CgroupFS, d: Path) -> dict[str, Any]:
+def _v1_blkio(fs: CgroupFS, d: str) -> dict[str, Any]:
     # One source for all entries: CFQ's files if present, else BFQ's, else the
     # throttle layer's (which counts every I/O whatever the scheduler).
     for prefix in ("blkio.", "blkio.bfq.", "blkio.throttle."):
-        if fs.exists(d / f"{prefix}io_serviced_recursive"):
+        if fs.exists(join(d, f"{prefix}io_serviced_recursive")):
             break
     else:
         return {}
     out = {
         "ioServiceBytesRecursive": _v1_blkio_lines(
-            read_or(fs, d / f"{prefix}io_service_bytes_recursive", "") or ""
+            read_or(fs, join(d, f"{prefix}io_service_bytes_recursive"), "") or ""
         ),
         "ioServicedRecursive": _v1_blkio_lines(
-            read_or(fs, d / f"{prefix}io_serviced_recursive", "") or ""
+            read_or(fs, join(d, f"{prefix}io_serviced_recursive"), "") or ""
         ),
     }
     if prefix == "blkio.":
@@ -232,11 +223,11 @@ def _v1_blkio(fs: CgroupFS, d: Path) -> dict[str, Any]:
             ("ioTimeRecursive", "time_recursive"),
             ("sectorsRecursive", "sectors_recursive"),
         ):
-            out[key] = _v1_blkio_lines(read_or(fs, d / f"blkio.{file}", "") or "")
+            out[key] = _v1_blkio_lines(read_or(fs, join(d, f"blkio.{file}"), "") or "")
     return {k: v for k, v in out.items() if v}
 
 
-def _hugetlb(fs: CgroupFS, d: Path, v2: bool) -> dict[str, Any]:
+def _hugetlb(fs: CgroupFS, d: str, v2: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         names = fs.listdir(d)
@@ -252,22 +243,22 @@ def _hugetlb(fs: CgroupFS, d: Path, v2: bool) -> dict[str, Any]:
             continue
         size = parts[1]
         if v2:
-            failcnt = flat_keyed(read_or(fs, d / f"hugetlb.{size}.events", "") or "").get("max", 0)
-            entry = {"usage": _int(fs, d / name), "max": 0, "failcnt": failcnt}
+            failcnt = flat_keyed(read_or(fs, join(d, f"hugetlb.{size}.events"), "") or "").get("max", 0)
+            entry = {"usage": _int(fs, join(d, name)), "max": 0, "failcnt": failcnt}
         else:
             entry = {
-                "usage": _int(fs, d / name),
-                "max": _int(fs, d / f"hugetlb.{size}.max_usage_in_bytes"),
-                "failcnt": _int(fs, d / f"hugetlb.{size}.failcnt"),
+                "usage": _int(fs, join(d, name)),
+                "max": _int(fs, join(d, f"hugetlb.{size}.max_usage_in_bytes")),
+                "failcnt": _int(fs, join(d, f"hugetlb.{size}.failcnt")),
             }
         out[size] = _nonzero(entry, "usage", "max")
     return out
 
 
-def _v1_cpuset(fs: CgroupFS, d: Path) -> dict[str, Any]:
+def _v1_cpuset(fs: CgroupFS, d: str) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "cpus": _cpu_list(read_or(fs, d / "cpuset.cpus")),
-        "mems": _cpu_list(read_or(fs, d / "cpuset.mems")),
+        "cpus": _cpu_list(read_or(fs, join(d, "cpuset.cpus"))),
+        "mems": _cpu_list(read_or(fs, join(d, "cpuset.mems"))),
     }
     for key in (
         "cpu_exclusive",
@@ -280,11 +271,11 @@ def _v1_cpuset(fs: CgroupFS, d: Path) -> dict[str, Any]:
         "sched_load_balance",
         "sched_relax_domain_level",
     ):
-        out[key] = _int(fs, d / f"cpuset.{key}")
+        out[key] = _int(fs, join(d, f"cpuset.{key}"))
     return _nonzero(out, "cpus", "mems")
 
 
-def v1_stats(fs: CgroupFS, paths: Mapping[str, Path]) -> dict[str, Any]:
+def v1_stats(fs: CgroupFS, paths: Mapping[str, str]) -> dict[str, Any]:
     data = _empty_stats()
     data["cpu"] = _v1_cpu(fs, paths.get("cpuacct"), paths.get("cpu"))
     if "cpuset" in paths:
@@ -303,20 +294,20 @@ def v1_stats(fs: CgroupFS, paths: Mapping[str, Path]) -> dict[str, Any]:
 # -- v2 --------------------------------------------------------------------
 
 
-def _v2_memory(fs: CgroupFS, d: Path) -> dict[str, Any]:
-    raw = flat_keyed(read_or(fs, d / "memory.stat", "") or "")
-    current = _int(fs, d / "memory.current")
-    limit = _int(fs, d / "memory.max", UINT64_MAX)
+def _v2_memory(fs: CgroupFS, d: str) -> dict[str, Any]:
+    raw = flat_keyed(read_or(fs, join(d, "memory.stat"), "") or "")
+    current = _int(fs, join(d, "memory.current"))
+    limit = _int(fs, join(d, "memory.max"), UINT64_MAX)
     # v1's failcnt counted hits of the limit; v2 counts them as "max" events.
-    failcnt = flat_keyed(read_or(fs, d / "memory.events", "") or "").get("max", 0)
-    usage = _mem_entry(limit, current, _int(fs, d / "memory.peak"), failcnt)
+    failcnt = flat_keyed(read_or(fs, join(d, "memory.events"), "") or "").get("max", 0)
+    usage = _mem_entry(limit, current, _int(fs, join(d, "memory.peak")), failcnt)
     swap = _mem_entry(0, 0, 0, 0)
-    if fs.exists(d / "memory.swap.current"):
+    if fs.exists(join(d, "memory.swap.current")):
         # runc reports v1's memory+swap here, so tools see the same meaning.
-        swap_limit = _int(fs, d / "memory.swap.max", UINT64_MAX)
+        swap_limit = _int(fs, join(d, "memory.swap.max"), UINT64_MAX)
         swap = _mem_entry(
             min(UINT64_MAX, swap_limit + limit),
-            _int(fs, d / "memory.swap.current") + current,
+            _int(fs, join(d, "memory.swap.current")) + current,
             0,
             0,
         )
@@ -334,9 +325,9 @@ def _v2_memory(fs: CgroupFS, d: Path) -> dict[str, Any]:
     )
 
 
-def _v2_io(fs: CgroupFS, d: Path) -> dict[str, Any]:
+def _v2_io(fs: CgroupFS, d: str) -> dict[str, Any]:
     served_bytes, served = [], []
-    for line in (read_or(fs, d / "io.stat", "") or "").splitlines():
+    for line in (read_or(fs, join(d, "io.stat"), "") or "").splitlines():
         parts = line.split()
         if not parts or ":" not in parts[0]:
             continue
@@ -358,9 +349,9 @@ def _v2_io(fs: CgroupFS, d: Path) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v}
 
 
-def v2_stats(fs: CgroupFS, d: Path) -> dict[str, Any]:
+def v2_stats(fs: CgroupFS, d: str) -> dict[str, Any]:
     data = _empty_stats()
-    st = flat_keyed(read_or(fs, d / "cpu.stat", "") or "")
+    st = flat_keyed(read_or(fs, join(d, "cpu.stat"), "") or "")
     data["cpu"] = {
         "usage": _usage(
             st.get("usage_usec", 0) * 1000,
@@ -376,8 +367,8 @@ def v2_stats(fs: CgroupFS, d: Path) -> dict[str, Any]:
     }
     data["cpuset"] = _nonzero(
         {
-            "cpus": _cpu_list(read_or(fs, d / "cpuset.cpus.effective")),
-            "mems": _cpu_list(read_or(fs, d / "cpuset.mems.effective")),
+            "cpus": _cpu_list(read_or(fs, join(d, "cpuset.cpus.effective"))),
+            "mems": _cpu_list(read_or(fs, join(d, "cpuset.mems.effective"))),
         },
         "cpus",
         "mems",

@@ -9,14 +9,9 @@ frozen and killed (cgroup.kill) there as well.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pyruntime.cgroups import stats as stats_mod
 from pyruntime.cgroups import v2
 from pyruntime.cgroups.base import (
+    SIGKILL,
     Facts,
     Manager,
     Write,
@@ -28,16 +23,23 @@ from pyruntime.cgroups.detect import HYBRID, SYSTEMD, UNIFIED, V1_CONTROLLERS
 from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.cgroups.fs import (
     CgroupFS,
+    flat_keyed,
+    join,
     poll,
     read_checked,
     read_or,
     read_procs,
+    relative_parts,
     remove_tree,
     write_checked,
 )
 from pyruntime.errors import CgroupError
 
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from pyruntime.cgroups.resources import BlockIO, Cpu, DeviceRule, Memory, Resources
 
 FREEZE_TIMEOUT = 2.0
@@ -337,14 +339,14 @@ def unenforced(res: Resources) -> list[str]:
 # -- the manager -----------------------------------------------------------
 
 
-def make_dir(fs: CgroupFS, mount: Path, d: Path) -> list[Path]:
+def make_dir(fs: CgroupFS, mount: str, d: str) -> list[str]:
     """Create `d` level by level below an existing `mount`; return the levels."""
     if not fs.is_dir(mount):
         raise CgroupError(f"{mount}: cgroup hierarchy is not mounted")
     levels = []
     cur = mount
-    for part in d.relative_to(mount).parts:
-        cur = cur / part
+    for part in relative_parts(mount, d):
+        cur = join(cur, part)
         levels.append(cur)
         try:
             fs.mkdir(cur)
@@ -355,14 +357,14 @@ def make_dir(fs: CgroupFS, mount: Path, d: Path) -> list[Path]:
     return levels
 
 
-def inherit_cpuset(fs: CgroupFS, mount: Path, levels: list[Path]) -> None:
+def inherit_cpuset(fs: CgroupFS, mount: str, levels: list[str]) -> None:
     """A fresh v1 cpuset has no cpus or mems and refuses tasks: copy the parent's."""
     parent = mount
     for level in levels:
         for file in ("cpuset.cpus", "cpuset.mems"):
-            if not read_checked(fs, level / file).strip():
-                value = read_checked(fs, parent / file).strip()
-                write_checked(fs, level / file, value)
+            if not read_checked(fs, join(level, file)).strip():
+                value = read_checked(fs, join(parent, file)).strip()
+                write_checked(fs, join(level, file), value)
         parent = level
 
 
@@ -370,7 +372,7 @@ class V1Manager(Manager):
     """v1 controllers, each in its own hierarchy; hybrid adds the cgroup2 tree."""
 
     @property
-    def _unified(self) -> Path | None:
+    def _unified(self) -> str | None:
         return self._paths.get(UNIFIED) if self.mode == HYBRID else None
 
     def apply(self, pid: int) -> None:
@@ -385,7 +387,7 @@ class V1Manager(Manager):
                 inherit_cpuset(self.fs, mount, levels)
         if pid > 0:
             for _, d in self._unique_dirs():
-                write_checked(self.fs, d / "cgroup.procs", str(pid))
+                write_checked(self.fs, join(d, "cgroup.procs"), str(pid))
 
     def _controllers(self) -> frozenset[str]:
         return frozenset(k for k in self._paths if k in V1_CONTROLLERS)
@@ -402,12 +404,12 @@ class V1Manager(Manager):
         mem_dir = self._paths.get("memory")
         if mem_dir is not None and res.memory is not None:
             if res.memory.limit is not None and res.memory.swap is not None:
-                memsw = _read_int(self.fs, mem_dir / MEMSW)
+                memsw = _read_int(self.fs, join(mem_dir, MEMSW))
             if res.memory.check_before_update:
-                usage = _read_int(self.fs, mem_dir / "memory.usage_in_bytes")
+                usage = _read_int(self.fs, join(mem_dir, "memory.usage_in_bytes"))
         dev_dir = self._paths.get("devices")
         if dev_dir is not None and res.devices is not None:
-            text = read_or(self.fs, dev_dir / "devices.list")
+            text = read_or(self.fs, join(dev_dir, "devices.list"))
             devices = tuple(text.splitlines()) if text is not None else None
         return Facts(self._controllers(), frozenset(files), memsw, usage, devices)
 
@@ -422,7 +424,7 @@ class V1Manager(Manager):
     def unenforced(self, resources: Mapping[str, Any]) -> list[str]:
         return unenforced(parse_resources(resources))
 
-    def _freezer(self) -> Path | None:
+    def _freezer(self) -> str | None:
         return self._paths.get("freezer")
 
     def freeze(self) -> None:
@@ -432,7 +434,7 @@ class V1Manager(Manager):
                 v2.freeze(self.fs, self._unified)
                 return
             raise CgroupError("cannot freeze: the freezer controller is not mounted")
-        state = freezer / "freezer.state"
+        state = join(freezer, "freezer.state")
 
         def frozen() -> bool:
             # Each write retries tasks that were busy in the kernel last time.
@@ -450,18 +452,18 @@ class V1Manager(Manager):
                 v2.thaw(self.fs, self._unified)
                 return
             raise CgroupError("cannot thaw: the freezer controller is not mounted")
-        write_checked(self.fs, freezer / "freezer.state", "THAWED")
+        write_checked(self.fs, join(freezer, "freezer.state"), "THAWED")
 
     def is_frozen(self) -> bool:
         freezer = self._freezer()
         if freezer is None:
             return self._unified is not None and v2.is_frozen(self.fs, self._unified)
-        state = read_or(self.fs, freezer / "freezer.state", "") or ""
+        state = read_or(self.fs, join(freezer, "freezer.state"), "") or ""
         return state.strip() == "FROZEN"
 
     def kill_all(self, sig: int) -> None:
         unified = self._unified
-        if sig == signal.SIGKILL and unified is not None and v2.can_kill(self.fs, unified):
+        if sig == SIGKILL and unified is not None and v2.can_kill(self.fs, unified):
             v2.kill(self.fs, unified)
             # Anything that is in the v1 groups but left the unified one.
             inside = set(read_procs(self.fs, unified))
@@ -472,14 +474,16 @@ class V1Manager(Manager):
     def stats(self) -> dict[str, Any]:
         if not self.exists():
             raise CgroupError(f"cgroups of container {self.container_id} do not exist")
-        return stats_mod.event(self.container_id, stats_mod.v1_stats(self.fs, self._paths))
+        from pyruntime.cgroups import stats
+
+        return stats.event(self.container_id, stats.v1_stats(self.fs, self._paths))
 
     def oom_kill_count(self) -> int:
         mem = self._paths.get("memory")
         if mem is None:
             return 0
-        text = read_or(self.fs, mem / "memory.oom_control", "") or ""
-        return stats_mod.flat_keyed(text).get("oom_kill", 0)
+        text = read_or(self.fs, join(mem, "memory.oom_control"), "") or ""
+        return flat_keyed(text).get("oom_kill", 0)
 
     def destroy(self) -> None:
         errors = []
@@ -494,7 +498,7 @@ class V1Manager(Manager):
             raise errors[0]
 
 
-def _read_int(fs: CgroupFS, path: Path) -> int | None:
+def _read_int(fs: CgroupFS, path: str) -> int | None:
     text = read_or(fs, path)
     try:
         return int(text.strip()) if text is not None else None

@@ -9,13 +9,8 @@ swappiness, blockIO leaf weights), which runc ignores too.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pyruntime.cgroups import stats as stats_mod
 from pyruntime.cgroups.base import (
+    SIGKILL,
     Facts,
     Manager,
     Write,
@@ -28,14 +23,22 @@ from pyruntime.cgroups.fs import FIELD_PREFIX as PREFIX
 from pyruntime.cgroups.fs import (
     REAL,
     CgroupFS,
+    flat_keyed,
+    join,
     poll,
     read_or,
+    relative_parts,
     remove_tree,
     write_checked,
 )
 from pyruntime.errors import CgroupError
 
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping
+    from typing import Any
+
     from pyruntime.cgroups.resources import BlockIO, Cpu, Memory, Resources
 
 FREEZE_TIMEOUT = 2.0
@@ -240,30 +243,30 @@ def unenforced(res: Resources) -> list[str]:
 # -- cgroup2 operations, shared with hybrid mode ---------------------------
 
 
-def _enable_controllers(fs: CgroupFS, parent: Path) -> None:
+def _enable_controllers(fs: CgroupFS, parent: str) -> None:
     """Offer every controller `parent` has to its children.
 
     Failures are left for `set` to report against the field that needed the
     controller: with processes in `parent` (the no-internal-process rule) the
     kernel refuses, yet a container without limits still works.
     """
-    available = (read_or(fs, parent / "cgroup.controllers", "") or "").split()
-    enabled = set((read_or(fs, parent / "cgroup.subtree_control", "") or "").split())
+    available = (read_or(fs, join(parent, "cgroup.controllers"), "") or "").split()
+    enabled = set((read_or(fs, join(parent, "cgroup.subtree_control"), "") or "").split())
     for controller in available:
         if controller not in enabled:
             try:
-                fs.write(parent / "cgroup.subtree_control", "+" + controller)
+                fs.write(join(parent, "cgroup.subtree_control"), "+" + controller)
             except OSError:
                 pass
 
 
-def make_dir(fs: CgroupFS, mount: Path, d: Path) -> None:
+def make_dir(fs: CgroupFS, mount: str, d: str) -> None:
     """Create `d` below `mount`, enabling controllers on the way down."""
     if not fs.is_dir(mount):
         raise CgroupError(f"{mount}: cgroup2 is not mounted")
     parent = mount
-    for part in d.relative_to(mount).parts:
-        cur = parent / part
+    for part in relative_parts(mount, d):
+        cur = join(parent, part)
         _enable_controllers(fs, parent)
         try:
             fs.mkdir(cur)
@@ -274,35 +277,35 @@ def make_dir(fs: CgroupFS, mount: Path, d: Path) -> None:
         parent = cur
 
 
-def events(fs: CgroupFS, d: Path) -> dict[str, int]:
-    return stats_mod.flat_keyed(read_or(fs, d / "cgroup.events", "") or "")
+def events(fs: CgroupFS, d: str) -> dict[str, int]:
+    return flat_keyed(read_or(fs, join(d, "cgroup.events"), "") or "")
 
 
-def is_frozen(fs: CgroupFS, d: Path) -> bool:
+def is_frozen(fs: CgroupFS, d: str) -> bool:
     return events(fs, d).get("frozen") == 1
 
 
-def freeze(fs: CgroupFS, d: Path) -> None:
-    if not fs.exists(d / "cgroup.freeze"):
+def freeze(fs: CgroupFS, d: str) -> None:
+    if not fs.exists(join(d, "cgroup.freeze")):
         raise CgroupError(f"{d}: cannot freeze: no cgroup.freeze (kernel older than 5.2?)")
-    write_checked(fs, d / "cgroup.freeze", "1")
+    write_checked(fs, join(d, "cgroup.freeze"), "1")
     # The write only asks; cgroup.events says when every task has stopped.
     if not poll(fs, lambda: is_frozen(fs, d), FREEZE_TIMEOUT):
-        write_checked(fs, d / "cgroup.freeze", "0")
+        write_checked(fs, join(d, "cgroup.freeze"), "0")
         raise CgroupError(f"{d}: did not freeze within {FREEZE_TIMEOUT}s")
 
 
-def thaw(fs: CgroupFS, d: Path) -> None:
-    write_checked(fs, d / "cgroup.freeze", "0")
+def thaw(fs: CgroupFS, d: str) -> None:
+    write_checked(fs, join(d, "cgroup.freeze"), "0")
 
 
-def can_kill(fs: CgroupFS, d: Path) -> bool:
-    return fs.exists(d / "cgroup.kill")
+def can_kill(fs: CgroupFS, d: str) -> bool:
+    return fs.exists(join(d, "cgroup.kill"))
 
 
-def kill(fs: CgroupFS, d: Path) -> None:
+def kill(fs: CgroupFS, d: str) -> None:
     """SIGKILL every task in `d` and below at once (kernel 5.14+)."""
-    write_checked(fs, d / "cgroup.kill", "1")
+    write_checked(fs, join(d, "cgroup.kill"), "1")
 
 
 class V2Manager(Manager):
@@ -311,8 +314,8 @@ class V2Manager(Manager):
     def __init__(
         self,
         container_id: str,
-        paths: Mapping[str, Path],
-        mounts: Mapping[str, Path],
+        paths: Mapping[str, str | os.PathLike[str]],
+        mounts: Mapping[str, str | os.PathLike[str]],
         fs: CgroupFS = REAL,
     ) -> None:
         if set(paths) != {UNIFIED}:
@@ -325,10 +328,10 @@ class V2Manager(Manager):
         check_pid(pid)
         make_dir(self.fs, self._mount, self._dir)
         if pid > 0:
-            write_checked(self.fs, self._dir / "cgroup.procs", str(pid))
+            write_checked(self.fs, join(self._dir, "cgroup.procs"), str(pid))
 
-    def _controllers(self, d: Path) -> frozenset[str]:
-        return frozenset((read_or(self.fs, d / "cgroup.controllers", "") or "").split())
+    def _controllers(self, d: str) -> frozenset[str]:
+        return frozenset((read_or(self.fs, join(d, "cgroup.controllers"), "") or "").split())
 
     def set(self, resources: Mapping[str, Any]) -> None:
         res = parse_resources(resources)
@@ -336,7 +339,7 @@ class V2Manager(Manager):
             raise CgroupError(f"{self._dir}: cgroup does not exist (apply must come first)")
         usage = None
         if res.memory is not None and res.memory.check_before_update:
-            text = read_or(self.fs, self._dir / "memory.current")
+            text = read_or(self.fs, join(self._dir, "memory.current"))
             usage = int(text) if text is not None and text.strip().isdigit() else None
         facts = Facts(
             controllers=self._controllers(self._dir),
@@ -362,7 +365,7 @@ class V2Manager(Manager):
         return is_frozen(self.fs, self._dir)
 
     def kill_all(self, sig: int) -> None:
-        if sig == signal.SIGKILL and can_kill(self.fs, self._dir):
+        if sig == SIGKILL and can_kill(self.fs, self._dir):
             kill(self.fs, self._dir)
             return
         self._signal_all_frozen(sig)
@@ -370,11 +373,13 @@ class V2Manager(Manager):
     def stats(self) -> dict[str, Any]:
         if not self.exists():
             raise CgroupError(f"cgroup of container {self.container_id} does not exist")
-        return stats_mod.event(self.container_id, stats_mod.v2_stats(self.fs, self._dir))
+        from pyruntime.cgroups import stats
+
+        return stats.event(self.container_id, stats.v2_stats(self.fs, self._dir))
 
     def oom_kill_count(self) -> int:
-        text = read_or(self.fs, self._dir / "memory.events", "") or ""
-        return stats_mod.flat_keyed(text).get("oom_kill", 0)
+        text = read_or(self.fs, join(self._dir, "memory.events"), "") or ""
+        return flat_keyed(text).get("oom_kill", 0)
 
     def destroy(self) -> None:
         remove_tree(self.fs, self._dir)
