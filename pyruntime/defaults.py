@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import OCI_VERSION
+
+TYPE_CHECKING = False  # typing costs milliseconds of every verb: names for checkers only
+if TYPE_CHECKING:
+    from typing import Any
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

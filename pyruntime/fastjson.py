@@ -56,13 +56,17 @@ def loads(text: str | bytes) -> Any:
         raise DecodeError(str(e)) from None
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
+def dumps(value: Any, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:
+    """Compact by default (json's separators=(",", ":")); `separators` as json's."""
+    if separators is None:
+        separators = (",", ":") if indent is None else (",", ": ")
     parts: list[str] = []
-    _encode(value, parts, indent, 0)
+    _encode(value, parts, indent, 0, separators)
     return "".join(parts)
 
 
-def _encode(v: Any, out: list[str], indent: int | None, level: int) -> None:
+def _encode(v: Any, out: list[str], indent: int | None, level: int,
+            seps: tuple[str, str]) -> None:
     if isinstance(v, str):
         out.append(_json.encode_basestring_ascii(v))
     elif v is None:
@@ -83,9 +87,9 @@ def _encode(v: Any, out: list[str], indent: int | None, level: int) -> None:
         out.append("{" + sep)
         for i, (k, item) in enumerate(v.items()):
             if i:
-                out.append("," + sep)
-            out.append(_json.encode_basestring_ascii(str(k)) + (": " if indent is not None else ":"))
-            _encode(item, out, indent, level + 1)
+                out.append(seps[0] + sep)
+            out.append(_json.encode_basestring_ascii(str(k)) + seps[1])
+            _encode(item, out, indent, level + 1, seps)
         out.append(close + "}")
     elif isinstance(v, (list, tuple)):
         if not v:
@@ -95,8 +99,8 @@ def _encode(v: Any, out: list[str], indent: int | None, level: int) -> None:
         out.append("[" + sep)
         for i, item in enumerate(v):
             if i:
-                out.append("," + sep)
-            _encode(item, out, indent, level + 1)
+                out.append(seps[0] + sep)
+            _encode(item, out, indent, level + 1, seps)
         out.append(close + "]")
     else:
         raise TypeError(f"not JSON serializable: {type(v).__name__}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import OCI_VERSION
 from .capabilities import known_caps
+
+TYPE_CHECKING = False  # typing costs milliseconds of every verb: names for checkers only
+if TYPE_CHECKING:
+    from typing import Any
 
 MOUNT_OPTIONS = [
     "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",

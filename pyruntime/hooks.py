@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import _signal  # signal.py would bring enum: the numbers and signal() are all in _signal
 import os
 import select
-import signal
 import time
-from collections.abc import Sequence
-from typing import Any
 
 from .errors import HookError
-from .spec import Hook
+from .fastjson import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from .spec import Hook
 
 
 def run_hook(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
     where = f"hooks.{kind}[{index}]"
-    payload = json.dumps(state).encode()
+    payload = dumps(state, separators=(", ", ": ")).encode()  # json.dumps(state)
     argv = list(hook.args) or [hook.path]
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -30,10 +34,10 @@ def run_hook(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             os.closerange(3, 65536)
-            for sig in range(1, signal.NSIG):  # CPython's ignored SIGPIPE/SIGXFSZ must not leak
-                if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            for sig in range(1, _signal.NSIG):  # CPython's ignored SIGPIPE/SIGXFSZ must not leak
+                if sig not in (_signal.SIGKILL, _signal.SIGSTOP):
                     try:
-                        signal.signal(sig, signal.SIG_DFL)
+                        _signal.signal(sig, _signal.SIG_DFL)
                     except (OSError, ValueError):
                         pass
             os.execve(hook.path, argv, _env(hook.env))
@@ -83,7 +87,7 @@ def _converse(pid: int, in_fd: int, payload: bytes, out_fd: int, timeout: int | 
                 if done:
                     status = st
             if deadline is not None and time.monotonic() > deadline and status is None:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, _signal.SIGKILL)
                 os.waitpid(pid, 0)
                 raise HookError(f"{where}: timed out after {timeout}s")
             rlist = [out_fd] if reading else []

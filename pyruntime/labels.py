@@ -11,8 +11,11 @@ process label in its validator and the mount label when the kernel rejects `cont
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds of every verb: names for checkers only
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 SELINUXFS = "/sys/fs/selinux"
 LABEL_FIELDS = (("linux", "mountLabel"), ("process", "selinuxLabel"))

@@ -389,7 +389,7 @@ def _check_no_overlap(key: str, maps: Sequence[Doc]) -> None:
     # The kernel rejects a map whose ranges overlap on either side (user_namespaces(7)).
     for side in ("containerID", "hostID"):
         ranges = sorted((m[side], m[side] + m["size"], i) for i, m in enumerate(maps))
-        for (_, end, _), (start, _, i) in zip(ranges, ranges[1:]):
+        for (_, end, _), (start, _, i) in zip(ranges, ranges[1:], strict=False):
             if start < end:
                 raise ConfigError(f"linux.{key}[{i}]", f"{side} range overlaps another mapping")
         for _, stop, i in ranges:

@@ -23,6 +23,7 @@ DOCS = [
 def test_same_text_as_json(doc: object) -> None:
     assert fastjson.dumps(doc, indent=2) == json.dumps(doc, indent=2)
     assert fastjson.dumps(doc) == json.dumps(doc, separators=(",", ":"))
+    assert fastjson.dumps(doc, separators=(", ", ": ")) == json.dumps(doc)
     assert fastjson.loads(json.dumps(doc)) == doc
     assert fastjson.loads(json.dumps(doc, indent=4).encode()) == doc
 
