@@ -13,7 +13,6 @@ import errno
 import os
 import posixpath
 import stat
-from typing import Protocol
 
 from .errors import ConfigError, RuntimeErr, wrap
 from .paths import fd_path, is_inside, open_in_root, open_procfs
@@ -25,11 +24,15 @@ class DeviceError(RuntimeErr):
     """A device node, /dev symlink or the console could not be set up in the rootfs."""
 
 
-class DeviceSyscalls(Protocol):
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,
-              data: str | None = None) -> None: ...
+TYPE_CHECKING = False  # typing costs milliseconds of every create: names for checkers only
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def fstatfs_type(self, fd: int) -> int: ...
+    class DeviceSyscalls(Protocol):
+        def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,
+                  data: str | None = None) -> None: ...
+
+        def fstatfs_type(self, fd: int) -> int: ...
 
 
 DEFAULT_DEVICES: tuple[Device, ...] = (

@@ -16,9 +16,9 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            import json
+            from .fastjson import dumps  # json.dumps's text, without json's imports
 
-            return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+            return dumps({"level": level, "msg": msg, "time": now}, separators=(", ", ": ")) + "\n"
         quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'time="{now}" level={level} msg="{quoted}"\n'
 

@@ -20,8 +20,6 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
 
 from . import devices
 from .errors import ConfigError, RuntimeErr, wrap
@@ -66,17 +64,22 @@ class MountError(RuntimeErr):
     """Building the container's mount table failed; the message names the mount."""
 
 
-class MountSyscalls(Protocol):
-    """The part of LinuxSyscalls (and FakeSyscalls) this module uses."""
+TYPE_CHECKING = False  # typing costs milliseconds of every create: names for checkers only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Protocol
 
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,
-              data: str | None = None) -> None: ...
+    class MountSyscalls(Protocol):
+        """The part of LinuxSyscalls (and FakeSyscalls) this module uses."""
 
-    def umount2(self, target: str, flags: int = 0) -> None: ...
+        def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,
+                  data: str | None = None) -> None: ...
 
-    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+        def umount2(self, target: str, flags: int = 0) -> None: ...
 
-    def fstatfs_type(self, fd: int) -> int: ...
+        def pivot_root(self, new_root: str, put_old: str) -> None: ...
+
+        def fstatfs_type(self, fd: int) -> int: ...
 
 
 # --- mount options (pure) --------------------------------------------------------

@@ -16,20 +16,21 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Literal, Protocol
 
 from .syscalls.linux import PROC_SUPER_MAGIC
+
+TYPE_CHECKING = False  # typing costs milliseconds of every create: names for checkers only
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    CreateKind = Literal["dir", "file"]
+
+    class StatfsSyscalls(Protocol):
+        def fstatfs_type(self, fd: int) -> int: ...
 
 MAX_SYMLINK_HOPS = 40  # what the kernel allows (MAXSYMLINKS) before ELOOP
 
 _OPEN_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-
-CreateKind = Literal["dir", "file"]
-
-
-class StatfsSyscalls(Protocol):
-    def fstatfs_type(self, fd: int) -> int: ...
-
 
 def fd_path(fd: int) -> str:
     """The magic link naming exactly the file behind `fd`, usable as a mount source/target."""

@@ -19,17 +19,23 @@ The order of use in the container's setup process:
 
 from __future__ import annotations
 
-import array
 import errno
-import json
 import os
-import socket
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from _collections_abc import Mapping  # what collections.abc exports, without `collections`
 
 from . import OCI_VERSION
 from .errors import ConfigError
+from .fastjson import dumps
 from .syscalls import libseccomp as lsc
+
+# json, socket and typing cost milliseconds of every `create` with a profile: the notify
+# hand-off imports socket itself (connect_listener, before pivot_root), and type names
+# exist only for type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 WHERE = "linux.seccomp"
 
@@ -398,7 +404,13 @@ def _add_rules(lib: lsc.LibSeccomp, ctx: int, syscalls: list[Any], default: int,
 
 
 def connect_listener(path: str) -> socket.socket:
-    """A connection to the agent at `listenerPath`; make it while the host path is visible."""
+    """A connection to the agent at `listenerPath`; make it while the host path is visible.
+
+    socket.py is imported here, before pivot_root, so that send_listener_fd() finds it
+    loaded once the host's modules are out of reach.
+    """
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -424,7 +436,7 @@ def encode_listener_state(state: Mapping[str, Any], metadata: str = "") -> bytes
         "metadata": metadata,
         "state": dict(state),
     }
-    return json.dumps(message, separators=(",", ":")).encode()
+    return dumps(message).encode()  # json.dumps(message, separators=(",", ":"))
 
 
 def send_listener_fd(target: str | socket.socket, fd: int, state: Mapping[str, Any] | bytes,
@@ -436,6 +448,9 @@ def send_listener_fd(target: str | socket.socket, fd: int, state: Mapping[str, A
     `state` may be pre-encoded by `encode_listener_state` (then `metadata` is unused).  The
     caller still owns `fd`.
     """
+    import array  # built into the interpreter: nothing to read after pivot_root
+    import socket  # already loaded: by connect_listener(), or by whoever made `target`
+
     sock = connect_listener(target) if isinstance(target, str) else target
     payload = state if isinstance(state, bytes) else encode_listener_state(state, metadata)
     try:
