@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import array
 import errno
 import fcntl
 import os
-import select
-import signal
-import socket
 import struct
-import termios
-import tty
 from stat import S_ISCHR
 
-from .syscalls.linux import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
+from .syscalls.linux import TIOCGPTN, TIOCGWINSZ, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
+
+# What only the caller's side needs (socket, termios, signal, select) is imported where it is
+# used: init loads this module for every container with a terminal, and `socket` alone
+# brings enum and selectors.
 
 PTMX = os.makedev(5, 2)
 
@@ -53,9 +51,16 @@ def become_session_leader_on(slave_path: str) -> None:
 
 def send_to_socket(path: str, master: int) -> None:
     """One sendmsg with the master in SCM_RIGHTS and its name as payload, as runc does."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    import _socket
+
+    from .sync import pack_fds
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         s.connect(path)
-        s.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
+        s.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, pack_fds([master]))])
+    finally:
+        s.close()
 
 
 def hand_over(path: str | None, master: int) -> int | None:
@@ -89,7 +94,7 @@ def caller_tty() -> int | None:
 
 def copy_size(src: int, dst: int) -> None:
     try:
-        buf = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        buf = fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(dst, TIOCSWINSZ, buf)
     except OSError:
         pass
@@ -97,6 +102,11 @@ def copy_size(src: int, dst: int) -> None:
 
 def proxy(master: int, child_alive: object) -> None:
     """`run -t` without a console socket: bridge our stdin/stdout to the pty until it closes."""
+    import select
+    import signal
+    import termios
+    import tty
+
     restore = None
     if os.isatty(0):
         restore = termios.tcgetattr(0)

@@ -31,7 +31,6 @@ SIGKILL = 9  # not signal.SIGKILL: the signal module builds enums, a third of `s
 
 TYPE_CHECKING = False  # typing and spec are not needed by start/kill/delete
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
     from .spec import Spec
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class CreateOptions:
-    bundle: Path
+    bundle: str | os.PathLike[str]
     pid_file: str | None = None
     console_socket: str | None = None
     no_pivot: bool = False
@@ -56,9 +55,7 @@ def now_rfc3339() -> str:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    from pathlib import Path
-
-    target = Path(path).absolute()
+    target = os.path.abspath(path)
     try:
         st_mod.atomic_write(target, str(pid).encode(), 0o644)
     except OSError as e:
@@ -79,7 +76,7 @@ def _listen_fds() -> int:
 
 
 class Runtime:
-    def __init__(self, root: Path | str, sys: LinuxSyscalls = LINUX, warn: Any = None,
+    def __init__(self, root: str | os.PathLike[str], sys: LinuxSyscalls = LINUX, warn: Any = None,
                  debug: Any = None, rootless: bool | None = None) -> None:
         self.store = Store(root)
         self.sys = sys
@@ -105,7 +102,7 @@ class Runtime:
         """Returns the saved state and, with keep_console, the pty master."""
         from .spec import load_config, parse_spec
 
-        bundle = opts.bundle.absolute()
+        bundle = os.path.abspath(opts.bundle)
         self.debug(f"create {cid}: bundle {bundle}")
         doc = load_config(bundle)
         self._validate(doc, bundle)
@@ -118,7 +115,7 @@ class Runtime:
             raise RuntimeErr("cannot allocate tty if runc will detach without setting console socket")
         if opts.console_socket and not spec.process.terminal:
             raise RuntimeErr("cannot use console socket if runc will not detach or allocate tty")
-        rootfs = spec.root_path if os.path.isabs(spec.root_path) else str(bundle / spec.root_path)
+        rootfs = spec.root_path if os.path.isabs(spec.root_path) else os.path.join(bundle, spec.root_path)
         if not os.path.isdir(rootfs):
             raise ConfigError("root.path", f"{rootfs}: no such directory")
         trace.mark("config")
@@ -130,13 +127,13 @@ class Runtime:
         # the id is claimed (its state dir made: our lock against a concurrent create of the
         # same id) before anything looks at cgroups: a duplicate says only that it exists
         try:
-            self.store.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.makedirs(self.store.root, mode=0o700, exist_ok=True)
         except OSError as e:
             raise RuntimeErr(f"--root {self.store.root}: {e.strerror}{self._root_hint()}") from e
         sdir = self.store.dir(cid)
         try:
             # a non-root owner's state, fifo and sockets are its alone
-            sdir.mkdir(mode=0o700 if self.unprivileged else 0o711)
+            os.mkdir(sdir, 0o700 if self.unprivileged else 0o711)
         except FileExistsError:
             raise ContainerExists(cid)
         except OSError as e:
@@ -149,7 +146,7 @@ class Runtime:
         try:
             cgroup, shared_cgroup = self._check_cgroup(spec, cid)
         except BaseException as e:
-            deleted = st_mod.deleted_under_us(str(sdir), ours, False)
+            deleted = st_mod.deleted_under_us(sdir, ours, False)
             try:
                 if deleted in ("", st_mod.DELETING):  # still ours: not removed nor replaced
                     st_mod.remove_state_dir(sdir)
@@ -159,7 +156,7 @@ class Runtime:
                 raise RuntimeErr("container was deleted during create") from e
             raise
         trace.mark("cgroup")
-        st = State(id=cid, bundle=str(bundle), rootfs=rootfs, created="",
+        st = State(id=cid, bundle=bundle, rootfs=rootfs, created="",
                    annotations=dict(spec.annotations), cgroup=cgroup.record(), config=doc)
         saved = False
         try:
@@ -168,7 +165,7 @@ class Runtime:
             trace.mark("state")
             master = self._build(st, spec, sdir, cgroup, opts)
         except BaseException as e:
-            deleted = st_mod.deleted_under_us(str(sdir), ours, saved)
+            deleted = st_mod.deleted_under_us(sdir, ours, saved)
             self._cleanup_failed(st, sdir, None if shared_cgroup else cgroup,
                                  keep_dir=deleted == st_mod.REPLACED)
             if deleted and isinstance(e, Exception):
@@ -206,19 +203,19 @@ class Runtime:
             return ""
         from .rootless import root_hint
 
-        return root_hint(str(self.store.root))
+        return root_hint(self.store.root)
 
-    def _validate(self, doc: dict[str, Any], bundle: Path) -> None:
+    def _validate(self, doc: dict[str, Any], bundle: str) -> None:
         from .validate import validate_config
 
         validate_config(doc, bundle)
 
-    def _build(self, st: State, spec: Spec, sdir: Path, cgroup: Any, opts: CreateOptions) -> int | None:
+    def _build(self, st: State, spec: Spec, sdir: str, cgroup: Any, opts: CreateOptions) -> int | None:
         from . import sync
         from .init import InitPlan, stage1
 
         assert spec.process is not None
-        fifo = sdir / st_mod.FIFO
+        fifo = os.path.join(sdir, st_mod.FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo honours the umask; init may write as a non-root user
         new_flags, joins = 0, []
@@ -274,6 +271,17 @@ class Runtime:
                     self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
             trace.mark("cgroup")
             parent.send(sync.GO)
+        except BaseException as e:
+            # the child prepares (seccomp, capabilities) while we attach it: if that failed
+            # first, our failure (a dead pid to attach, a closed channel) is only its echo
+            if pid:
+                _kill_quietly(pid)
+            child_error = parent.pending_error() if isinstance(e, Exception) else None
+            parent.close()
+            if child_error is not None:
+                raise child_error from None
+            raise
+        try:
             if new_flags & NAMESPACE_FLAGS["user"]:
                 parent.wait_for(sync.USERNS)
                 if self.unprivileged:
@@ -328,7 +336,7 @@ class Runtime:
             parent.close()
         return master
 
-    def _cleanup_failed(self, st: State, sdir: Path | str, cgroup: Any,
+    def _cleanup_failed(self, st: State, sdir: str, cgroup: Any,
                         keep_dir: bool = False) -> None:
         """Undo a failed create; `cgroup` is None when it existed before us (shared): then
         only our own init is killed and the cgroup stays, with its other processes.

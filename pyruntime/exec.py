@@ -9,20 +9,25 @@ stop the new process before it is ready.
 
 from __future__ import annotations
 
-import copy
+# neither copy, signal nor typing: each costs milliseconds of every exec
+import _signal as signal
 import os
 import select
-import signal
 import time
-from typing import Any
 
 from . import state as st_mod
 from . import sync, trace
-from .errors import ConfigError, ContainerNotRunning, RuntimeErr
+from .errors import ChildError, ConfigError, ContainerNotRunning, RuntimeErr
 from .record import dataclass
 from .spec import parse_process, parse_spec
 from .state import CREATED, PAUSED, RUNNING
 from .syscalls.linux import NAMESPACE_PROC_NAMES, PR_SET_CHILD_SUBREAPER
+
+SIGKILL = 9
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SETUP_DEADLINE = 60.0  # seconds for the whole setup handshake, however busy the host
 STOPPED_GRACE = 2.0  # a setup process kept stopped this long was stopped on purpose
@@ -45,7 +50,9 @@ def process_from_flags(config: dict[str, Any], args: list[str], *, tty: bool,
     """runc's way: start from the container's own process, then apply the flags."""
     if not args:
         raise RuntimeErr("exec: a command is required (or --process)")
-    proc = copy.deepcopy(config.get("process") or {})
+    from .fastjson import dumps, loads
+
+    proc = loads(dumps(config.get("process") or {}))  # a deep copy of plain JSON
     proc["args"] = list(args)
     proc["terminal"] = tty
     proc.pop("consoleSize", None)
@@ -166,19 +173,26 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
             from .container import write_pid_file
 
             write_pid_file(opts.pid_file, exec_pid)
-    except BaseException:
+    except BaseException as e:
+        # the child prepares while we attach it to the cgroups: when it failed first, our
+        # failure (a closed channel, a pid gone) only echoes its error, which is the news
+        child_error = None
+        if isinstance(e, Exception) and not isinstance(e, ChildError):
+            child_error = parent.pending_error()
         if pid:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         if exec_pidfd >= 0:
             try:
-                signal.pidfd_send_signal(exec_pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(exec_pidfd, SIGKILL)
             except ProcessLookupError:
                 pass
         if master is not None:
             os.close(master)
         if pipes:
             pipes.close()
+        if child_error is not None:
+            raise child_error from None
         raise
     finally:
         parent.close()

@@ -8,11 +8,11 @@ module init needs is imported at the top of this file or before the pivot.
 
 from __future__ import annotations
 
+# _signal, not signal: the module's enums cost milliseconds of every create and exec
+import _signal as signal
 import os
 import resource
-import signal
 import stat
-from typing import Any
 
 from . import console, sync
 from .capabilities import CapabilityPlan
@@ -37,6 +37,10 @@ PASSWD_MAX = 1 << 20  # far more than any real /etc/passwd; a link to /dev/zero 
 # Joining order matters: the user namespace first (it grants the rights for the rest),
 # the mount namespace last (it changes what paths mean).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -104,13 +108,15 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     try:
         if plan.stdio is not None:
             _take_stdio(plan.stdio, plan.spec)
-        chan.wait_for(sync.GO)
         _at("preparing the process")
         # everything that needs the host's files (modules, libseccomp, the seccomp
-        # listener socket) is loaded before joining the container's mount namespace
+        # listener socket) is loaded before joining the container's mount namespace; and
+        # before GO: the parent is moving us into the container's cgroups meanwhile, a
+        # write that waits out an RCU grace period (runc's init overlaps it the same way)
         proc = plan.process or plan.spec.process
         assert proc is not None
         prepared = _Prepared(plan, proc)
+        chan.wait_for(sync.GO)
         if plan.is_exec and proc.oom_score_adj is not None:
             # here, not from the parent later: what the process forks at once inherits it
             _set_oom_score_adj(proc.oom_score_adj)

@@ -213,10 +213,8 @@ def _dispatch(root: str, log: Any, verb: str, opts: dict[str, object], pos: list
             if not force:
                 raise
     else:
-        from pathlib import Path
-
         copts = CreateOptions(
-            bundle=Path(str(opts["bundle"])),
+            bundle=str(opts["bundle"]),
             pid_file=opts["pid_file"],  # type: ignore[arg-type]
             console_socket=opts["console_socket"],  # type: ignore[arg-type]
             no_pivot=bool(opts["no_pivot"]),

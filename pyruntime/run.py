@@ -8,16 +8,19 @@ pipes that the runtime copies (stdio.py), never the caller's own descriptors.
 
 from __future__ import annotations
 
+# _signal, not signal (enums), and no contextlib or typing: `run` is a hot verb
+import _signal as signal
 import os
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from . import trace
 from .errors import RuntimeErr
 from .state import is_alive
 from .syscalls.linux import PR_SET_CHILD_SUBREAPER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
@@ -63,20 +66,23 @@ def run_container(rt: Any, cid: str, opts: Any, detach: bool, keep: bool) -> int
         pipes.close()
 
 
-@contextmanager
-def forwarding_signals(pid: int) -> Iterator[None]:
+class forwarding_signals:  # noqa: N801 (used as `with forwarding_signals(pid):`)
     """While in the foreground, the signals we get are the container process's."""
-    def forward(signum: int, _frame: Any) -> None:
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _forward(self, signum: int, _frame: Any) -> None:
         try:
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
 
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        for sig in FORWARDED:
+            signal.signal(sig, self._forward)
+
+    def __exit__(self, *_exc: object) -> None:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
 

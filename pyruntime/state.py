@@ -14,7 +14,6 @@ from .record import asdict, dataclass, field
 
 TYPE_CHECKING = False  # typing and pathlib stay unimported on the `state` path
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
 STATE_FILE = "state.json"
@@ -23,14 +22,15 @@ FIFO = "exec.fifo"
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
     """All of `data` at `path` or nothing, also in a directory that someone else can write
     (a --pid-file beside a container's files): the temp name is unpredictable and created
     O_EXCL|O_NOFOLLOW, so a planted name or symlink is never opened, and both names are
     resolved in the one directory held open, so the rename replaces a name, never a target."""
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    parent, name = os.path.split(os.path.abspath(path))
+    dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        tmp = f".{path.name}.{os.urandom(6).hex()}.tmp"
+        tmp = f".{name}.{os.urandom(6).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      mode, dir_fd=dfd)
         try:
@@ -39,7 +39,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             try:
                 os.unlink(tmp, dir_fd=dfd)
@@ -50,7 +50,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
-def atomic_write_json(path: Path, doc: Any) -> None:
+def atomic_write_json(path: str | os.PathLike[str], doc: Any) -> None:
     from .fastjson import dumps
 
     atomic_write(path, dumps(doc).encode())
@@ -87,23 +87,20 @@ class State:
 class Store:
     """The --root directory: one sub-directory per container."""
 
-    def __init__(self, root: Path | str) -> None:
-        self._root = str(root)
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = os.fspath(root)
 
     @property
-    def root(self) -> Path:
-        from pathlib import Path
+    def root(self) -> str:
+        return self._root
 
-        return Path(self._root)
-
-    def dir(self, cid: str) -> Path:
-        validate_id(cid)
-        return self.root / cid
-
-    def path(self, cid: str) -> str:
-        """dir() without pathlib (a dozen milliseconds of imports on the hot verbs)."""
+    def dir(self, cid: str) -> str:
+        """The container's state directory (plain strings: pathlib is a dozen milliseconds
+        of imports on the hot verbs)."""
         validate_id(cid)
         return os.path.join(self._root, cid)
+
+    path = dir
 
     def load(self, cid: str) -> State:
         validate_id(cid)
@@ -127,7 +124,7 @@ class Store:
                                "`delete --force` removes it")
 
     def save(self, st: State) -> None:
-        atomic_write_json(self.dir(st.id) / STATE_FILE, st.to_json())
+        atomic_write_json(os.path.join(self.dir(st.id), STATE_FILE), st.to_json())
 
     def ids(self) -> list[str]:
         try:
@@ -148,7 +145,7 @@ def _check_owner(d: str, cid: str) -> None:
         raise RuntimeErr(f"container {cid}: permission denied (it belongs to another user)")
 
 
-def remove_state_dir(path: str | Path) -> None:
+def remove_state_dir(path: str | os.PathLike[str]) -> None:
     """The state dir is flat (state.json, exec.fifo, temp files): no shutil needed.  A
     create racing us may still add a file: list again until the directory is gone."""
     for attempt in range(100):
@@ -230,7 +227,7 @@ def is_alive(st: State) -> bool:
     return st.pid > 0 and proc_start_time(st.pid) == st.pid_start
 
 
-def status(st: State, state_dir: Path | str) -> str:
+def status(st: State, state_dir: str | os.PathLike[str]) -> str:
     if st.pid <= 0:
         return CREATING  # init not reported yet, or a create killed before it was
     if not is_alive(st):
