@@ -335,7 +335,7 @@ def test_v1_plan_full_fixture() -> None:
         ("blkio", "blkio.bfq.weight_device", "8:0 300"),
         ("blkio", "blkio.throttle.read_bps_device", "8:0 1048576"),
         ("blkio", "blkio.throttle.write_iops_device", "8:16 100"),
-        ("devices", "devices.deny", "a"),
+        # the rules start with a deny-all: it is written once
         ("devices", "devices.deny", "a"),
         ("devices", "devices.allow", "c 1:3 rwm"),
         ("devices", "devices.allow", "c 136:* rw"),

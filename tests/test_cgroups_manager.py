@@ -90,11 +90,14 @@ class FakeKernel(CgroupFS):
     def __init__(self, v1_mounts: dict[Path, list[str]], v2_mounts: list[Path]) -> None:
         self.v1_mounts = v1_mounts
         self.v2_mounts = v2_mounts
+        self.root = os.path.commonpath([str(m.parent) for m in [*v1_mounts, *v2_mounts]])
         self.writes: list[tuple[str, str]] = []
         self.signals: list[tuple[int, int]] = []
         self.fail: dict[tuple[str, str], list[int]] = {}
         self.clock = 0.0
         self.on_sleep: list = []
+        self.reads: list[str] = []
+        self.listed: list[str] = []
         for mount, controllers in v1_mounts.items():
             mount.mkdir(parents=True)
             self._populate_v1(mount, controllers)
@@ -141,6 +144,8 @@ class FakeKernel(CgroupFS):
 
     def mkdir(self, path: str | Path) -> None:
         path = Path(path)
+        if not path.parent.is_dir():  # as the kernel: ENOENT, e.g. below an unmounted hierarchy
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
         kind, _, controllers = self._tree(path)
         os.mkdir(path)
         if kind == "v1":
@@ -191,6 +196,14 @@ class FakeKernel(CgroupFS):
                 f.write(value + "\n")
         else:
             path.write_text(value)
+
+    def read(self, path: str) -> str:
+        self.reads.append(os.path.relpath(path, self.root))
+        return super().read(path)
+
+    def listdir(self, path: str) -> list[str]:
+        self.listed.append(os.path.relpath(path, self.root))
+        return super().listdir(path)
 
     def kill(self, pid: int, sig: int) -> None:
         self.signals.append((pid, sig))
@@ -310,7 +323,7 @@ def test_hybrid_lifecycle(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:
     assert (paths["memory"] / "memory.memsw.limit_in_bytes").read_text() == str(200 << 20)
     assert (paths["pids"] / "pids.max").read_text() == "32"
     assert (paths["cpu"] / "cpu.cfs_quota_us").read_text() == "20000"
-    assert (paths["devices"] / "devices.deny").read_text() == "a\na\n"
+    assert (paths["devices"] / "devices.deny").read_text() == "a\n"  # written once
     assert (paths["devices"] / "devices.allow").read_text() == "c 1:3 rwm\n"
     assert mgr.unenforced({"memory": {"kernel": 5}}) == ["linux.resources.memory.kernel"]
 
@@ -413,6 +426,48 @@ def test_v1_unchanged_devices_not_rewritten(hybrid_setup: tuple[Path, FakeKernel
     rules = [{"allow": False}, {"allow": True, "type": "c", "major": 1, "minor": 3}]
     mgr.set({"devices": rules, "pids": {"limit": 5}})
     assert kernel.writes == [("pids.max", "5")]
+
+
+def test_v1_fresh_cpuset_levels_get_the_parent_values_read_once(
+    hybrid_setup: tuple[Path, FakeKernel, str],
+) -> None:
+    root, kernel, mountinfo = hybrid_setup
+    (root / "cpuset" / "keep").mkdir()
+    (root / "cpuset" / "keep" / "cpuset.cpus").write_text("1\n")
+    (root / "cpuset" / "keep" / "cpuset.mems").write_text("0\n")
+    mgr = new_manager("keep/a/b", "c1", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+    mgr.apply(-1)
+    cpuset = root / "cpuset" / "keep"
+    # the existing level keeps its narrower cpus, and the new levels below inherit them
+    assert (cpuset / "cpuset.cpus").read_text() == "1\n"
+    assert (cpuset / "a" / "cpuset.cpus").read_text() == "1"
+    assert (cpuset / "a" / "b" / "cpuset.cpus").read_text() == "1"
+    assert (cpuset / "a" / "b" / "cpuset.mems").read_text() == "0"
+    # only the existing level is read: the levels mkdir just made are known to be empty
+    assert [r for r in kernel.reads if r.startswith("cpuset/")] == [
+        "cpuset/keep/cpuset.cpus", "cpuset/keep/cpuset.mems"
+    ]
+
+
+def test_hybrid_unified_tree_only_tracks(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:
+    """Hybrid sets no limit in the cgroup2 tree: no controller is enabled on the way."""
+    root, kernel, mountinfo = hybrid_setup
+    mgr = new_manager("a/b", "c1", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+    mgr.apply(42)
+    assert (root / "unified" / "a" / "b" / "cgroup.procs").read_text().split() == ["42"]
+    assert not any(name == "cgroup.subtree_control" for name, _ in kernel.writes)
+
+
+def test_v1_set_lists_only_the_directories_the_plan_asks_about(
+    hybrid_setup: tuple[Path, FakeKernel, str],
+) -> None:
+    root, kernel, mountinfo = hybrid_setup
+    mgr = new_manager("ctr", "c1", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+    mgr.apply(-1)
+    mgr.set({"pids": {"limit": 5}, "devices": [{"allow": False}]})
+    assert kernel.listed == []
+    mgr.set({"memory": {"limit": 1 << 20}})
+    assert kernel.listed == ["memory/user/me/ctr"]
 
 
 def test_v1_stats_shape(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:

@@ -31,8 +31,20 @@ class CgroupFS:
     """Plain file operations with the cgroupfs rules built in."""
 
     def read(self, path: str) -> str:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
+        # os.read, not open(): the io stack adds an fstat, an ioctl, an lseek and a
+        # TextIOWrapper per file, and create reads a dozen control files.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 65536)
+            if data:
+                chunks = [data]
+                while data:
+                    data = os.read(fd, 65536)
+                    chunks.append(data)
+                data = b"".join(chunks)
+        finally:
+            os.close(fd)
+        return data.decode("ascii", "replace")
 
     def write(self, path: str, value: str) -> None:
         # No O_CREAT: a misspelt control file must fail (ENOENT), never become
@@ -110,6 +122,39 @@ def write_failed(path: str, value: str, field: str, err: OSError) -> CgroupError
         reason = "no such control file (controller missing or not supported by this kernel)"
     what = f" for {FIELD_PREFIX}.{field}" if field else ""
     return CgroupError(f"{path}: cannot write {value!r}{what}: {reason}")
+
+
+def make_levels(
+    fs: CgroupFS,
+    mount: str,
+    d: str,
+    unmounted: str,
+    before: Callable[[str], None] | None = None,
+) -> list[tuple[str, bool]]:
+    """Create `d` level by level below `mount`: (level, whether this call made it).
+
+    `before(parent)` runs ahead of each mkdir (v2 enables controllers there). A
+    missing mount is found when the first mkdir fails, not by a stat ahead of it,
+    and reported as "<mount>: <unmounted>".
+    """
+    levels = []
+    parent = mount
+    for part in relative_parts(mount, d):
+        cur = join(parent, part)
+        if before is not None:
+            before(parent)
+        try:
+            fs.mkdir(cur)
+            made = True
+        except FileExistsError:
+            made = False
+        except OSError as e:
+            if parent == mount and e.errno == errno.ENOENT and not fs.is_dir(mount):
+                raise CgroupError(f"{mount}: {unmounted}") from e
+            raise CgroupError(f"{cur}: create cgroup: {e.strerror or e}") from e
+        levels.append((cur, made))
+        parent = cur
+    return levels
 
 
 def relative_parts(mount: str, d: str) -> list[str]:

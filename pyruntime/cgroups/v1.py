@@ -25,11 +25,11 @@ from pyruntime.cgroups.fs import (
     CgroupFS,
     flat_keyed,
     join,
+    make_levels,
     poll,
     read_checked,
     read_or,
     read_procs,
-    relative_parts,
     remove_tree,
     write_checked,
 )
@@ -238,7 +238,10 @@ def kernel_device_rules(rule: DeviceRule) -> list[tuple[bool, str]]:
 
 def device_writes(rules: tuple[DeviceRule, ...]) -> list[Write]:
     """Deny everything first, then each rule in order."""
-    out = [Write("devices", "devices.deny", "a", "devices")]
+    out = []
+    if not rules or kernel_device_rules(rules[0]) != [(False, "a")]:
+        # unless the rules start with that deny-all themselves, as runc's spec does
+        out.append(Write("devices", "devices.deny", "a", "devices"))
     for i, rule in enumerate(rules):
         for allow, text in kernel_device_rules(rule):
             file = "devices.allow" if allow else "devices.deny"
@@ -339,33 +342,29 @@ def unenforced(res: Resources) -> list[str]:
 # -- the manager -----------------------------------------------------------
 
 
-def make_dir(fs: CgroupFS, mount: str, d: str) -> list[str]:
-    """Create `d` level by level below an existing `mount`; return the levels."""
-    if not fs.is_dir(mount):
-        raise CgroupError(f"{mount}: cgroup hierarchy is not mounted")
-    levels = []
-    cur = mount
-    for part in relative_parts(mount, d):
-        cur = join(cur, part)
-        levels.append(cur)
-        try:
-            fs.mkdir(cur)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise CgroupError(f"{cur}: create cgroup: {e.strerror or e}") from e
-    return levels
+def make_dir(fs: CgroupFS, mount: str, d: str) -> list[tuple[str, bool]]:
+    """Create `d` level by level below an existing `mount`; (level, made now) for each."""
+    return make_levels(fs, mount, d, "cgroup hierarchy is not mounted")
 
 
-def inherit_cpuset(fs: CgroupFS, mount: str, levels: list[str]) -> None:
-    """A fresh v1 cpuset has no cpus or mems and refuses tasks: copy the parent's."""
-    parent = mount
-    for level in levels:
-        for file in ("cpuset.cpus", "cpuset.mems"):
-            if not read_checked(fs, join(level, file)).strip():
-                value = read_checked(fs, join(parent, file)).strip()
-                write_checked(fs, join(level, file), value)
-        parent = level
+def inherit_cpuset(fs: CgroupFS, mount: str, levels: list[tuple[str, bool]]) -> None:
+    """A fresh v1 cpuset has no cpus or mems and refuses tasks: copy the parent's.
+
+    A level made just now is empty (or, with cgroup.clone_children, holds the parent's
+    value already), so it is written without being read; the value written is the next
+    level's parent value, read once per file rather than once per level.
+    """
+    for file in ("cpuset.cpus", "cpuset.mems"):
+        parent, inherited = mount, None
+        for level, made in levels:
+            current = "" if made else read_checked(fs, join(level, file)).strip()
+            if current:
+                inherited = current
+            else:
+                if inherited is None:
+                    inherited = read_checked(fs, join(parent, file)).strip()
+                write_checked(fs, join(level, file), inherited)
+            parent = level
 
 
 class V1Manager(Manager):
@@ -380,7 +379,9 @@ class V1Manager(Manager):
         for key, d in self._unique_dirs():
             mount = self._mounts[key]
             if key == UNIFIED:
-                v2.make_dir(self.fs, mount, d)
+                # Only for tracking and cgroup.kill: hybrid sets no limit in the
+                # cgroup2 tree, so no controller is enabled on the way down.
+                v2.make_dir(self.fs, mount, d, enable=False)
                 continue
             levels = make_dir(self.fs, mount, d)
             if key == "cpuset":
@@ -393,12 +394,17 @@ class V1Manager(Manager):
         return frozenset(k for k in self._paths if k in V1_CONTROLLERS)
 
     def _facts(self, res: Resources) -> Facts:
+        # Only the controllers whose optional files the plan asks about are listed
+        # (a listdir per directory was most of an `update`'s and a create's syscalls).
         files: set[str] = set()
-        for key, d in self._unique_dirs():
-            if key in V1_CONTROLLERS:
-                if not self.fs.is_dir(d):
-                    raise CgroupError(f"{d}: cgroup does not exist (apply must come first)")
+        for controller in _listed_controllers(res):
+            d = self._paths.get(controller)
+            if d is None:
+                continue
+            try:
                 files.update(self.fs.listdir(d))
+            except FileNotFoundError:
+                raise _missing(d) from None
         memsw = usage = None
         devices = None
         mem_dir = self._paths.get("memory")
@@ -416,7 +422,14 @@ class V1Manager(Manager):
     def set(self, resources: Mapping[str, Any]) -> None:
         res = parse_resources(resources)
         writes = plan(res, self._facts(res))
-        run_writes(self.fs, writes, lambda controller: self._paths[controller])
+        try:
+            run_writes(self.fs, writes, lambda controller: self._paths[controller])
+        except CgroupError:
+            # A missing directory, not a missing control file, when set precedes apply.
+            for controller in sorted({w.controller for w in writes}):
+                if not self.fs.is_dir(self._paths[controller]):
+                    raise _missing(self._paths[controller]) from None
+            raise
 
     def check(self, resources: Mapping[str, Any]) -> None:
         plan(parse_resources(resources), Facts(self._controllers()))
@@ -496,6 +509,24 @@ class V1Manager(Manager):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+def _listed_controllers(res: Resources) -> list[str]:
+    """Controllers whose directory listing `plan` consults (Facts.has_file) for `res`."""
+    out = []
+    if res.cpu is not None:
+        out.append("cpu")
+    if res.memory is not None:
+        out.append("memory")
+    if res.block_io is not None:
+        out.append("blkio")
+    if res.hugepage_limits:
+        out.append("hugetlb")
+    return out
+
+
+def _missing(d: str) -> CgroupError:
+    return CgroupError(f"{d}: cgroup does not exist (apply must come first)")
 
 
 def _read_int(fs: CgroupFS, path: str) -> int | None:

@@ -25,9 +25,9 @@ from pyruntime.cgroups.fs import (
     CgroupFS,
     flat_keyed,
     join,
+    make_levels,
     poll,
     read_or,
-    relative_parts,
     remove_tree,
     write_checked,
 )
@@ -260,21 +260,10 @@ def _enable_controllers(fs: CgroupFS, parent: str) -> None:
                 pass
 
 
-def make_dir(fs: CgroupFS, mount: str, d: str) -> None:
-    """Create `d` below `mount`, enabling controllers on the way down."""
-    if not fs.is_dir(mount):
-        raise CgroupError(f"{mount}: cgroup2 is not mounted")
-    parent = mount
-    for part in relative_parts(mount, d):
-        cur = join(parent, part)
-        _enable_controllers(fs, parent)
-        try:
-            fs.mkdir(cur)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise CgroupError(f"{cur}: create cgroup: {e.strerror or e}") from e
-        parent = cur
+def make_dir(fs: CgroupFS, mount: str, d: str, *, enable: bool = True) -> None:
+    """Create `d` below `mount`, enabling controllers on the way down (if `enable`)."""
+    before = (lambda parent: _enable_controllers(fs, parent)) if enable else None
+    make_levels(fs, mount, d, "cgroup2 is not mounted", before)
 
 
 def events(fs: CgroupFS, d: str) -> dict[str, int]:
@@ -335,15 +324,19 @@ class V2Manager(Manager):
 
     def set(self, resources: Mapping[str, Any]) -> None:
         res = parse_resources(resources)
-        if not self.fs.is_dir(self._dir):
-            raise CgroupError(f"{self._dir}: cgroup does not exist (apply must come first)")
+        try:
+            files = frozenset(self.fs.listdir(self._dir))
+        except FileNotFoundError:
+            raise CgroupError(
+                f"{self._dir}: cgroup does not exist (apply must come first)"
+            ) from None
         usage = None
         if res.memory is not None and res.memory.check_before_update:
             text = read_or(self.fs, join(self._dir, "memory.current"))
             usage = int(text) if text is not None and text.strip().isdigit() else None
         facts = Facts(
             controllers=self._controllers(self._dir),
-            files=frozenset(self.fs.listdir(self._dir)),
+            files=files,
             memory_usage=usage,
         )
         run_writes(self.fs, plan(res, facts), lambda _controller: self._dir)
