@@ -116,6 +116,7 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         proc = plan.process or plan.spec.process
         assert proc is not None
         prepared = _Prepared(plan, proc)
+        sys.preload()
         chan.wait_for(sync.GO)
         if plan.is_exec and proc.oom_score_adj is not None:
             # here, not from the parent later: what the process forks at once inherits it

@@ -71,6 +71,9 @@ class FakeSyscalls:
     def ambient_clear(self) -> None:
         self._record("ambient_clear")
 
+    def preload(self) -> None:
+        pass  # nothing to load
+
     def link_up(self, name: str) -> None:
         self._record("link_up", name)
 

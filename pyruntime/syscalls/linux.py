@@ -7,6 +7,7 @@ checks the return value and raises OSError(errno, "<op> <path>").
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False  # typing and ctypes load only when a raw syscall is made
 if TYPE_CHECKING:
@@ -208,20 +209,29 @@ class LinuxSyscalls:
 
     def link_up(self, name: str) -> None:
         """`ip link set NAME up` in our network namespace.  For lo the kernel then adds
-        127.0.0.1/8 and ::1 itself."""
+        127.0.0.1/8 and ::1 itself.  (_socket, not socket: that one builds enums and
+        imports selectors, milliseconds of every create.)"""
+        import _socket
         import fcntl
-        import socket
-        import struct
 
-        raw = name.encode()
+        raw = name.encode()[:15].ljust(16, b"\0")
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-                ifreq = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh22x", raw, 0))
-                flags = struct.unpack("16sh22x", ifreq)[1]
+            s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+            try:
+                ifreq = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, raw + bytes(24))
+                flags = int.from_bytes(ifreq[16:18], sys.byteorder)
                 if not flags & IFF_UP:
-                    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", raw, flags | IFF_UP))
+                    fcntl.ioctl(s.fileno(), SIOCSIFFLAGS,
+                                raw + (flags | IFF_UP).to_bytes(2, sys.byteorder) + bytes(22))
+            finally:
+                s.close()
         except OSError as e:
             raise OSError(e.errno, f"SIOCSIFFLAGS {name} up: {os.strerror(e.errno or 0)}") from e
+
+    def preload(self) -> None:
+        """Load ctypes and libc now (while the host's files are reachable, and before the
+        cgroup attach completes, so that create's child does it in the attach's shadow)."""
+        _libc.syscall  # noqa: B018 - the attribute access loads the library
 
     def fstatfs_type(self, fd: int) -> int:
         """f_type of the filesystem holding fd (to check that /proc really is procfs)."""
