@@ -637,3 +637,33 @@ def test_read_procs_skips_a_cgroup_removed_while_read(tmp_path: Path) -> None:
             return super().read(path)
 
     assert read_procs(Vanishing(), str(tmp_path)) == [12]
+
+
+def test_the_package_imports_no_heavy_module() -> None:
+    """create, exec, kill, delete and update import this package (resources.py included,
+    for any config with linux.resources): pathlib, re, typing, enum, json, signal, ... each
+    cost milliseconds of every call. Checked as the launcher runs (-I -S), no timing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules)\n"
+        "from pyruntime.cgroups import detect, manager_from_record, new_manager, resources, v1\n"
+        "from pyruntime.cgroups.base import Facts\n"
+        "import pyruntime.freezer\n"
+        "layout = detect.detect(sys.argv[2])\n"
+        "res = resources.parse({'devices': [{'allow': False}], 'cpu': {'cpus': '0-1'},"
+        " 'hugepageLimits': [{'pageSize': '2MB', 'limit': 0}], 'unified': {},"
+        " 'network': {'priorities': [{'name': 'eth0', 'priority': 1}]}})\n"
+        "v1.plan(res, Facts(frozenset(detect.V1_CONTROLLERS)))\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, root, HYBRID_MOUNTINFO],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    heavy = {"pathlib", "re", "typing", "enum", "json", "socket", "urllib", "ipaddress",
+             "dataclasses", "functools", "collections", "contextlib", "signal", "fnmatch",
+             "warnings", "abc", "operator", "types", "weakref"}
+    assert [m for m in out if m.split(".")[0] in heavy] == []
