@@ -52,9 +52,14 @@ def write_control(path: str, value: str) -> None:
 
 
 def _read(path: str) -> str:
+    # os.read, not open(): no fstat, ioctl, lseek and TextIOWrapper per poll; the
+    # control files read here (freezer.state, cgroup.events) are a few bytes.
     try:
-        with open(path) as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.read(fd, 4096).decode("ascii", "replace")
+        finally:
+            os.close(fd)
     except OSError as e:
         raise CgroupError(f"{path}: cannot read: {e.strerror or e}") from e
 
