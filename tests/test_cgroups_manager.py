@@ -98,6 +98,7 @@ class FakeKernel(CgroupFS):
         self.on_sleep: list = []
         self.reads: list[str] = []
         self.listed: list[str] = []
+        self.mkdirs: list[str] = []
         for mount, controllers in v1_mounts.items():
             mount.mkdir(parents=True)
             self._populate_v1(mount, controllers)
@@ -144,6 +145,7 @@ class FakeKernel(CgroupFS):
 
     def mkdir(self, path: str | Path) -> None:
         path = Path(path)
+        self.mkdirs.append(os.path.relpath(path, self.root))
         if not path.parent.is_dir():  # as the kernel: ENOENT, e.g. below an unmounted hierarchy
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
         kind, _, controllers = self._tree(path)
@@ -447,6 +449,22 @@ def test_v1_fresh_cpuset_levels_get_the_parent_values_read_once(
     assert [r for r in kernel.reads if r.startswith("cpuset/")] == [
         "cpuset/keep/cpuset.cpus", "cpuset/keep/cpuset.mems"
     ]
+
+
+def test_v1_mkdir_starts_at_the_leaf(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:
+    """Below an existing cgroup (the usual prefix/<id>) one mkdir per hierarchy; a missing
+    parent is made on the way back down."""
+    root, kernel, mountinfo = hybrid_setup
+    first = new_manager("pre/a", "a", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+    first.apply(-1)
+    assert kernel.mkdirs.count("pids/pre/a") == 2 and kernel.mkdirs.count("pids/pre") == 1
+    kernel.mkdirs.clear()
+    second = new_manager("pre/b", "b", root=root, mountinfo=mountinfo, self_cgroup=SELF, fs=kernel)
+    second.apply(-1)
+    assert sorted(kernel.mkdirs) == sorted(
+        os.path.relpath(d, kernel.root) for d in set(second.paths().values())
+    )
+    assert (root / "cpuset" / "pre" / "b" / "cpuset.cpus").read_text() == "0-3"
 
 
 def test_hybrid_unified_tree_only_tracks(hybrid_setup: tuple[Path, FakeKernel, str]) -> None:

@@ -20,6 +20,7 @@ from pyruntime.errors import CgroupError
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import NoReturn
 
 join = os.path.join
 
@@ -131,30 +132,55 @@ def make_levels(
     unmounted: str,
     before: Callable[[str], None] | None = None,
 ) -> list[tuple[str, bool]]:
-    """Create `d` level by level below `mount`: (level, whether this call made it).
+    """Create `d` below `mount`: (level, whether this call made it) for every level.
 
-    `before(parent)` runs ahead of each mkdir (v2 enables controllers there). A
-    missing mount is found when the first mkdir fails, not by a stat ahead of it,
-    and reported as "<mount>: <unmounted>".
+    Without `before`, the leaf is tried first and the walk climbs only while a parent
+    is missing: most containers go below a cgroup that exists (the caller's own, or a
+    prefix such as containerd's namespace), so that is one mkdir per hierarchy instead
+    of one per level. `before(parent)` (v2 enables controllers there) needs the walk
+    from the top down. A missing mount is found when a mkdir right below it fails,
+    not by a stat ahead of it, and reported as "<mount>: <unmounted>".
     """
     levels = []
-    parent = mount
+    cur = mount
     for part in relative_parts(mount, d):
-        cur = join(parent, part)
+        cur = join(cur, part)
+        levels.append(cur)
+    made = [False] * len(levels)
+    if before is None:
+        # climb from the leaf to the first level that exists (or is made) ...
+        top = len(levels) - 1
+        while top >= 0:
+            try:
+                fs.mkdir(levels[top])
+                made[top] = True
+                break
+            except FileExistsError:
+                break
+            except OSError as e:
+                if e.errno != errno.ENOENT or top == 0:
+                    _mkdir_failed(fs, mount, levels[top], unmounted, e)
+                top -= 1
+        first = top + 1  # ... then come down from there
+    else:
+        first = 0
+    for i in range(first, len(levels)):
         if before is not None:
-            before(parent)
+            before(levels[i - 1] if i else mount)
         try:
-            fs.mkdir(cur)
-            made = True
+            fs.mkdir(levels[i])
+            made[i] = True
         except FileExistsError:
-            made = False
+            pass
         except OSError as e:
-            if parent == mount and e.errno == errno.ENOENT and not fs.is_dir(mount):
-                raise CgroupError(f"{mount}: {unmounted}") from e
-            raise CgroupError(f"{cur}: create cgroup: {e.strerror or e}") from e
-        levels.append((cur, made))
-        parent = cur
-    return levels
+            _mkdir_failed(fs, mount, levels[i], unmounted, e)
+    return list(zip(levels, made, strict=True))
+
+
+def _mkdir_failed(fs: CgroupFS, mount: str, d: str, unmounted: str, e: OSError) -> NoReturn:
+    if e.errno == errno.ENOENT and os.path.dirname(d) == mount and not fs.is_dir(mount):
+        raise CgroupError(f"{mount}: {unmounted}") from e
+    raise CgroupError(f"{d}: create cgroup: {e.strerror or e}") from e
 
 
 def relative_parts(mount: str, d: str) -> list[str]:
