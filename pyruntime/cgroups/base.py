@@ -40,16 +40,34 @@ def parse_resources(raw: Mapping[str, Any]) -> Resources:
     return parse(raw)
 
 
-@dataclass(frozen=True)
 class Write:
-    controller: str
-    file: str
-    value: str
-    #: The linux.resources field this serves, for error messages.
-    field: str = ""
-    #: The kernel may refuse (EINVAL) until a later write in the same plan lands,
-    #: e.g. cpu.max.burst above the current quota; then it is retried once at the end.
-    retry_later: bool = False
+    """One control-file write of a plan. A plain slotted class: a create builds a dozen,
+    and the generic record __init__ costs more than the write itself."""
+
+    __slots__ = ("controller", "file", "value", "field", "retry_later")
+
+    def __init__(
+        self, controller: str, file: str, value: str, field: str = "", retry_later: bool = False
+    ) -> None:
+        self.controller = controller
+        self.file = file
+        self.value = value
+        #: The linux.resources field this serves, for error messages.
+        self.field = field
+        #: The kernel may refuse (EINVAL) until a later write in the same plan lands,
+        #: e.g. cpu.max.burst above the current quota; then it is retried once at the end.
+        self.retry_later = retry_later
+
+    def _key(self) -> tuple[str, str, str, str, bool]:
+        return (self.controller, self.file, self.value, self.field, self.retry_later)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Write) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Write(%r, %r, %r, %r, %r)" % self._key()
 
 
 @dataclass(frozen=True)

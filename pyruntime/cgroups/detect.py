@@ -16,7 +16,7 @@ from pyruntime.record import dataclass
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 V1 = "v1"
 V2 = "v2"
@@ -96,25 +96,28 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    entries = []
+def _lines(text: str) -> Iterator[tuple[str, str, str, str]]:
+    """(mountpoint, root, fstype, super options) per line, as the kernel escapes them."""
     for line in text.splitlines():
         fields = line.split(" ")
         try:
             sep = fields.index("-", 6)
-            root, mountpoint = fields[3], fields[4]
-            fstype, super_opts = fields[sep + 1], fields[sep + 3]
+            yield fields[4], fields[3], fields[sep + 1], fields[sep + 3]
         except (ValueError, IndexError):
             continue
-        entries.append(
-            MountEntry(
-                mountpoint=_unescape(mountpoint),
-                root=_unescape(root),
-                fstype=fstype,
-                super_options=tuple(super_opts.split(",")),
-            )
-        )
-    return entries
+
+
+def _entry(mountpoint: str, root: str, fstype: str, super_opts: str) -> MountEntry:
+    return MountEntry(
+        mountpoint=_unescape(mountpoint),
+        root=_unescape(root),
+        fstype=fstype,
+        super_options=tuple(super_opts.split(",")),
+    )
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    return [_entry(*fields) for fields in _lines(text)]
 
 
 def _is_at_or_below(path: str, top: str) -> bool:
@@ -129,13 +132,15 @@ def detect(mountinfo: str, root: str | os.PathLike[str] = "/sys/fs/cgroup") -> L
     """
     top = os.path.normpath(os.fspath(root))
     # A later mount on the same mount point hides the earlier one.
+    # (Records only for the cgroup lines: every `create` reads the whole mountinfo.)
     by_mountpoint: dict[str, MountEntry] = {}
-    for entry in parse_mountinfo(mountinfo):
-        if entry.fstype in ("cgroup", "cgroup2") and _is_at_or_below(entry.mountpoint, top):
-            by_mountpoint.pop(entry.mountpoint, None)
-            by_mountpoint[entry.mountpoint] = entry
-        elif entry.mountpoint in by_mountpoint:
-            del by_mountpoint[entry.mountpoint]
+    for fields in _lines(mountinfo):
+        mountpoint = _unescape(fields[0])
+        if fields[2] in ("cgroup", "cgroup2") and _is_at_or_below(mountpoint, top):
+            by_mountpoint.pop(mountpoint, None)
+            by_mountpoint[mountpoint] = _entry(*fields)
+        elif mountpoint in by_mountpoint:
+            del by_mountpoint[mountpoint]
 
     at_root = by_mountpoint.get(top)
     if at_root is not None and at_root.fstype == "cgroup2":
