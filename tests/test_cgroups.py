@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -622,7 +623,6 @@ def test_read_procs_skips_a_cgroup_removed_while_read(tmp_path: Path) -> None:
     """Reading cgroup.procs of a cgroup being removed fails with ENODEV after open worked;
     read_procs skips it as it skips one already gone (a delete racing a create's cleanup)."""
     import errno
-    import os
 
     from pyruntime.cgroups.fs import CgroupFS, read_procs
 
@@ -667,3 +667,32 @@ def test_the_package_imports_no_heavy_module() -> None:
              "dataclasses", "functools", "collections", "contextlib", "signal", "fnmatch",
              "warnings", "abc", "operator", "types", "weakref"}
     assert [m for m in out if m.split(".")[0] in heavy] == []
+
+
+def test_remove_tree_takes_a_leaf_with_one_rmdir_and_walks_only_when_busy(
+    tmp_path: Path,
+) -> None:
+    from pyruntime.cgroups.fs import CgroupFS, remove_tree
+
+    class Recording(CgroupFS):
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def rmdir(self, path: str) -> None:
+            self.calls.append("rmdir " + os.path.relpath(path, tmp_path))
+            super().rmdir(path)
+
+        def subdirs(self, path: str) -> list[str]:
+            self.calls.append("list " + os.path.relpath(path, tmp_path))
+            return super().subdirs(path)
+
+    (tmp_path / "leaf").mkdir()
+    fs = Recording()
+    remove_tree(fs, str(tmp_path / "leaf"))
+    assert fs.calls == ["rmdir leaf"] and not (tmp_path / "leaf").exists()
+    (tmp_path / "top" / "sub").mkdir(parents=True)
+    fs.calls.clear()
+    remove_tree(fs, str(tmp_path / "top"))  # ENOTEMPTY on the plain filesystem, EBUSY on cgroupfs
+    assert fs.calls[0] == "rmdir top" and "rmdir top/sub" in fs.calls
+    assert not (tmp_path / "top").exists()
+    remove_tree(fs, str(tmp_path / "top"))  # gone already: fine

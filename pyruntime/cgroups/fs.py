@@ -247,6 +247,16 @@ def remove_tree(fs: CgroupFS, top: str, timeout: float = 2.0) -> None:
     """
     top = os.fspath(top)
     last: OSError | None = None
+    # The usual case, a leaf whose tasks are gone, takes one rmdir and no directory
+    # listing; sub-cgroups or tasks still exiting answer EBUSY and take the walk below.
+    try:
+        fs.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.EAGAIN):
+            raise CgroupError(f"{top}: remove cgroup: {e.strerror or e}") from e
 
     def attempt() -> bool:
         nonlocal last

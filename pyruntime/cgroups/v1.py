@@ -476,8 +476,7 @@ class V1Manager(Manager):
 
     def kill_all(self, sig: int) -> None:
         unified = self._unified
-        if sig == SIGKILL and unified is not None and v2.can_kill(self.fs, unified):
-            v2.kill(self.fs, unified)
+        if sig == SIGKILL and unified is not None and v2.kill(self.fs, unified):
             # Anything that is in the v1 groups but left the unified one.
             inside = set(read_procs(self.fs, unified))
             if not set(self.pids()) - inside:

@@ -30,6 +30,7 @@ from pyruntime.cgroups.fs import (
     read_or,
     remove_tree,
     write_checked,
+    write_failed,
 )
 from pyruntime.errors import CgroupError
 
@@ -288,13 +289,17 @@ def thaw(fs: CgroupFS, d: str) -> None:
     write_checked(fs, join(d, "cgroup.freeze"), "0")
 
 
-def can_kill(fs: CgroupFS, d: str) -> bool:
-    return fs.exists(join(d, "cgroup.kill"))
-
-
-def kill(fs: CgroupFS, d: str) -> None:
-    """SIGKILL every task in `d` and below at once (kernel 5.14+)."""
-    write_checked(fs, join(d, "cgroup.kill"), "1")
+def kill(fs: CgroupFS, d: str) -> bool:
+    """SIGKILL every task in `d` and below at once; False, with nothing done, where the
+    kernel has no cgroup.kill (before 5.14) or the group is gone: signal one by one then."""
+    path = join(d, "cgroup.kill")
+    try:
+        fs.write(path, "1")
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise write_failed(path, "1", "", e) from e
+    return True
 
 
 class V2Manager(Manager):
@@ -358,8 +363,7 @@ class V2Manager(Manager):
         return is_frozen(self.fs, self._dir)
 
     def kill_all(self, sig: int) -> None:
-        if sig == SIGKILL and can_kill(self.fs, self._dir):
-            kill(self.fs, self._dir)
+        if sig == SIGKILL and kill(self.fs, self._dir):
             return
         self._signal_all_frozen(sig)
 
