@@ -21,8 +21,6 @@ from pyruntime.cgroups.detect import HYBRID, UNIFIED, V1, V2, parse_proc_cgroup
 from pyruntime.cgroups.detect import detect as detect_layout
 from pyruntime.cgroups.fs import REAL, CgroupFS
 from pyruntime.cgroups.paths import resolve
-from pyruntime.cgroups.v1 import V1Manager
-from pyruntime.cgroups.v2 import V2Manager
 from pyruntime.errors import CgroupError
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds at import
@@ -59,9 +57,20 @@ def new_manager(
     layout = detect_layout(mountinfo, root)
     paths = resolve(cgroups_path, container_id, layout, parse_proc_cgroup(self_cgroup))
     mounts = {key: layout.hierarchies[key].mountpoint for key in paths}
-    if layout.mode == V2:
+    return _build(container_id, layout.mode, paths, mounts, fs)
+
+
+def _build(
+    container_id: str, mode: str, paths: dict[str, str], mounts: dict[str, str], fs: CgroupFS
+) -> Manager:
+    # Each mode's module is imported on use: a v2 host never loads v1's (hybrid needs both).
+    if mode == V2:
+        from pyruntime.cgroups.v2 import V2Manager
+
         return V2Manager(container_id, paths, mounts, fs)
-    return V1Manager(container_id, layout.mode, paths, mounts, fs)
+    from pyruntime.cgroups.v1 import V1Manager
+
+    return V1Manager(container_id, mode, paths, mounts, fs)
 
 
 def _str_map(record: Mapping[str, Any], key: str) -> dict[str, str]:
@@ -84,10 +93,8 @@ def manager_from_record(record: Mapping[str, Any], *, fs: CgroupFS = REAL) -> Ma
         raise CgroupError("cgroup record: 'id' must be a string")
     paths = _str_map(record, "paths")
     mounts = _str_map(record, "mounts")
-    if mode == V2:
-        return V2Manager(container_id, paths, mounts, fs)
-    if mode in (V1, HYBRID):
-        if mode == V1 and UNIFIED in paths:
-            raise CgroupError("cgroup record: a v1 record cannot hold a unified path")
-        return V1Manager(container_id, mode, paths, mounts, fs)
+    if mode == V1 and UNIFIED in paths:
+        raise CgroupError("cgroup record: a v1 record cannot hold a unified path")
+    if mode in (V1, V2, HYBRID):
+        return _build(container_id, mode, paths, mounts, fs)
     raise CgroupError(f"cgroup record: unknown mode {mode!r}")
