@@ -283,6 +283,9 @@ def test_record_is_pure_and_round_trips(hybrid_setup: tuple[Path, FakeKernel, st
         lambda r: r["paths"].update(memory="relative/path"),
         lambda r: r["paths"].update(memory=r["mounts"]["memory"]),
         lambda r: r["paths"].update(memory="/etc"),
+        # `..` climbing out of the mount: destroy() would remove a sibling tree
+        lambda r: r["paths"].update(memory=r["mounts"]["memory"] + "/x/../../elsewhere"),
+        lambda r: r["paths"].update(memory=r["mounts"]["memory"] + "/x/.."),
         lambda r: r.update(id=None),
     ],
 )
