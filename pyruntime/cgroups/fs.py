@@ -204,8 +204,9 @@ def flat_keyed(text: str) -> dict[str, int]:
     return out
 
 
-def walk_dirs_bottom_up(fs: CgroupFS, top: str) -> Iterator[str]:
+def walk_dirs_bottom_up(fs: CgroupFS, top: str | os.PathLike[str]) -> Iterator[str]:
     """`top` and every sub-cgroup below it, children before parents."""
+    top = os.fspath(top)
     try:
         names = fs.subdirs(top)
     except FileNotFoundError:
@@ -215,7 +216,7 @@ def walk_dirs_bottom_up(fs: CgroupFS, top: str) -> Iterator[str]:
     yield top
 
 
-def read_procs(fs: CgroupFS, top: str) -> list[int]:
+def read_procs(fs: CgroupFS, top: str | os.PathLike[str]) -> list[int]:
     """Pids in `top` and all its sub-cgroups; a group vanishing meanwhile is skipped."""
     pids: list[int] = []
     for d in walk_dirs_bottom_up(fs, top):
@@ -239,7 +240,7 @@ def poll(
         delay = min(delay * 2, 0.05)
 
 
-def remove_tree(fs: CgroupFS, top: str, timeout: float = 2.0) -> None:
+def remove_tree(fs: CgroupFS, top: str | os.PathLike[str], timeout: float = 2.0) -> None:
     """rmdir `top` and its sub-cgroups depth-first, retrying while processes exit.
 
     A cgroup with live tasks answers EBUSY until the last task is reaped, which
