@@ -26,7 +26,6 @@ from .errors import ChildError, ConfigError, RuntimeErr
 TYPE_CHECKING = False  # imported on every verb of a user in a user namespace: keep it light
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from pathlib import Path
     from typing import Any
 
 SUBUID = "/etc/subuid"
@@ -283,41 +282,38 @@ def without_devices(resources: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resources.items() if k != "devices"}
 
 
-def writable_cgroup(target: Path, mount: Path, unified: bool, self_dir: Path | None,
-                    access: Any = os.access) -> bool:
+def writable_cgroup(target: str | os.PathLike[str], mount: str | os.PathLike[str], unified: bool,
+                    self_dir: str | os.PathLike[str] | None, access: Any = os.access) -> bool:
     """Whether this user can make (or join) `target` in the hierarchy mounted at `mount`.
 
     The nearest existing ancestor must be writable (to mkdir), or `target` exist with a
     writable cgroup.procs; on cgroup2, moving a process also needs write access to
     cgroup.procs of the common ancestor of where it is and where it goes."""
-    from pathlib import Path
-
+    target, mount = os.path.normpath(target), os.path.normpath(mount)
     cur = target
     while not os.path.isdir(cur):
-        if cur == mount or mount not in cur.parents:
+        if not cur.startswith(mount.rstrip("/") + "/"):  # reached (or never was under) mount
             return False
-        cur = cur.parent
+        cur = os.path.dirname(cur)
     if cur == target:
-        if not access(target / "cgroup.procs", os.W_OK):
+        if not access(os.path.join(target, "cgroup.procs"), os.W_OK):
             return False
     elif not access(cur, os.W_OK | os.X_OK):
         return False
     if unified and self_dir is not None:
-        common = Path(os.path.commonpath([str(self_dir), str(target)]))
-        if common != target and not access(common / "cgroup.procs", os.W_OK):
+        common = os.path.commonpath([os.fspath(self_dir), target])
+        if common != target and not access(os.path.join(common, "cgroup.procs"), os.W_OK):
             return False
     return True
 
 
-def _self_dirs(mounts: Mapping[str, str], proc_self_cgroup: str) -> dict[str, Path]:
+def _self_dirs(mounts: Mapping[str, str], proc_self_cgroup: str) -> dict[str, str]:
     """Where this process sits in each hierarchy (for the cgroup2 common-ancestor rule)."""
-    from pathlib import Path
-
-    out: dict[str, Path] = {}
+    out: dict[str, str] = {}
     for line in proc_self_cgroup.splitlines():
         parts = line.split(":", 2)
         if len(parts) == 3 and parts[0] == "0" and parts[1] == "" and "unified" in mounts:
-            out["unified"] = Path(mounts["unified"]) / parts[2].lstrip("/")
+            out["unified"] = os.path.normpath(os.path.join(mounts["unified"], parts[2].lstrip("/")))
     return out
 
 
@@ -325,8 +321,6 @@ def usable_cgroups(manager: Any, resources: Mapping[str, Any], warn: Any,
                    *, access: Any = os.access, proc_self_cgroup: str | None = None) -> Any:
     """The manager restricted to the hierarchies this user may use; an error when a
     limit asked for needs one of the others (runc's --rootless auto)."""
-    from pathlib import Path
-
     from .cgroups import manager_from_record
 
     record = manager.record()
@@ -340,7 +334,7 @@ def usable_cgroups(manager: Any, resources: Mapping[str, Any], warn: Any,
             proc_self_cgroup = ""
     selves = _self_dirs(mounts, proc_self_cgroup)
     usable = {k: p for k, p in paths.items()
-              if writable_cgroup(Path(p), Path(mounts[k]), k == "unified", selves.get(k), access)}
+              if writable_cgroup(p, mounts[k], k == "unified", selves.get(k), access)}
     v2 = record.get("mode") == "v2"
     for fld in asked_limits(resources):
         needed = ("unified",) if v2 else _FIELD_CONTROLLERS.get(fld, ())
