@@ -144,3 +144,53 @@ def test_corrupt_state_is_one_line_and_force_deletable(tmp_path: Path) -> None:
         rt.delete("c1")
     rt.delete("c1", force=True)
     assert not (tmp_path / "c1").exists()
+
+
+# What the configuration side of create/run/exec may not import on a valid config, however
+# rich: each costs milliseconds of every call (issue 11).  The rare branches (a malformed
+# file, a seccomp listener, an invalid document's message) may import them.
+_HEAVY = {"pathlib", "re", "typing", "enum", "json", "socket", "urllib", "ipaddress",
+          "dataclasses", "functools", "collections", "contextlib", "signal", "fnmatch",
+          "warnings", "copy", "shlex", "string", "tempfile", "subprocess", "prctl", "logging"}
+
+_CONFIG_SIDE = """
+import sys
+sys.path[0:0] = sys.argv[2:]
+from pyruntime.fastjson import dumps, loads
+from pyruntime.spec import load_config, parse_spec
+from pyruntime.validate import validate_config
+from pyruntime.labels import with_mount_labels
+from pyruntime import capabilities, devices, features, hooks, log, mounts, paths, rootless, seccomp
+bundle = sys.argv[1]
+doc = load_config(bundle)
+validate_config(doc, bundle)
+spec = parse_spec(with_mount_labels(doc))
+flt = seccomp.compile_filter(spec.linux.seccomp)
+flt.prepare()
+flt.release()
+capabilities.CapabilityPlan(spec.process.capabilities)
+hooks.run_hook(spec.hooks.poststart[0], {"id": "x", "pid": 1}, "poststart", 0)
+mounts.parse_mount_options(spec.mounts[0].options)
+log.Logger(bundle + "/log.json", "json").write("warning", "w")
+print(dumps(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)))
+"""
+
+
+def test_config_side_imports_nothing_heavy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from configs import full_config
+
+    doc = full_config()
+    doc["process"].pop("apparmorProfile", None)  # the host's AppArmor is not the question
+    doc["hooks"] = {"poststart": [{"path": "/bin/true", "timeout": 5}]}
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(doc))
+    repo = str(Path(__file__).resolve().parents[1])
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    code = _CONFIG_SIDE.replace("HEAVY", repr(_HEAVY))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tmp_path), repo, *site],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
