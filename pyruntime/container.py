@@ -244,6 +244,7 @@ class Runtime:
         parent, child = sync.Channel.pair()
         # The children are charged to the container's memory cgroup for every page they
         # touch: keep the collector from walking (and so copying) the inherited heap.
+        collecting = gc.isenabled()
         gc.disable()
         gc.freeze()
         trace.mark("init")
@@ -253,7 +254,8 @@ class Runtime:
             stage1(child, plan, self.sys)  # never returns
         trace.mark("fork")
         gc.unfreeze()
-        gc.enable()
+        if collecting:
+            gc.enable()
         child.close()
         master = None
         try:
