@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 from conftest import Runtime, base_config
 
 REPO = Path(__file__).resolve().parents[1]
-SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"), None)
+SITE = sysconfig.get_paths()["purelib"]  # python-prctl, as the launcher finds it
 
 # what CPython -I -S loads before any of our code
 STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zipimport",
@@ -54,7 +55,7 @@ class Verbs:
 
     def __call__(self, *argv: str) -> tuple[set[str], int, str]:
         """(modules every process of the verb imported, exit status, what it said)."""
-        paths = [str(REPO)] + ([str(SITE)] if SITE else [])
+        paths = [str(REPO), SITE]
         code = ("import sys\n"
                 f"sys.path[0:0] = {paths!r}\n"
                 f"sys.argv = ['pyruntime', '--root', {str(self.root)!r}, *{list(argv)!r}]\n"
