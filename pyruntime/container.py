@@ -212,7 +212,7 @@ class Runtime:
 
     def _build(self, st: State, spec: Spec, sdir: str, cgroup: Any, opts: CreateOptions) -> int | None:
         from . import sync
-        from .init import InitPlan, stage1
+        from .plan import InitPlan, run_child
 
         assert spec.process is not None
         fifo = os.path.join(sdir, st_mod.FIFO)
@@ -233,14 +233,10 @@ class Runtime:
             cgroup_paths=cgroup.paths(), keyring=not opts.no_new_keyring, container_id=st.id,
             bundle=st.bundle, stdio=opts.stdio,
         )
-        # Import what the children need here, in the parent: memory a child allocates is
-        # charged to the container's memory cgroup, and init must fit where runc's does.
-        from . import devices, mounts  # noqa: F401
-        from .capabilities import CapabilityPlan
-
-        CapabilityPlan(None)  # loads python-prctl
-        if spec.linux.seccomp is not None:
-            from . import seccomp  # noqa: F401
+        # The child imports init and what init needs itself, while we move it into the
+        # container's cgroups: that write waits out an RCU grace period (milliseconds),
+        # longer than the imports, which so still land in our memory cgroup, not the
+        # container's (init must boot within a limit as small as runc's).
         parent, child = sync.Channel.pair()
         # The children are charged to the container's memory cgroup for every page they
         # touch: keep the collector from walking (and so copying) the inherited heap.
@@ -251,7 +247,7 @@ class Runtime:
         pid = os.fork()
         if pid == 0:
             parent.close()
-            stage1(child, plan, self.sys)  # never returns
+            run_child(child, plan, self.sys)  # never returns
         trace.mark("fork")
         gc.unfreeze()
         if collecting:

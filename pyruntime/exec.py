@@ -95,7 +95,7 @@ def _number(value: str, what: str, text: str) -> int:
 
 
 def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions) -> int:
-    from .init import InitPlan, stage1
+    from .plan import InitPlan, run_child
 
     st, stat = rt.load(cid)
     if stat == PAUSED and not opts.ignore_paused:
@@ -136,7 +136,7 @@ def exec_process(rt: Any, cid: str, proc_doc: dict[str, Any], opts: ExecOptions)
     pid = os.fork()
     if pid == 0:
         parent.close()
-        stage1(child, plan, rt.sys)  # never returns
+        run_child(child, plan, rt.sys)  # never returns
     trace.mark("fork")
     child.close()
     for _t, fd in ns_fds:

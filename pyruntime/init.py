@@ -18,7 +18,7 @@ from . import console, sync
 from .capabilities import CapabilityPlan
 from .errors import ChildError, ConfigError
 from .hooks import run_hooks
-from .record import dataclass, field
+from .plan import InitPlan
 from .spec import Process, Spec
 from .syscalls.linux import (
     CLONE_NEWNET,
@@ -41,28 +41,6 @@ JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-@dataclass
-class InitPlan:
-    """Everything init needs, decided by the parent before the fork."""
-
-    spec: Spec
-    rootfs: str
-    fifo_path: str | None
-    no_pivot: bool = False
-    new_namespaces: int = 0
-    join_namespaces: list[tuple[str, str]] = field(default_factory=list)
-    extra_fds: int = 0
-    extra_env: list[str] = field(default_factory=list)
-    cgroup_paths: dict[str, str] = field(default_factory=dict)
-    is_exec: bool = False
-    process: Process | None = None  # exec's process (create uses spec.process)
-    keyring: bool = True
-    container_id: str = ""
-    bundle: str = ""
-    # a foreground run/exec without a terminal: the pipes that become the process's stdio
-    stdio: tuple[int, int, int] | None = None
 
 
 # What the child is doing, so that a bare OSError ("Operation not permitted") still says where.
@@ -117,6 +95,8 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         assert proc is not None
         prepared = _Prepared(plan, proc)
         sys.preload()
+        if not plan.is_exec:
+            from . import devices, mounts  # noqa: F401 - init's, used after pivot_root
         chan.wait_for(sync.GO)
         if plan.is_exec and proc.oom_score_adj is not None:
             # here, not from the parent later: what the process forks at once inherits it

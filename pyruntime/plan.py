@@ -1,0 +1,54 @@
+"""What the parent decides for its child (create's stage 1 and init, exec's stage 1).
+
+A module of its own so that the parent builds the plan without importing init.py and all
+that init needs: the child imports those itself, while the parent attaches it to the
+container's cgroups (a write that waits out an RCU grace period).
+"""
+
+from __future__ import annotations
+
+from .record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .spec import Process, Spec
+
+
+@dataclass
+class InitPlan:
+    """Everything init needs, decided by the parent before the fork."""
+
+    spec: Spec
+    rootfs: str
+    fifo_path: str | None
+    no_pivot: bool = False
+    new_namespaces: int = 0
+    join_namespaces: list[tuple[str, str]] = field(default_factory=list)
+    extra_fds: int = 0
+    extra_env: list[str] = field(default_factory=list)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    is_exec: bool = False
+    process: Process | None = None  # exec's process (create uses spec.process)
+    keyring: bool = True
+    container_id: str = ""
+    bundle: str = ""
+    # a foreground run/exec without a terminal: the pipes that become the process's stdio
+    stdio: tuple[int, int, int] | None = None
+
+
+def run_child(chan: Any, plan: InitPlan, sys: Any) -> None:
+    """The forked child's entry: import init (here, not in the parent) and run stage 1.
+    Never returns, also when the import fails (the parent hears why)."""
+    import os
+
+    try:
+        from .init import stage1
+    except BaseException as e:  # noqa: BLE001 - a child must never return into the parent's code
+        try:
+            chan.error(f"loading the container's init: {e}")
+        finally:
+            os._exit(1)
+    stage1(chan, plan, sys)
+    os._exit(1)  # stage1 does not return
