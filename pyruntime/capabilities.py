@@ -1,4 +1,4 @@
-"""Capability sets for the container process (python-prctl; ambient via pyruntime.syscalls)."""
+"""Capability sets for the container process (capset, prctl and ambient via pyruntime.syscalls)."""
 
 from __future__ import annotations
 
@@ -54,12 +54,6 @@ class CapabilityPlan:
     """The five sets, resolved up front so that applying them needs no lookups."""
 
     def __init__(self, caps: Capabilities | None, where: str = "process.capabilities") -> None:
-        # python-prctl's C half, loaded now: after pivot_root the host's site-packages are gone.
-        # Its Python wrapper `prctl` costs ~1.5 ms to import and only checks and regroups
-        # the arguments that apply() already passes in _prctl's own shape.
-        import _prctl
-
-        self._prctl = _prctl
         # No capabilities object means no capabilities at all, as in runc: five empty sets.
         c = caps or Capabilities()
         self.bounding = to_numbers(c.bounding, f"{where}.bounding")
@@ -69,20 +63,21 @@ class CapabilityPlan:
         self.ambient = to_numbers(c.ambient, f"{where}.ambient")
         self.all = set(range(last_cap() + 1))
 
-    def drop_bounding(self) -> None:
+    def drop_bounding(self, sys: Any = None) -> None:
         """Before changing user: dropping from the bounding set needs CAP_SETPCAP."""
-        prctl = self._prctl
+        if sys is None:
+            from .syscalls.linux import LINUX as sys
         for cap in sorted(self.all - self.bounding):
-            prctl.prctl(prctl.PR_CAPBSET_DROP, cap)
+            sys.capbset_drop(cap)
 
     def apply(self, sys: Any) -> None:
         """After changing user (with keepcaps set): make the sets exactly what was asked."""
-        # _prctl.set_caps(effective, permitted, inheritable to set; the same three to clear)
-        self._prctl.set_caps(
-            sorted(self.effective & self.permitted), sorted(self.permitted), sorted(self.inheritable),
-            sorted(self.all - self.effective), sorted(self.all - self.permitted),
-            sorted(self.all - self.inheritable),
-        )
+        sys.capset(_mask(self.effective & self.permitted), _mask(self.permitted),
+                   _mask(self.inheritable))
         sys.ambient_clear()
         for cap in sorted(self.ambient & self.permitted & self.inheritable):
             sys.ambient_raise(cap)
+
+
+def _mask(caps: set[int]) -> int:
+    return sum(1 << cap for cap in caps)

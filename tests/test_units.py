@@ -111,6 +111,23 @@ def test_capability_names() -> None:
         CapabilityPlan(Capabilities(bounding=("CAP_KILL", "CAP_BOGUS")))
 
 
+def test_capability_plan_sets_exactly_the_asked_sets() -> None:
+    from pyruntime.capabilities import last_cap
+    from pyruntime.syscalls.fake import FakeSyscalls
+
+    fake = FakeSyscalls()
+    plan = CapabilityPlan(Capabilities(bounding=("CAP_KILL", "CAP_CHOWN"), effective=("CAP_KILL", "CAP_CHOWN"),
+                                       permitted=("CAP_KILL",), inheritable=("CAP_CHOWN",),
+                                       ambient=("CAP_KILL", "CAP_CHOWN")))
+    plan.drop_bounding(fake)
+    plan.apply(fake)
+    dropped = [args[0] for name, args in fake.calls if name == "capbset_drop"]
+    assert dropped == [c for c in range(last_cap() + 1) if c not in (0, 5)]
+    # effective only within permitted; ambient only where permitted and inheritable meet
+    assert ("capset", (1 << 5, 1 << 5, 1 << 0)) in fake.calls
+    assert fake.names()[-1] == "ambient_clear"
+
+
 def test_record_behaves_like_a_frozen_dataclass() -> None:
     @dataclass(frozen=True)
     class Point:

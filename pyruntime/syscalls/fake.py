@@ -65,6 +65,12 @@ class FakeSyscalls:
     def default_signal(self, sig: int) -> None:
         self._record("default_signal", sig)
 
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        self._record("capset", effective, permitted, inheritable)
+
+    def capbset_drop(self, cap: int) -> None:
+        self._record("capbset_drop", cap)
+
     def ambient_raise(self, cap: int) -> None:
         self._record("ambient_raise", cap)
 
