@@ -34,9 +34,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      mode, dir_fd=dfd)
         try:
+            # No fsync, as in runc: the rename makes the write atomic for any reader and
+            # against a runtime killed midway; state under /run does not outlive a reboot,
+            # and a flush to disk cost a millisecond of each create where /run is no tmpfs.
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
