@@ -144,8 +144,12 @@ def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
 
+# read once, at import: a seccomp filter loaded before capset may deny uname
+_MACHINE = os.uname().machine
+
+
 def _nr(name: str) -> int:
-    machine = os.uname().machine
+    machine = _MACHINE
     table = _SYSCALL_NUMBERS.get(machine)
     if table is None:
         raise OSError(38, f"{name}: unsupported architecture {machine}")
