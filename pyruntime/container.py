@@ -212,7 +212,7 @@ class Runtime:
 
     def _build(self, st: State, spec: Spec, sdir: str, cgroup: Any, opts: CreateOptions) -> int | None:
         from . import sync
-        from .plan import InitPlan, run_child
+        from .plan import InitPlan, needs_state_doc, run_child
 
         assert spec.process is not None
         fifo = os.path.join(sdir, st_mod.FIFO)
@@ -307,13 +307,14 @@ class Runtime:
             trace.mark("state")
             if spec.process.oom_score_adj is not None:
                 _set_oom_score_adj(init_pid, spec.process.oom_score_adj)
-            parent.wait_for(sync.HOOKS)
-            from .hooks import run_hooks
+            if needs_state_doc(spec):
+                parent.wait_for(sync.HOOKS)
+                from .hooks import run_hooks
 
-            state_doc = st_mod.oci_state(st, CREATING)
-            run_hooks(spec.hooks.prestart, state_doc, "prestart")
-            run_hooks(spec.hooks.create_runtime, state_doc, "createRuntime")
-            parent.send(sync.HOOKS_DONE, state=state_doc)
+                state_doc = st_mod.oci_state(st, CREATING)
+                run_hooks(spec.hooks.prestart, state_doc, "prestart")
+                run_hooks(spec.hooks.create_runtime, state_doc, "createRuntime")
+                parent.send(sync.HOOKS_DONE, state=state_doc)
             if spec.process.terminal:
                 from .console import hand_over
 

@@ -18,7 +18,7 @@ from . import console, sync
 from .capabilities import CapabilityPlan
 from .errors import ChildError, ConfigError
 from .hooks import run_hooks
-from .plan import InitPlan
+from .plan import InitPlan, needs_state_doc
 from .spec import Process, Spec
 from .syscalls.linux import (
     CLONE_NEWNET,
@@ -328,9 +328,11 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
                               new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
     mounts.close_preopened()
 
-    _at("waiting for create's hooks")
-    chan.send(sync.HOOKS)
-    state = chan.wait_for(sync.HOOKS_DONE)["state"]
+    state: dict[str, Any] = {}
+    if needs_state_doc(spec):
+        _at("waiting for create's hooks")
+        chan.send(sync.HOOKS)
+        state = chan.wait_for(sync.HOOKS_DONE)["state"]
     if spec.hooks.create_container:
         _at("running createContainer hooks")
         os.chdir(plan.rootfs)

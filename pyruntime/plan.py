@@ -52,3 +52,13 @@ def run_child(chan: Any, plan: InitPlan, sys: Any) -> None:
             os._exit(1)
     stage1(chan, plan, sys)
     os._exit(1)  # stage1 does not return
+
+
+def needs_state_doc(spec: Spec) -> bool:
+    """Whether init waits for create's state document (the HOOKS exchange): the prestart,
+    createRuntime and createContainer hooks run at that point, and the state goes to the
+    startContainer hooks and a seccomp agent.  Without any of them init does not stop
+    for the parent at all."""
+    h = spec.hooks
+    return bool(h.prestart or h.create_runtime or h.create_container or h.start_container
+                or (spec.linux.seccomp or {}).get("listenerPath"))

@@ -4,7 +4,8 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
 
     parent                         stage-1 child                   init
     fork ─────────────────────────►
-    apply cgroups to child pid
+                                   imports init, seccomp BPF,
+    apply cgroups to child pid     capabilities, libc (meanwhile)
     GO ───────────────────────────►
                                    non-dumpable, join ns by path,
                                    unshare(user)
@@ -19,9 +20,9 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
                                    fork ───────────────────────────►
       ◄──────────────────────────── INIT_PID {pid}; then _exit(0)
     reap child, oomScoreAdj                                         mounts, devices
-      ◄──────────────────────────────────────────────────────────── HOOKS
-    prestart + createRuntime hooks
-    HOOKS_DONE {state} ────────────────────────────────────────────►
+      ◄──────────────────────────────────────────────────────────── HOOKS (only with
+    prestart + createRuntime hooks                                  hooks or a seccomp
+    HOOKS_DONE {state} ────────────────────────────────────────────► agent: plan.py)
                                                                    createContainer hooks,
                                                                    pivot_root, console,
                                                                    process setup
