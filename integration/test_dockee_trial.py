@@ -286,7 +286,10 @@ def test_F40_oom_kill_disable_without_memory_warns(dk: Dockee) -> None:
 def test_F46_logs_tail_streams_from_the_end(dk: Dockee) -> None:
     n = name()
     assert dk("run", "--name", n, "--net", "none", "busybox", "sh", "-c",
-              "seq 1 20000; echo tail-a; echo tail-b >&2; echo tail-c").returncode == 0
+              # pauses: stdout and stderr are two pipes, and conmon may log a line of one
+              # before the end of a 100 kB burst on the other
+              "seq 1 20000; sleep 0.3; echo tail-a; sleep 0.1; echo tail-b >&2; "
+              "sleep 0.1; echo tail-c").returncode == 0
     p = dk("logs", "--tail", "2", n)
     assert (p.stdout, p.stderr) == ("tail-c\n", "tail-b\n"), p
     assert dk("logs", "--tail", "0", n).stdout == ""
