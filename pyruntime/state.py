@@ -138,6 +138,18 @@ class Store:
             return []
 
 
+class Reader:
+    """The part of container.Runtime that `list`, `pause` and `resume` use: load a
+    container's state and its status."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.store = Store(root)
+
+    def load(self, cid: str) -> tuple[State, str]:
+        st = self.store.load(cid)
+        return st, status(st, self.store.path(cid))
+
+
 def _check_owner(d: str, cid: str) -> None:
     """A non-root caller acts only on its own containers, whatever --root it shares with
     other users (their state dirs are 0700 anyway: this says so in one line)."""
