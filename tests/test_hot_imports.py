@@ -85,6 +85,8 @@ def test_hot_verbs_import_only_the_allow_list(fake_container: tuple[Path, str],
     assert "pyruntime.main" in names, "the verb did not run through main.py"
     assert not names & NEVER, sorted(names & NEVER)
     assert names <= ALLOWED, sorted(names - ALLOWED)
+    if argv[0] in ("state", "list", "pause"):  # they only read state: no Runtime, no syscalls
+        assert not names & {"pyruntime.container", "pyruntime.syscalls.linux"}, sorted(names)
 
 
 def test_pause_then_resume_through_the_lean_freezer(fake_container: tuple[Path, str]) -> None:
