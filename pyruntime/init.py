@@ -21,6 +21,7 @@ from .hooks import run_hooks
 from .plan import InitPlan, needs_state_doc
 from .spec import Process, Spec
 from .syscalls.linux import (
+    CLONE_NEWCGROUP,
     CLONE_NEWNET,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
@@ -97,64 +98,23 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         sys.preload()
         if not plan.is_exec:
             from . import devices, mounts  # noqa: F401 - init's, used after pivot_root
+        # Without a user namespace (whose id maps the parent writes) the namespaces are
+        # made before GO too, in the shadow of the cgroup attach; only a new cgroup
+        # namespace waits for it, since it is rooted at the cgroup we are in then.
+        joined = {t for t, _ in plan.join_namespaces}
+        early = (not plan.is_exec and not plan.new_namespaces & CLONE_NEWUSER
+                 and not joined & {"user", "cgroup"})
+        if early:
+            _enter_namespaces(chan, plan, sys, prepared, deferred=CLONE_NEWCGROUP)
         chan.wait_for(sync.GO)
         if plan.is_exec and proc.oom_score_adj is not None:
             # here, not from the parent later: what the process forks at once inherits it
             _set_oom_score_adj(proc.oom_score_adj)
-        _at("joining namespaces")
-        # From here on the process is about to enter namespaces the container can see:
-        # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
-        sys.prctl(PR_SET_DUMPABLE, 0)
-        fds = {}
-        for ns_type, path in plan.join_namespaces:
-            try:
-                fds[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise ChildError(f"linux.namespaces: {ns_type} path {path}: {e.strerror}")
-        # Nothing our caller left open may reach the container (CVE-2024-21626) or be seen
-        # by it while we set it up: close it all here, before any container path is touched
-        # and before a seccomp filter could deny close_range, so no close is left for the
-        # moment between `start` and execve.
-        _at("closing inherited descriptors")
-        keep = {chan.fileno(), *fds.values(), *prepared.own_fds()}
-        close_inherited(3 + plan.extra_fds, keep)
-        flags = plan.new_namespaces
-        unprivileged = os.geteuid() != 0  # rootless: the caller's own rights, no more
-        if "user" in fds:
-            sys.setns(fds.pop("user"), CLONE_NEWUSER)
-            _become_root()
-        elif flags & CLONE_NEWUSER:
-            sys.unshare(CLONE_NEWUSER)
-            # an unprivileged parent (or newuidmap) opens our /proc/<pid>/*_map only while
-            # we are dumpable; nothing runs in the new namespace yet (runc does the same)
-            if unprivileged:
-                sys.prctl(PR_SET_DUMPABLE, 1)
-            chan.send(sync.USERNS)
-            chan.wait_for(sync.USERNS_DONE)
-            if unprivileged:
-                sys.prctl(PR_SET_DUMPABLE, 0)
-            _become_root()
-        for ns_type in JOIN_ORDER:
-            if ns_type in fds:
-                try:
-                    sys.setns(fds.pop(ns_type), NAMESPACE_FLAGS[ns_type])
-                except OSError as e:
-                    raise ChildError(f"linux.namespaces: join {ns_type}: {e.strerror}")
-        _at("creating namespaces")
-        rest = flags & ~CLONE_NEWUSER
-        if rest:
-            sys.unshare(rest)
-        if rest & CLONE_NEWNET:
-            # as runc does: a new network namespace gets a working localhost, also for the
-            # containers that join it later (podman --network container:X, ctr --with-ns)
-            _at("bringing up lo")
-            sys.link_up("lo")
+        if not early:
+            _enter_namespaces(chan, plan, sys, prepared)
+        elif plan.new_namespaces & CLONE_NEWCGROUP:
             _at("creating namespaces")
-        if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
-            _write_time_offsets(plan.spec.linux.time_offsets)
-        if not plan.is_exec:
-            # rootless: the namespace's root is the caller, so we reach what it reaches
-            _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER) and not unprivileged)
+            sys.unshare(CLONE_NEWCGROUP)
         # init shares our end of the channel: it must not speak before INIT_PID is sent
         barrier_r, barrier_w = os.pipe()
         pid = os.fork()
@@ -172,6 +132,66 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
     except BaseException as e:
         _fail(chan, e)
     os._exit(code)
+
+
+def _enter_namespaces(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
+                      prepared: _Prepared, deferred: int = 0) -> None:
+    """Join and create the container's namespaces (but those in `deferred`), bring up lo,
+    open the bind sources: everything stage 1 does before it forks init."""
+    _at("joining namespaces")
+    # From here on the process is about to enter namespaces the container can see:
+    # it must not be ptrace-able or readable through /proc/<pid>/exe (CVE-2019-5736).
+    sys.prctl(PR_SET_DUMPABLE, 0)
+    fds = {}
+    for ns_type, path in plan.join_namespaces:
+        try:
+            fds[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise ChildError(f"linux.namespaces: {ns_type} path {path}: {e.strerror}")
+    # Nothing our caller left open may reach the container (CVE-2024-21626) or be seen
+    # by it while we set it up: close it all here, before any container path is touched
+    # and before a seccomp filter could deny close_range, so no close is left for the
+    # moment between `start` and execve.
+    _at("closing inherited descriptors")
+    keep = {chan.fileno(), *fds.values(), *prepared.own_fds()}
+    close_inherited(3 + plan.extra_fds, keep)
+    flags = plan.new_namespaces
+    unprivileged = os.geteuid() != 0  # rootless: the caller's own rights, no more
+    if "user" in fds:
+        sys.setns(fds.pop("user"), CLONE_NEWUSER)
+        _become_root()
+    elif flags & CLONE_NEWUSER:
+        sys.unshare(CLONE_NEWUSER)
+        # an unprivileged parent (or newuidmap) opens our /proc/<pid>/*_map only while
+        # we are dumpable; nothing runs in the new namespace yet (runc does the same)
+        if unprivileged:
+            sys.prctl(PR_SET_DUMPABLE, 1)
+        chan.send(sync.USERNS)
+        chan.wait_for(sync.USERNS_DONE)
+        if unprivileged:
+            sys.prctl(PR_SET_DUMPABLE, 0)
+        _become_root()
+    for ns_type in JOIN_ORDER:
+        if ns_type in fds:
+            try:
+                sys.setns(fds.pop(ns_type), NAMESPACE_FLAGS[ns_type])
+            except OSError as e:
+                raise ChildError(f"linux.namespaces: join {ns_type}: {e.strerror}")
+    _at("creating namespaces")
+    rest = flags & ~CLONE_NEWUSER & ~deferred
+    if rest:
+        sys.unshare(rest)
+    if rest & CLONE_NEWNET:
+        # as runc does: a new network namespace gets a working localhost, also for the
+        # containers that join it later (podman --network container:X, ctr --with-ns)
+        _at("bringing up lo")
+        sys.link_up("lo")
+        _at("creating namespaces")
+    if flags & CLONE_NEWTIME and plan.spec.linux.time_offsets:
+        _write_time_offsets(plan.spec.linux.time_offsets)
+    if not plan.is_exec:
+        # rootless: the namespace's root is the caller, so we reach what it reaches
+        _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER) and not unprivileged)
 
 
 def _open_bind_sources(chan: sync.Channel, plan: InitPlan, new_userns: bool) -> None:
