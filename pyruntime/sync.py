@@ -5,7 +5,10 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
     parent                         stage-1 child                   init
     fork ─────────────────────────►
                                    imports init, seccomp BPF,
-    apply cgroups to child pid     capabilities, libc (meanwhile)
+    apply cgroups to child pid     capabilities, libc (meanwhile;
+                                   without a user namespace also
+                                   what follows GO below, but a
+                                   new cgroup namespace)
     GO ───────────────────────────►
                                    non-dumpable, join ns by path,
                                    unshare(user)
