@@ -212,7 +212,7 @@ class Runtime:
 
     def _build(self, st: State, spec: Spec, sdir: str, cgroup: Any, opts: CreateOptions) -> int | None:
         from . import sync
-        from .plan import InitPlan, needs_state_doc, run_child
+        from .plan import InitPlan, namespaces_before_go, needs_state_doc, run_child
 
         assert spec.process is not None
         fifo = os.path.join(sdir, st_mod.FIFO)
@@ -237,6 +237,7 @@ class Runtime:
         # container's cgroups: that write waits out an RCU grace period (milliseconds),
         # longer than the imports, which so still land in our memory cgroup, not the
         # container's (init must boot within a limit as small as runc's).
+        early = namespaces_before_go(plan)
         parent, child = sync.Channel.pair()
         # The children are charged to the container's memory cgroup for every page they
         # touch: keep the collector from walking (and so copying) the inherited heap.
@@ -268,7 +269,8 @@ class Runtime:
                 for name in cgroup.unenforced(resources):
                     self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
             trace.mark("cgroup")
-            parent.send(sync.GO)
+            if not early:
+                parent.send(sync.GO)
         except BaseException as e:
             # the child prepares (seccomp, capabilities) while we attach it: if that failed
             # first, our failure (a dead pid to attach, a closed channel) is only its echo
@@ -297,6 +299,20 @@ class Runtime:
                 raise sync.UnexpectedMessage(sync.INIT_PID, msg["type"])
             init_pid = msg["pid"]
             self.debug(f"create {st.id}: init pid {init_pid}")
+            if early:
+                # init may have been forked before stage 1 was moved: move it too (the
+                # kernel's grace period is behind us now, so this write is quick), and
+                # only then let it go on
+                try:
+                    cgroup.apply(init_pid)
+                    parent.send(sync.GO)
+                except Exception:
+                    child_error = parent.pending_error()  # init failed first: its words
+                    if child_error is not None:
+                        _kill_quietly(init_pid)
+                        raise child_error from None
+                    raise
+                trace.mark("cgroup")
             os.waitpid(pid, 0)
             pid = 0
             trace.mark("init")

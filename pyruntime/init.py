@@ -18,7 +18,7 @@ from . import console, sync
 from .capabilities import CapabilityPlan
 from .errors import ChildError, ConfigError
 from .hooks import run_hooks
-from .plan import InitPlan, needs_state_doc
+from .plan import InitPlan, namespaces_before_go, needs_state_doc
 from .spec import Process, Spec
 from .syscalls.linux import (
     CLONE_NEWCGROUP,
@@ -99,22 +99,18 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
         if not plan.is_exec:
             from . import devices, mounts  # noqa: F401 - init's, used after pivot_root
         # Without a user namespace (whose id maps the parent writes) the namespaces are
-        # made before GO too, in the shadow of the cgroup attach; only a new cgroup
-        # namespace waits for it, since it is rooted at the cgroup we are in then.
-        joined = {t for t, _ in plan.join_namespaces}
-        early = (not plan.is_exec and not plan.new_namespaces & CLONE_NEWUSER
-                 and not joined & {"user", "cgroup"})
+        # made, and init forked, in the shadow of the cgroup attach too: init then waits
+        # for GO (plan.py); a new cgroup namespace, rooted at the cgroup it is in when
+        # made, is init's to make after GO.
+        early = namespaces_before_go(plan)
         if early:
             _enter_namespaces(chan, plan, sys, prepared, deferred=CLONE_NEWCGROUP)
-        chan.wait_for(sync.GO)
-        if plan.is_exec and proc.oom_score_adj is not None:
-            # here, not from the parent later: what the process forks at once inherits it
-            _set_oom_score_adj(proc.oom_score_adj)
-        if not early:
+        else:
+            chan.wait_for(sync.GO)
+            if plan.is_exec and proc.oom_score_adj is not None:
+                # here, not from the parent later: what the process forks at once inherits
+                _set_oom_score_adj(proc.oom_score_adj)
             _enter_namespaces(chan, plan, sys, prepared)
-        elif plan.new_namespaces & CLONE_NEWCGROUP:
-            _at("creating namespaces")
-            sys.unshare(CLONE_NEWCGROUP)
         # init shares our end of the channel: it must not speak before INIT_PID is sent
         barrier_r, barrier_w = os.pipe()
         pid = os.fork()
@@ -341,12 +337,22 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
 
     has_mount_ns = spec.linux.namespace("mount") is not None
     cgroup_ns = spec.linux.namespace("cgroup")
+    new_cgroupns = cgroup_ns is not None and not cgroup_ns.path
+    # Forked before GO (plan.namespaces_before_go): the rootfs is built while the parent
+    # moves us into the container's cgroups, unless a new cgroup namespace, which is
+    # rooted where we are when it is made, must come first (the cgroup mount shows it).
+    waiting = namespaces_before_go(plan)
+    if waiting and new_cgroupns:
+        _await_cgroups(chan, sys)
+        waiting = False
     if has_mount_ns:
         _at("preparing the rootfs")
         # (bind sources, relative to the bundle, were opened by stage 1 already)
         mounts.prepare_rootfs(spec, plan.rootfs, sys=sys, cgroup_paths=plan.cgroup_paths,
-                              new_cgroupns=cgroup_ns is not None and not cgroup_ns.path)
+                              new_cgroupns=new_cgroupns)
     mounts.close_preopened()
+    if waiting:
+        _await_cgroups(chan, sys, new_cgroupns=False)
 
     state: dict[str, Any] = {}
     if needs_state_doc(spec):
@@ -384,6 +390,15 @@ def _init_body(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
     if spec.domainname:
         sys.setdomainname(spec.domainname)
     _become_process(chan, plan, proc, prepared, state, fifo_fd, sys)
+
+
+def _await_cgroups(chan: sync.Channel, sys: LinuxSyscalls, new_cgroupns: bool = True) -> None:
+    """GO: the parent has put us in the container's cgroups (and set their limits)."""
+    _at("waiting for the cgroups")
+    chan.wait_for(sync.GO)
+    if new_cgroupns:
+        _at("creating namespaces")
+        sys.unshare(CLONE_NEWCGROUP)
 
 
 def _make_cwd(cwd: str) -> None:

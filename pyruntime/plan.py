@@ -62,3 +62,16 @@ def needs_state_doc(spec: Spec) -> bool:
     h = spec.hooks
     return bool(h.prestart or h.create_runtime or h.create_container or h.start_container
                 or (spec.linux.seccomp or {}).get("listenerPath"))
+
+
+def namespaces_before_go(plan: InitPlan) -> bool:
+    """Whether stage 1 makes the namespaces and forks init without waiting for GO: the
+    parent then attaches both it and init, and init waits for GO (with the cgroups in
+    place) before anything the cgroups must already govern.  Not with a user namespace,
+    whose id maps the parent writes in between, nor for exec (its process must not start
+    before it is in the container's cgroups), nor when joining a cgroup namespace."""
+    from .syscalls.linux import CLONE_NEWUSER
+
+    joined = {t for t, _ in plan.join_namespaces}
+    return (not plan.is_exec and not plan.new_namespaces & CLONE_NEWUSER
+            and not joined & {"user", "cgroup"})

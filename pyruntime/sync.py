@@ -5,10 +5,7 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
     parent                         stage-1 child                   init
     fork ─────────────────────────►
                                    imports init, seccomp BPF,
-    apply cgroups to child pid     capabilities, libc (meanwhile;
-                                   without a user namespace also
-                                   what follows GO below, but a
-                                   new cgroup namespace)
+    apply cgroups to child pid     capabilities, libc (meanwhile)
     GO ───────────────────────────►
                                    non-dumpable, join ns by path,
                                    unshare(user)
@@ -32,6 +29,12 @@ Transport: a SOCK_SEQPACKET socketpair, one JSON object per packet, fds by SCM_R
       ◄──────────────────────────────────────────────────────────── CONSOLE [fd] (terminal)
       ◄──────────────────────────────────────────────────────────── READY
     save state, exit                                               block on exec.fifo
+
+Without a user namespace (and not for exec) stage 1 does not wait for GO: it makes the
+namespaces and forks init while the parent attaches it; the parent then attaches init too
+(INIT_PID tells it the pid) and sends GO to init, which has built its rootfs meanwhile and
+waits for GO before the hooks (before the rootfs with a new cgroup namespace, which it makes
+after GO).  plan.namespaces_before_go() decides for both sides.
 
 Any side may send ERROR {msg} instead; the receiver raises it.
 """
