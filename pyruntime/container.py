@@ -304,6 +304,11 @@ class Runtime:
                 # kernel's grace period is behind us now, so this write is quick), and
                 # only then let it go on
                 try:
+                    start = msg.get("start")  # None where stage 1 saw another /proc
+                    if start is not None and st_mod.proc_start_time(init_pid) != start:
+                        # it died while we waited on the kernel: never move whatever
+                        # process may have that pid now
+                        raise RuntimeErr("container init exited unexpectedly")
                     cgroup.apply(init_pid)
                     parent.send(sync.GO)
                 except Exception:

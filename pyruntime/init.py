@@ -121,7 +121,9 @@ def stage1(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls) -> None:
             os.close(barrier_r)
             init(chan, plan, sys, prepared)  # never returns
         os.close(barrier_r)
-        chan.send(sync.INIT_PID, pid=pid)
+        # with its start time, read while init is still our child (its pid cannot be
+        # reused yet): the parent checks it before it moves that pid into the cgroups
+        chan.send(sync.INIT_PID, pid=pid, start=_start_time(pid))
         os.write(barrier_w, b"1")
         os.close(barrier_w)
         code = 0
@@ -188,6 +190,12 @@ def _enter_namespaces(chan: sync.Channel, plan: InitPlan, sys: LinuxSyscalls,
     if not plan.is_exec:
         # rootless: the namespace's root is the caller, so we reach what it reaches
         _open_bind_sources(chan, plan, bool(flags & CLONE_NEWUSER) and not unprivileged)
+
+
+def _start_time(pid: int) -> int | None:
+    from .state import proc_start_time  # loaded by the parent already
+
+    return proc_start_time(pid)
 
 
 def _open_bind_sources(chan: sync.Channel, plan: InitPlan, new_userns: bool) -> None:
