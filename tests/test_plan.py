@@ -1,0 +1,71 @@
+"""plan.py's two decisions about create's handshake, which both sides must make alike:
+whether stage 1 works before GO (and init waits for it), and whether init stops for the
+parent's state document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyruntime.defaults import default_spec
+from pyruntime.plan import InitPlan, namespaces_before_go, needs_state_doc
+from pyruntime.spec import parse_spec
+from pyruntime.syscalls.linux import NAMESPACE_FLAGS
+
+
+def _plan(doc: dict[str, Any], is_exec: bool = False) -> InitPlan:
+    spec = parse_spec(doc)
+    new, joins = 0, []
+    for ns in spec.linux.namespaces:
+        if ns.path:
+            joins.append((ns.type, ns.path))
+        else:
+            new |= NAMESPACE_FLAGS[ns.type]
+    return InitPlan(spec=spec, rootfs="/r", fifo_path=None, new_namespaces=new,
+                    join_namespaces=joins, is_exec=is_exec)
+
+
+def _with_namespace(ns: dict[str, str]) -> dict[str, Any]:
+    doc = default_spec()
+    doc["linux"]["namespaces"] = [n for n in doc["linux"]["namespaces"]
+                                  if n["type"] != ns["type"]] + [ns]
+    return doc
+
+
+def test_a_plain_container_prepares_before_go() -> None:
+    assert namespaces_before_go(_plan(default_spec()))
+    # a new cgroup namespace too: init makes it after GO, stage 1 defers it
+    assert namespaces_before_go(_plan(_with_namespace({"type": "cgroup"})))
+    # joining another container's network, as podman's pods and CNI do
+    assert namespaces_before_go(_plan(_with_namespace({"type": "network",
+                                                       "path": "/run/netns/x"})))
+
+
+@pytest.mark.parametrize("ns", [{"type": "user"}, {"type": "user", "path": "/proc/1/ns/user"},
+                                {"type": "cgroup", "path": "/proc/1/ns/cgroup"}],
+                         ids=["new-userns", "join-userns", "join-cgroupns"])
+def test_user_namespaces_and_joined_cgroup_namespaces_wait_for_go(ns: dict[str, str]) -> None:
+    doc = _with_namespace(ns)
+    if ns["type"] == "user" and "path" not in ns:
+        doc["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        doc["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert not namespaces_before_go(_plan(doc))
+
+
+def test_exec_always_waits_for_go() -> None:
+    assert not namespaces_before_go(_plan(default_spec(), is_exec=True))
+
+
+def test_init_stops_for_the_state_only_for_hooks_or_a_seccomp_agent() -> None:
+    assert not needs_state_doc(parse_spec(default_spec()))
+    for kind in ("prestart", "createRuntime", "createContainer", "startContainer"):
+        doc = default_spec()
+        doc["hooks"] = {kind: [{"path": "/bin/true"}]}
+        assert needs_state_doc(parse_spec(doc)), kind
+    doc = default_spec()
+    doc["hooks"] = {"poststart": [{"path": "/bin/true"}], "poststop": [{"path": "/bin/true"}]}
+    assert not needs_state_doc(parse_spec(doc))  # the parent runs those, after create
+    doc = default_spec()
+    doc["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent"}
+    assert needs_state_doc(parse_spec(doc))
