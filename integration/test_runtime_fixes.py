@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
-from harness import wait_until
+from harness import rmdir_cgroup, wait_until
 
 from conftest import Runtime, base_config
 
@@ -73,3 +75,55 @@ def test_a_foreground_run_deleted_elsewhere_exits_137(
                 fg.kill()
     assert fg.returncode == 137, err
     assert rt("state", cid).returncode != 0
+
+
+@pytest.mark.parametrize("which", ["pyrt", "runc"])
+def test_containers_created_at_once_all_start_with_their_limits(
+        which: str, request: pytest.FixtureRequest) -> None:
+    """Many creates at the same moment (a pod, a deployment's replicas): none may see its
+    cgroup directories half made or its device rules half written, and `pids.limit` 1
+    must not stop the runtime's own fork (init is one process)."""
+    rt: Runtime = request.getfixturevalue(which)
+    config = base_config(["cat", "/dev/null"])
+    config["linux"].setdefault("resources", {})["pids"] = {"limit": 1}
+    bundle = rt.bundle(config)
+    prefix = config["linux"]["cgroupsPath"]
+    try:
+        _create_at_once(rt, prefix)
+        # a pids limit of 1 leaves room for the container's one process
+        p = rt("run", "--bundle", str(bundle), rt.new_id())
+        assert p.returncode == 0, p.stderr
+    finally:
+        for cid in rt.ids:
+            rt("delete", "--force", cid, timeout=30)
+        # the shared parent the runtimes made below this process's own cgroups
+        for depth in range(4):
+            for d in glob.glob(f"/sys/fs/cgroup/*/{'*/' * depth}{prefix}"):
+                rmdir_cgroup(Path(d))
+
+
+def _create_at_once(rt: Runtime, prefix: str) -> None:
+    for _round in range(4):
+        procs, ids, logs = [], [], []
+        for n in range(12):
+            cfg = base_config(["sh", "-c", "cat /dev/null && head -c 1 /dev/zero | wc -c"])
+            # below one shared parent, as a pod's containers are
+            cfg["linux"]["cgroupsPath"] = f"{prefix}/{_round}-{n}"
+            cfg["linux"]["resources"] = {**cfg["linux"].get("resources", {}),
+                                         "pids": {"limit": 10}}
+            b = rt.bundle(cfg)
+            cid = rt.new_id()
+            ids.append(cid)
+            # a file, not a pipe: the created init keeps create's stderr open
+            log = rt.tmp / f"create-{_round}-{n}.err"
+            logs.append(log)
+            with open(log, "w") as err:
+                procs.append(subprocess.Popen([rt.binary, "--root", str(rt.root), "create",
+                                               "--bundle", str(b), cid],
+                                              stdout=subprocess.DEVNULL, stderr=err))
+        codes = [p.wait(timeout=60) for p in procs]
+        failed = [(cid, log.read_text().strip()) for cid, code, log
+                  in zip(ids, codes, logs, strict=True) if code != 0]
+        assert not failed, failed
+        for cid in ids:
+            rt("delete", "--force", cid, timeout=30)

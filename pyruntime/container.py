@@ -238,6 +238,11 @@ class Runtime:
         # longer than the imports, which so still land in our memory cgroup, not the
         # container's (init must boot within a limit as small as runc's).
         early = namespaces_before_go(plan)
+        # The directories, and every limit but the pids one, before any child exists: an
+        # early init binds the cgroup directories into its rootfs and makes device nodes
+        # (which the device rules govern) while we attach it.  The pids limit comes once
+        # stage 1 and init both exist (as in runc: `pids.limit` 1 must not stop the fork).
+        pids_limit = self._prepare_cgroup(spec, cgroup)
         parent, child = sync.Channel.pair()
         # The children are charged to the container's memory cgroup for every page they
         # touch: keep the collector from walking (and so copying) the inherited heap.
@@ -257,17 +262,6 @@ class Runtime:
         master = None
         try:
             cgroup.apply(pid)
-            if spec.linux.resources:
-                from .defaults import effective_resources
-
-                resources = effective_resources(dict(spec.linux.resources))
-                if self.rootless_cgroups:
-                    from .rootless import without_devices
-
-                    resources = without_devices(resources)
-                cgroup.set(resources)
-                for name in cgroup.unenforced(resources):
-                    self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
             trace.mark("cgroup")
             if not early:
                 parent.send(sync.GO)
@@ -310,6 +304,8 @@ class Runtime:
                         # process may have that pid now
                         raise RuntimeErr("container init exited unexpectedly")
                     cgroup.apply(init_pid)
+                    if pids_limit:
+                        cgroup.set(pids_limit)
                     parent.send(sync.GO)
                 except Exception:
                     child_error = parent.pending_error()  # init failed first: its words
@@ -318,6 +314,8 @@ class Runtime:
                         raise child_error from None
                     raise
                 trace.mark("cgroup")
+            if pids_limit and not early:
+                cgroup.set(pids_limit)
             os.waitpid(pid, 0)
             pid = 0
             trace.mark("init")
@@ -355,6 +353,26 @@ class Runtime:
         finally:
             parent.close()
         return master
+
+    def _prepare_cgroup(self, spec: Spec, cgroup: Any) -> dict[str, Any] | None:
+        """Make the container's cgroup directories and write its limits, all but pids,
+        which are returned for later (None when there are none)."""
+        cgroup.apply(-1)
+        if not spec.linux.resources:
+            return None
+        from .defaults import effective_resources
+
+        resources = effective_resources(dict(spec.linux.resources))
+        if self.rootless_cgroups:
+            from .rootless import without_devices
+
+            resources = without_devices(resources)
+        for name in cgroup.unenforced(resources):
+            self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
+        pids = resources.pop("pids", None)
+        if resources:
+            cgroup.set(resources)
+        return {"pids": pids} if pids else None
 
     def _cleanup_failed(self, st: State, sdir: str, cgroup: Any,
                         keep_dir: bool = False) -> None:
