@@ -127,3 +127,25 @@ def _create_at_once(rt: Runtime, prefix: str) -> None:
         assert not failed, failed
         for cid in ids:
             rt("delete", "--force", cid, timeout=30)
+
+
+@pytest.mark.parametrize("which", ["pyrt", "runc"])
+@pytest.mark.parametrize("limit", [1000, 300_000])
+def test_a_memory_limit_too_small_to_start_says_so(which: str, limit: int,
+                                                    request: pytest.FixtureRequest) -> None:
+    """Below what the runtime itself needs to set the container up: refused when written
+    (the kernel's EBUSY) or the setup is OOM-killed; either way one line naming the limit,
+    never a bare "connection reset", and nothing left."""
+    rt: Runtime = request.getfixturevalue(which)
+    config = base_config(["true"])
+    config["linux"].setdefault("resources", {})["memory"] = {"limit": limit}
+    cid = rt.new_id()
+    p = rt("run", "--bundle", str(rt.bundle(config)), cid)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    if which == "pyrt":
+        assert "linux.resources.memory.limit" in lines[0], lines[0]
+    else:
+        assert "memory limit" in lines[0], lines[0]
+    assert not (rt.root / cid).exists()

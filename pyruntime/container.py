@@ -166,6 +166,9 @@ class Runtime:
             master = self._build(st, spec, sdir, cgroup, opts)
         except BaseException as e:
             deleted = st_mod.deleted_under_us(sdir, ours, saved)
+            # a memory limit too small for the runtime's own setup kills our child without
+            # a word (the channel just closes): the cgroup's OOM count says why
+            oom = _oom_kills(cgroup) if isinstance(e, Exception) and not deleted else 0
             self._cleanup_failed(st, sdir, None if shared_cgroup else cgroup,
                                  keep_dir=deleted == st_mod.REPLACED)
             if deleted and isinstance(e, Exception):
@@ -173,6 +176,11 @@ class Runtime:
                 # a timeout): whatever failed here failed because of that, so say that
                 self.debug(f"create {cid}: failed after a delete: {e!r}")
                 raise RuntimeErr("container was deleted during create") from e
+            if oom:
+                limit = (spec.linux.resources.get("memory") or {}).get("limit")
+                raise ConfigError("linux.resources.memory.limit",
+                                  f"{limit} bytes: the container's init was killed by the OOM "
+                                  "killer while it was being set up") from e
             raise
         return st, master
 
@@ -238,11 +246,13 @@ class Runtime:
         # longer than the imports, which so still land in our memory cgroup, not the
         # container's (init must boot within a limit as small as runc's).
         early = namespaces_before_go(plan)
-        # The directories, and every limit but the pids one, before any child exists: an
+        # The directories, and the limits but memory and pids, before any child exists: an
         # early init binds the cgroup directories into its rootfs and makes device nodes
-        # (which the device rules govern) while we attach it.  The pids limit comes once
-        # stage 1 and init both exist (as in runc: `pids.limit` 1 must not stop the fork).
-        pids_limit = self._prepare_cgroup(spec, cgroup)
+        # (which the device rules govern) while we attach it.  Memory once the child is in
+        # (see _prepare_cgroup), pids once stage 1 and init both exist (as in runc:
+        # `pids.limit` 1 must not stop the fork).
+        later = self._prepare_cgroup(spec, cgroup)
+        pids_limit = {"pids": later["pids"]} if "pids" in later else None
         parent, child = sync.Channel.pair()
         # The children are charged to the container's memory cgroup for every page they
         # touch: keep the collector from walking (and so copying) the inherited heap.
@@ -262,6 +272,8 @@ class Runtime:
         master = None
         try:
             cgroup.apply(pid)
+            if "memory" in later:
+                cgroup.set({"memory": later["memory"]})
             trace.mark("cgroup")
             if not early:
                 parent.send(sync.GO)
@@ -354,12 +366,12 @@ class Runtime:
             parent.close()
         return master
 
-    def _prepare_cgroup(self, spec: Spec, cgroup: Any) -> dict[str, Any] | None:
-        """Make the container's cgroup directories and write its limits, all but pids,
-        which are returned for later (None when there are none)."""
+    def _prepare_cgroup(self, spec: Spec, cgroup: Any) -> dict[str, Any]:
+        """Make the container's cgroup directories and write its limits but memory and
+        pids, which are returned for later."""
         cgroup.apply(-1)
         if not spec.linux.resources:
-            return None
+            return {}
         from .defaults import effective_resources
 
         resources = effective_resources(dict(spec.linux.resources))
@@ -369,10 +381,13 @@ class Runtime:
             resources = without_devices(resources)
         for name in cgroup.unenforced(resources):
             self.warn(f"linux.resources.{name} is not enforced on this host's cgroups")
-        pids = resources.pop("pids", None)
+        # the memory limit once our child is in: a limit below what it already uses is
+        # then refused by the kernel (EBUSY), a clear error, as in runc, where an empty
+        # cgroup would take it and the child be OOM-killed without a word
+        later = {k: resources.pop(k) for k in ("memory", "pids") if resources.get(k)}
         if resources:
             cgroup.set(resources)
-        return {"pids": pids} if pids else None
+        return later
 
     def _cleanup_failed(self, st: State, sdir: str, cgroup: Any,
                         keep_dir: bool = False) -> None:
@@ -602,6 +617,25 @@ def _frozen(manager: Any) -> bool:
         return bool(manager.is_frozen())
     except (OSError, RuntimeErr):
         return False
+
+
+def _oom_kills(cgroup: Any) -> int:
+    """OOM kills the container's memory cgroup has counted (v1 memory.oom_control, v2
+    memory.events); 0 when there is no such file."""
+    paths = cgroup.paths()
+    for key, name in (("memory", "memory.oom_control"), ("", "memory.events")):
+        d = paths.get(key) if key else (paths.get("unified") or next(iter(paths.values()), None))
+        if not d:
+            continue
+        try:
+            with open(os.path.join(d, name)) as f:
+                for line in f:
+                    field, _, value = line.partition(" ")
+                    if field == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
 
 
 def _kill_quietly(pid: int) -> None:
