@@ -274,7 +274,8 @@ def test_create_raced_by_delete_force(request: pytest.FixtureRequest, name: str)
     assert pids_matching(str(bundle)) == []
     if name == "pyrt":
         assert errors, "the race was never hit"
-        assert all(len(e.strip().splitlines()) == 1 for e in errors), errors
+        assert all(len(e.strip().splitlines()) == 1 for e in errors), \
+            [e for e in errors if len(e.strip().splitlines()) != 1]
         _assert_readable_errors(*errors)
         assert {e.split(": ", 1)[1].strip() for e in errors} <= {
             "pyruntime: container was deleted during create"}, errors

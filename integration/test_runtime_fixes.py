@@ -130,15 +130,16 @@ def _create_at_once(rt: Runtime, prefix: str) -> None:
 
 
 @pytest.mark.parametrize("which", ["pyrt", "runc"])
-@pytest.mark.parametrize("limit", [1000, 300_000])
-def test_a_memory_limit_too_small_to_start_says_so(which: str, limit: int,
+def test_a_memory_limit_too_small_to_start_says_so(which: str,
                                                     request: pytest.FixtureRequest) -> None:
     """Below what the runtime itself needs to set the container up: refused when written
-    (the kernel's EBUSY) or the setup is OOM-killed; either way one line naming the limit,
-    never a bare "connection reset", and nothing left."""
+    (the kernel's EBUSY) or the setup is OOM-killed (which of the two depends on timing);
+    either way one line naming the limit, never a bare "connection reset", nothing left.
+    (Where between 1 kB and ~600 kB the setup is OOM-killed rather than refused varies
+    from run to run: tests/test_units.py checks the OOM count that the message rests on.)"""
     rt: Runtime = request.getfixturevalue(which)
     config = base_config(["true"])
-    config["linux"].setdefault("resources", {})["memory"] = {"limit": limit}
+    config["linux"].setdefault("resources", {})["memory"] = {"limit": 1000}
     cid = rt.new_id()
     p = rt("run", "--bundle", str(rt.bundle(config)), cid)
     assert p.returncode != 0

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# Whether READY went out: after it nobody listens on the channel any more.
+_ready = [False]
+
 # What the child is doing, so that a bare OSError ("Operation not permitted") still says where.
 _step = ["starting"]
 
@@ -63,8 +66,11 @@ def _fail(chan: sync.Channel, e: BaseException) -> None:
     try:
         chan.error(msg)
     except OSError:
-        if _runtime_gone(e):
-            return  # create failed (and says why) or was killed: nobody to tell
+        if _runtime_gone(e) or not _ready[0]:
+            # create failed (and says why: a `delete --force` that took our cgroups or
+            # state mid-create, say) or was killed: nobody to tell, and create's stderr,
+            # which we still share, must keep its one line
+            return
         # after READY nobody listens on the channel: the container's stderr is all there is
         try:
             os.write(2, f"pyruntime init: {msg}\n".encode())
@@ -507,6 +513,7 @@ def _become_process(chan: sync.Channel, plan: InitPlan, proc: Process, prepared:
 
     _at("reporting ready")
     chan.send(sync.READY)
+    _ready[0] = True
     chan.close()
 
     if fifo_fd is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pyruntime import main as fastcli
@@ -146,3 +148,25 @@ def test_record_behaves_like_a_frozen_dataclass() -> None:
     with pytest.raises(TypeError, match="unexpected arguments"):
         Point(1, z=3)  # type: ignore[call-arg]
     assert Point(1).tags is not Point(1).tags, "default_factory runs per instance"
+
+
+def test_oom_kills_read_from_the_memory_cgroup(tmp_path: Path) -> None:
+    """create's word for a setup killed under a tiny memory limit rests on this count."""
+    from pyruntime.container import _oom_kills
+
+    class Manager:
+        def __init__(self, paths: dict[str, str]) -> None:
+            self._paths = paths
+
+        def paths(self) -> dict[str, str]:
+            return self._paths
+
+    v1 = tmp_path / "memory"
+    v1.mkdir()
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert _oom_kills(Manager({"memory": str(v1), "pids": str(tmp_path)})) == 2
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert _oom_kills(Manager({"unified": str(v2)})) == 1
+    assert _oom_kills(Manager({"pids": str(tmp_path / "nowhere")})) == 0
