@@ -205,13 +205,19 @@ class _DeadChannel:
         raise BrokenPipeError(32, "Broken pipe")
 
 
-@pytest.mark.parametrize(("exc", "printed"), [
-    (ConnectionResetError(104, "Connection reset by peer"), ""),  # create went away
-    (init.ChildError(init.sync.PEER_GONE), ""),
-    (OSError(1, "Operation not permitted"), "pyruntime init: waiting for start: Operation not permitted\n"),
+@pytest.mark.parametrize(("exc", "ready", "printed"), [
+    (ConnectionResetError(104, "Connection reset by peer"), True, ""),  # create went away
+    (init.ChildError(init.sync.PEER_GONE), True, ""),
+    (OSError(1, "Operation not permitted"), True,
+     "pyruntime init: waiting for start: Operation not permitted\n"),
+    # before READY create reads the channel; if it is gone, create failed and says why:
+    # its stderr, which init still shares, keeps its one line
+    (OSError(2, "No such file or directory"), False, ""),
 ])
-def test_init_error_after_the_runtime_left(exc: BaseException, printed: str,
-                                           capfd: pytest.CaptureFixture[str]) -> None:
+def test_init_error_after_the_runtime_left(exc: BaseException, ready: bool, printed: str,
+                                           capfd: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init, "_ready", [ready])
     init._at("waiting for start")
     init._fail(_DeadChannel(), exc)  # type: ignore[arg-type]
     assert capfd.readouterr().err == printed
