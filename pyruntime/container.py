@@ -220,18 +220,13 @@ class Runtime:
 
     def _build(self, st: State, spec: Spec, sdir: str, cgroup: Any, opts: CreateOptions) -> int | None:
         from . import sync
-        from .plan import InitPlan, namespaces_before_go, needs_state_doc, run_child
+        from .plan import InitPlan, namespaces, namespaces_before_go, needs_state_doc, run_child
 
         assert spec.process is not None
         fifo = os.path.join(sdir, st_mod.FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo honours the umask; init may write as a non-root user
-        new_flags, joins = 0, []
-        for ns in spec.linux.namespaces:
-            if ns.path:
-                joins.append((ns.type, ns.path))
-            else:
-                new_flags |= NAMESPACE_FLAGS[ns.type]
+        new_flags, joins = namespaces(spec)
         listen = _listen_fds()
         plan = InitPlan(
             spec=spec, rootfs=st.rootfs, fifo_path=str(fifo), no_pivot=opts.no_pivot,

@@ -54,6 +54,19 @@ def run_child(chan: Any, plan: InitPlan, sys: Any) -> None:
     os._exit(1)  # stage1 does not return
 
 
+def namespaces(spec: Spec) -> tuple[int, list[tuple[str, str]]]:
+    """The CLONE_NEW* flags of the namespaces to create, and the (type, path) to join."""
+    from .syscalls.linux import NAMESPACE_FLAGS
+
+    new, joins = 0, []
+    for ns in spec.linux.namespaces:
+        if ns.path:
+            joins.append((ns.type, ns.path))
+        else:
+            new |= NAMESPACE_FLAGS[ns.type]
+    return new, joins
+
+
 def needs_state_doc(spec: Spec) -> bool:
     """Whether init waits for create's state document (the HOOKS exchange): the prestart,
     createRuntime and createContainer hooks run at that point, and the state goes to the

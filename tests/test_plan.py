@@ -9,19 +9,14 @@ from typing import Any
 import pytest
 
 from pyruntime.defaults import default_spec
-from pyruntime.plan import InitPlan, namespaces_before_go, needs_state_doc
+from pyruntime.plan import InitPlan, namespaces, namespaces_before_go, needs_state_doc
 from pyruntime.spec import parse_spec
-from pyruntime.syscalls.linux import NAMESPACE_FLAGS
+from pyruntime.syscalls.linux import CLONE_NEWNET, CLONE_NEWUSER
 
 
 def _plan(doc: dict[str, Any], is_exec: bool = False) -> InitPlan:
     spec = parse_spec(doc)
-    new, joins = 0, []
-    for ns in spec.linux.namespaces:
-        if ns.path:
-            joins.append((ns.type, ns.path))
-        else:
-            new |= NAMESPACE_FLAGS[ns.type]
+    new, joins = namespaces(spec)
     return InitPlan(spec=spec, rootfs="/r", fifo_path=None, new_namespaces=new,
                     join_namespaces=joins, is_exec=is_exec)
 
@@ -31,6 +26,13 @@ def _with_namespace(ns: dict[str, str]) -> dict[str, Any]:
     doc["linux"]["namespaces"] = [n for n in doc["linux"]["namespaces"]
                                   if n["type"] != ns["type"]] + [ns]
     return doc
+
+
+def test_namespaces_to_create_and_to_join() -> None:
+    new, joins = namespaces(parse_spec(_with_namespace({"type": "network",
+                                                        "path": "/run/netns/x"})))
+    assert joins == [("network", "/run/netns/x")]
+    assert not new & (CLONE_NEWNET | CLONE_NEWUSER) and new
 
 
 def test_a_plain_container_prepares_before_go() -> None:
