@@ -103,7 +103,13 @@ class Channel:
         self.send(ERROR, msg=msg)
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
-        msg, fds, flags = _recv_fds(self.sock)
+        try:
+            msg, fds, flags = _recv_fds(self.sock)
+        except ConnectionResetError:
+            # the other side sent its last words (an ERROR) and exited with a message of
+            # ours unread (GO to an init that failed first): the kernel reports that reset
+            # before the words, which are still queued
+            msg, fds, flags = _recv_after_reset(self.sock)
         if not msg:
             raise ChildError(PEER_GONE)
         if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):
@@ -122,6 +128,8 @@ class Channel:
         step failed because the child had failed first, its words are the ones to show."""
         try:
             msg, fds, _flags = _recv_fds(self.sock, _socket.MSG_DONTWAIT)
+        except ConnectionResetError:
+            msg, fds, _flags = _recv_after_reset(self.sock)
         except OSError:
             return None
         for fd in fds:
@@ -162,6 +170,14 @@ def _recv_fds(sock: _socket.socket, flags: int = 0) -> tuple[bytes, list[int], i
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds.extend(unpack_fds(data))
     return msg, fds, flags
+
+
+def _recv_after_reset(sock: _socket.socket) -> tuple[bytes, list[int], int]:
+    """What the peer queued before it went (the reset itself is reported once)."""
+    try:
+        return _recv_fds(sock, _socket.MSG_DONTWAIT)
+    except OSError:
+        return b"", [], 0
 
 
 def _close(fd: int) -> None:

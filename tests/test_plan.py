@@ -71,3 +71,26 @@ def test_init_stops_for_the_state_only_for_hooks_or_a_seccomp_agent() -> None:
     doc = default_spec()
     doc["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent"}
     assert needs_state_doc(parse_spec(doc))
+
+
+def test_the_last_words_of_a_child_that_left_a_message_unread() -> None:
+    """An init that fails before it reads GO sends ERROR and exits with GO unread: the
+    kernel reports that as a reset before the ERROR still queued; create must say the
+    ERROR, not "Connection reset by peer"."""
+    from pyruntime import sync
+    from pyruntime.errors import ChildError
+
+    parent, child = sync.Channel.pair()
+    parent.send(sync.GO)
+    child.error("mounts[0] on /proc: proc must be mounted on ordinary directory")
+    child.close()  # GO unread
+    with pytest.raises(ChildError, match=r"mounts\[0\] on /proc"):
+        parent.wait_for(sync.READY)
+    parent.close()
+
+    parent, child = sync.Channel.pair()
+    parent.send(sync.GO)
+    child.error("preparing the process: no such file")
+    child.close()
+    assert str(parent.pending_error()) == "preparing the process: no such file"
+    parent.close()
