@@ -27,7 +27,9 @@ def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
     if quiet:
         return "".join(f"{r['id']}\n" for r in rows)
     if fmt == "json":
-        return dumps(rows) + "\n"
+        # runc's list JSON: annotations only when there are some (omitempty), owner last,
+        # and `null`, not `[]`, for no containers (a Go nil slice)
+        return dumps([_runc_row(r) for r in rows] or None) + "\n"
     table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     table += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -35,6 +37,14 @@ def list_containers(runtime: Any, quiet: bool, fmt: str) -> str:
         "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
         for row in table
     )
+
+
+def _runc_row(doc: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in doc.items() if k not in ("owner", "annotations")}
+    if doc.get("annotations"):
+        row["annotations"] = doc["annotations"]
+    row["owner"] = doc["owner"]
+    return row
 
 
 def _owner(path: str) -> str:
