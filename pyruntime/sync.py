@@ -162,9 +162,11 @@ def unpack_fds(data: bytes) -> list[int]:
             for i in range(0, len(data) - _INT + 1, _INT)]
 
 
-def _recv_fds(sock: _socket.socket, flags: int = 0) -> tuple[bytes, list[int], int]:
-    """One packet and the fds passed with it (socket.recv_fds, on _socket)."""
-    msg, ancdata, flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_LEN(_MAX_FDS * _INT), flags)
+def _recv_fds(sock: _socket.socket, recv_flags: int = 0) -> tuple[bytes, list[int], int]:
+    """One packet, the fds passed with it and the message flags (socket.recv_fds, on
+    _socket); `recv_flags` are recvmsg's (MSG_DONTWAIT)."""
+    msg, ancdata, flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_LEN(_MAX_FDS * _INT),
+                                              recv_flags)
     fds: list[int] = []
     for level, kind, data in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
